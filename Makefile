@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each builds .venv from nothing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE_KB ?= sample
+
+.PHONY: run test install install-dev lint typecheck bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, ingest the bundled sample documents, open an interactive search
+run: install
+	$(BIN)/hanlin kb create $(SAMPLE_KB) --exist-ok
+	$(BIN)/hanlin kb add $(SAMPLE_KB) samples/
+	$(BIN)/hanlin kb search $(SAMPLE_KB)
+
+## make test: install with dev tools, lint, type-check, run the whole suite (slow tests included)
+test: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint:
+	$(BIN)/ruff check src tests bench
+
+bench: install-dev
+	$(BIN)/python bench/retrieval.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

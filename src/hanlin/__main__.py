@@ -1,0 +1,3 @@
+from hanlin.cli.main import main
+
+main()

@@ -1,0 +1,320 @@
+"""``hanlin kb …``: create, fill, sync, search and inspect knowledge bases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hanlin.cli.progress import progress_bar
+from hanlin.config import load_settings
+from hanlin.errors import InvalidInputError
+from hanlin.knowledge.filters import parse_cli_filter
+from hanlin.knowledge.ingest import IngestReport
+from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.knowledge.loaders import LoaderOptions
+from hanlin.knowledge.search import Fusion, Mode, SearchResult
+
+app = typer.Typer(
+    help="Knowledge bases: ingest folders, keep them in sync, hybrid search.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _print_report(report: IngestReport) -> None:
+    mb = report.bytes_read / 1e6
+    secs = max(report.seconds, 1e-9)
+    err.print(
+        f"[green]✓[/] {report.files_seen} files: {report.documents_added} documents added, "
+        f"{report.documents_updated} updated, {report.documents_deleted} deleted, "
+        f"{report.files_unchanged} files unchanged; {report.chunks_written} chunks "
+        f"({report.chunks_embedded} embedded) in {report.seconds:.1f}s "
+        f"({report.files_seen / secs:.1f} files/s, {mb / secs:.2f} MB/s)",
+        highlight=False,
+    )
+    if report.ignored:
+        err.print(f"  {report.ignored} files of unsupported types in folders were ignored")
+    if report.skipped:
+        table = Table(title=f"{len(report.skipped)} skipped", title_style="bold red")
+        table.add_column("path", overflow="fold")
+        table.add_column("reason")
+        table.add_column("what to do")
+        for s in report.skipped:
+            table.add_row(s.path, s.reason, s.hint)
+        err.print(table)
+
+
+@app.command()
+def create(
+    name: str,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option("--embedding-model", "-e", help="fast-use (default, bundled) or e5-small"),
+    ] = None,
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="no error if it exists")] = False,
+) -> None:
+    """Create an empty knowledge base."""
+    kb = KnowledgeBase.create(name, embedding_model=embedding_model, exist_ok=exist_ok)
+    err.print(f"knowledge base [bold]{name}[/] at {kb.path} (embeddings: {kb.embedding_model})")
+    kb.close()
+
+
+@app.command()
+def add(
+    name: str,
+    items: Annotated[list[str], typer.Argument(help="files, folders, globs or URLs")],
+    text_field: Annotated[
+        list[str] | None, typer.Option(help="CSV/JSON: fields for the text")
+    ] = None,
+    metadata_field: Annotated[
+        list[str] | None, typer.Option(help="CSV/JSON: metadata fields")
+    ] = None,
+    id_field: Annotated[str | None, typer.Option(help="CSV/JSON: the record id field")] = None,
+    title_field: Annotated[str | None, typer.Option(help="CSV/JSON: the title field")] = None,
+) -> None:
+    """Add sources and ingest them. Exits 1 if any file was skipped (they are listed)."""
+    options = LoaderOptions(
+        text_fields=text_field or None,
+        metadata_fields=metadata_field or None,
+        id_field=id_field,
+        title_field=title_field,
+    )
+    with KnowledgeBase(name) as kb, progress_bar(f"adding to {name}", err) as progress:
+        report = kb.add(*items, loader_options=options, progress=progress)
+    _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def sync(name: str) -> None:
+    """Re-scan sources: ingest new and changed files, drop deleted ones, skip unchanged ones."""
+    with KnowledgeBase(name) as kb, progress_bar(f"syncing {name}", err) as progress:
+        report = kb.sync(progress=progress)
+    _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _result_table(results: list[SearchResult]) -> Table:
+    table = Table(show_lines=True)
+    for col in ("#", "score", "dense", "bm25", "where", "text"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(results, 1):
+        c = r.chunk
+        where = c.source + (f" p.{c.page}" if c.page else "")
+        if c.heading_path:
+            where += "\n" + " › ".join(c.heading_path)
+        dense = r.scores.get("dense")
+        bm25 = r.scores.get("keyword")
+        snippet = " ".join(c.text.split())
+        table.add_row(
+            str(i),
+            f"{r.score:.3f}",
+            "" if dense is None else f"{dense:.3f}",
+            "" if bm25 is None else f"{bm25:.2f}",
+            where,
+            snippet[:300] + ("…" if len(snippet) > 300 else ""),
+        )
+    return table
+
+
+@app.command()
+def search(
+    name: str,
+    query: Annotated[str | None, typer.Argument(help="omit for an interactive prompt")] = None,
+    mode: Annotated[str, typer.Option("--mode", "-m", help="dense, keyword or hybrid")] = "hybrid",
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="key=value, key>=n, key!=v, key=a|b (repeatable)"),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
+    fusion: Annotated[str | None, typer.Option(help="weighted or rrf")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output for scripts")] = False,
+) -> None:
+    """Search a knowledge base (hybrid by default). Without a query: an interactive prompt."""
+    flt = parse_cli_filter(filter_ or [])
+    with KnowledgeBase(name) as kb:
+
+        def run(q: str) -> None:
+            results = kb.search(q, k=k, mode=_mode(mode), filters=flt, fusion=_fusion(fusion))
+            if as_json:
+                print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+            elif results:
+                out.print(_result_table(results))
+            else:
+                err.print("no results")
+
+        if query is not None:
+            run(query)
+            return
+        err.print(f"searching [bold]{name}[/] — type a question, empty line or Ctrl-D to quit")
+        while True:
+            try:
+                q = input("search> ").strip()
+            except EOFError:
+                break
+            if not q:
+                break
+            run(q)
+
+
+def _mode(value: str) -> Mode:
+    if value not in ("dense", "keyword", "hybrid"):
+        raise InvalidInputError(f"unknown mode {value!r}", hint="use dense, keyword or hybrid")
+    return value  # type: ignore[return-value]
+
+
+def _fusion(value: str | None) -> Fusion | None:
+    if value not in (None, "weighted", "rrf"):
+        raise InvalidInputError(f"unknown fusion {value!r}", hint="use weighted or rrf")
+    return value  # type: ignore[return-value]
+
+
+@app.command("ls")
+def list_() -> None:
+    """List knowledge bases."""
+    settings = load_settings()
+    table = Table()
+    for col in ("name", "documents", "chunks", "embedding model", "size", "failed files"):
+        table.add_column(col)
+    for name in KnowledgeBase.names(settings):
+        with KnowledgeBase(name, settings) as kb:
+            st = kb.store.stats()
+            table.add_row(
+                name,
+                str(st.documents),
+                str(st.chunks),
+                kb.embedding_model,
+                _size(st.size_bytes),
+                str(st.failed_files),
+            )
+    out.print(table)
+
+
+@app.command()
+def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Sources, counts, embedding model, size and failures of a knowledge base."""
+    with KnowledgeBase(name) as kb:
+        info = kb.info()
+    st = info.stats
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "path": str(info.path),
+                    "embedding_model": info.embedding_model,
+                    "embedding_space": info.embedding_space,
+                    "analyzer": info.analyzer,
+                    "documents": st.documents,
+                    "chunks": st.chunks,
+                    "files": st.files,
+                    "vectors": st.vectors,
+                    "size_bytes": st.size_bytes,
+                    "sources": [{"uri": s.uri, "kind": s.kind} for s in info.sources],
+                    "failures": [
+                        {"path": f.path, "reason": f.error, "hint": f.hint} for f in info.failures
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    created = dt.datetime.fromtimestamp(info.created_at).isoformat(timespec="seconds")
+    out.print(
+        f"[bold]{info.name}[/]  {info.path}\n"
+        f"  embedding model: {info.embedding_space}\n  analyzer: {info.analyzer}\n"
+        f"  created: {created}\n"
+        f"  {st.documents} documents, {st.chunks} chunks, {st.vectors} vectors, "
+        f"{st.files} files, {_size(st.size_bytes)} on disk",
+        highlight=False,
+    )
+    out.print("  sources:")
+    for s in info.sources:
+        out.print(f"    {s.kind:5} {s.uri}", highlight=False)
+    if info.failures:
+        table = Table(title=f"{len(info.failures)} failed files", title_style="bold red")
+        for col in ("path", "reason", "what to do"):
+            table.add_column(col, overflow="fold")
+        for f in info.failures:
+            table.add_row(f.path, f.error or "", f.hint or "")
+        out.print(table)
+
+
+@app.command()
+def docs(
+    name: str,
+    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the documents of a knowledge base."""
+    with KnowledgeBase(name) as kb:
+        records = kb.documents(limit)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "key": d.key,
+                        "title": d.title,
+                        "format": d.format,
+                        "chunks": d.n_chunks,
+                        "chars": d.n_chars,
+                    }
+                    for d in records
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    table = Table()
+    for col in ("document", "title", "format", "chunks", "chars"):
+        table.add_column(col, overflow="fold")
+    for d in records:
+        table.add_row(d.key, d.title, d.format, str(d.n_chunks), str(d.n_chars))
+    out.print(table)
+
+
+@app.command("delete-doc")
+def delete_doc(
+    name: str, key: Annotated[str, typer.Argument(help="as `kb docs` shows it")]
+) -> None:
+    """Delete one document."""
+    with KnowledgeBase(name) as kb:
+        if not kb.delete_document(key):
+            err.print(f"[red]no document {key!r}[/] in {name}; see `hanlin kb docs {name}`")
+            raise typer.Exit(2)
+    err.print(f"deleted {key}")
+
+
+@app.command()
+def rm(
+    name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False
+) -> None:
+    """Delete a knowledge base and everything in it."""
+    if not yes and not typer.confirm(f"delete knowledge base {name!r}?"):
+        raise typer.Exit(1)
+    KnowledgeBase.remove(name)
+    err.print(f"removed {name}")
+
+
+@app.command()
+def reembed(name: str, model: Annotated[str | None, typer.Option("--model", "-e")] = None) -> None:
+    """Re-embed every chunk (after an embedding-model change or upgrade)."""
+    with KnowledgeBase(name) as kb, progress_bar(f"re-embedding {name}", err) as progress:
+        n = kb.reembed(model, progress=progress)
+    err.print(f"re-embedded {n} chunks")

@@ -1,0 +1,57 @@
+"""The ``hanlin`` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from hanlin import __version__
+from hanlin.cli import kb
+from hanlin.errors import HanlinError
+
+app = typer.Typer(
+    name="hanlin",
+    help="Hanlin: knowledge bases, hybrid search, RAG and a model gateway — self-hosted.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(kb.app, name="kb")
+err = Console(stderr=True)
+
+
+@app.command()
+def version() -> None:
+    """Print Hanlin's version."""
+    print(__version__)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: runs the CLI and turns Hanlin errors into a message and an exit code."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+        return rc
+    except HanlinError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"  [yellow]→ {exc.hint}[/]", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,65 @@
+"""The error hierarchy. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class HanlinError(Exception):
+    """Base class of every error Hanlin raises on purpose.
+
+    ``hint`` is the action the user should take; it is appended to the message.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message}\n  → {hint}" if hint else message)
+
+
+class ConfigError(HanlinError):
+    """Settings or a config file are invalid."""
+
+
+class NotFoundError(HanlinError):
+    """A named thing (knowledge base, document, model) does not exist."""
+
+    exit_code = 2
+
+
+class AlreadyExistsError(HanlinError):
+    """Creating something that already exists."""
+
+
+class InvalidInputError(HanlinError):
+    """The user gave input we cannot use (bad filter, bad path, bad option)."""
+
+    exit_code = 2
+
+
+class LoaderError(HanlinError):
+    """A file could not be parsed; the batch goes on without it."""
+
+
+class EmbeddingModelMismatch(HanlinError):
+    """The knowledge base was embedded with another model than the one requested."""
+
+
+class StoreLockedError(HanlinError):
+    """Another process is writing the same knowledge base."""
+
+
+class StoreCorruptError(HanlinError):
+    """The on-disk store is damaged beyond automatic repair."""
+
+
+class MissingDependencyError(HanlinError):
+    """An optional dependency is not installed; the hint names the extra."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{module}', which is not installed",
+            hint=f"pip install 'hanlin[{extra}]'",
+        )
+        self.module = module
+        self.extra = extra

@@ -1,0 +1,1 @@
+"""Knowledge bases: loaders, chunking, segmentation, stores and hybrid search."""

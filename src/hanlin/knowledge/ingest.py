@@ -1,0 +1,334 @@
+"""The ingest pipeline: file → loader → chunks → tokens + vectors → one atomic store write.
+
+Files are grouped so the embedding model sees full batches; each group is written in one
+transaction together with its file records, so a crash (even ``kill -9``) leaves whole files or
+nothing, and the next ``kb sync`` redoes exactly what is missing. Unchanged files are skipped by
+size + mtime, then by content hash; unchanged documents inside a changed file (CSV rows, JSON
+records) are skipped by their own hash, and unchanged chunk texts reuse their stored vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import xxhash
+
+from hanlin.errors import HanlinError, LoaderError
+from hanlin.knowledge.base import LoadedDocument, SkippedFile
+from hanlin.knowledge.chunking import chunk_document
+from hanlin.knowledge.loaders import LoaderOptions, load_bytes
+from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, Store
+from hanlin.knowledge.tokenize import Analyzer
+from hanlin.models.embeddings.base import EmbeddingModel
+
+#: chunks gathered before one embed + write round
+GROUP_CHUNKS = 256
+#: a group is also written after this many seconds, so progress is never held back long
+GROUP_SECONDS = 5.0
+
+
+@dataclass
+class IngestReport:
+    """What an ``add`` or ``sync`` did. ``ok`` is false when anything was skipped."""
+
+    files_seen: int = 0
+    files_unchanged: int = 0
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_unchanged: int = 0
+    documents_deleted: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    bytes_read: int = 0
+    ignored: int = 0
+    seconds: float = 0.0
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+
+ProgressCallback = Callable[[int, int, str], None]  # (done, total, current item)
+
+
+def content_hash(data: bytes | str) -> str:
+    return xxhash.xxh3_128_hexdigest(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def _doc_hash(doc: LoadedDocument) -> str:
+    import json
+
+    meta = json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False, default=str)
+    return content_hash(f"{doc.title}\x00{doc.text}\x00{meta}")
+
+
+def context_text(doc: LoadedDocument, text: str, heading_path: list[str]) -> str:
+    """The text a chunk is embedded and keyword-indexed as: title and section path first, so a
+    chunk deep in a document still matches what the document is about."""
+    head = [doc.title] if doc.title and not text.startswith(doc.title) else []
+    head += [h for h in heading_path if h and h != doc.title and not text.startswith(h)]
+    return "\n".join([*head, text]) if head else text
+
+
+@dataclass
+class _Pending:
+    record: FileRecord
+    docs: list[DocumentWrite]
+    delete_keys: list[str]
+    texts: list[str]  # context texts of chunks needing vectors, aligned with `slots`
+    slots: list[ChunkWrite]
+
+
+class Ingestor:
+    """Runs the pipeline for one knowledge base."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: EmbeddingModel,
+        analyzer: Analyzer,
+        *,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        max_file_bytes: int,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.analyzer = analyzer
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.max_file_bytes = max_file_bytes
+        self._pending: list[_Pending] = []
+        self._pending_chunks = 0
+        self._last_write = time.monotonic()
+
+    # --- entry points ----------------------------------------------------------------------
+    def ingest_files(
+        self,
+        files: list[tuple[Path, int, LoaderOptions]],
+        report: IngestReport,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        total = len(files)
+        for done, (path, source_id, options) in enumerate(files, 1):
+            report.files_seen += 1
+            try:
+                self._one_file(path, source_id, options, report)
+            except HanlinError as exc:
+                self._fail(str(path), source_id, exc.message, exc.hint or "", report)
+            except OSError as exc:
+                self._fail(
+                    str(path),
+                    source_id,
+                    f"cannot read: {exc.strerror or exc}",
+                    "check that the file exists and is readable (permissions)",
+                    report,
+                )
+            if self._pending_chunks >= GROUP_CHUNKS or (
+                self._pending and time.monotonic() - self._last_write > GROUP_SECONDS
+            ):
+                self._write_pending(report)
+            if progress:
+                progress(done, total, str(path))
+        self._write_pending(report)
+
+    def ingest_url(
+        self,
+        url: str,
+        source_id: int,
+        options: LoaderOptions,
+        report: IngestReport,
+        client: httpx.Client,
+    ) -> None:
+        report.files_seen += 1
+        try:
+            resp = client.get(url, follow_redirects=True)
+            resp.raise_for_status()
+            data = resp.content
+            if len(data) > self.max_file_bytes:
+                raise LoaderError(
+                    f"download is larger than {self.max_file_bytes >> 20} MB",
+                    hint="raise knowledge.max_file_mb in hanlin.toml",
+                )
+            name = url.rstrip("/").rsplit("/", 1)[-1] or "index.html"
+            self._ingest_bytes(
+                url,
+                source_id,
+                data,
+                0,
+                0,
+                options,
+                report,
+                name=name,
+                content_type=resp.headers.get("content-type"),
+            )
+        except httpx.HTTPError as exc:
+            self._fail(
+                url,
+                source_id,
+                f"download failed: {exc}",
+                "check the URL and your network, then run `hanlin kb sync`",
+                report,
+            )
+        except HanlinError as exc:
+            self._fail(url, source_id, exc.message, exc.hint or "", report)
+        self._write_pending(report)
+
+    # --- one file --------------------------------------------------------------------------
+    def _one_file(
+        self, path: Path, source_id: int, options: LoaderOptions, report: IngestReport
+    ) -> None:
+        key = str(path)
+        st = path.stat()
+        old = self.store.get_file(key)
+        if old and old.status == "ok" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            report.files_unchanged += 1
+            return
+        if st.st_size > self.max_file_bytes:
+            raise LoaderError(
+                f"file is {st.st_size >> 20} MB, over the {self.max_file_bytes >> 20} MB limit",
+                hint="raise knowledge.max_file_mb in hanlin.toml, or split the file",
+            )
+        data = path.read_bytes()
+        self._ingest_bytes(
+            key,
+            source_id,
+            data,
+            st.st_size,
+            st.st_mtime_ns,
+            options,
+            report,
+            name=path.name,
+            content_type=None,
+        )
+
+    def _ingest_bytes(
+        self,
+        key: str,
+        source_id: int,
+        data: bytes,
+        size: int,
+        mtime_ns: int,
+        options: LoaderOptions,
+        report: IngestReport,
+        *,
+        name: str,
+        content_type: str | None,
+    ) -> None:
+        report.bytes_read += len(data)
+        digest = content_hash(data)
+        old = self.store.get_file(key)
+        record = FileRecord(key, source_id, size or len(data), mtime_ns, digest, "ok")
+        if old and old.status == "ok" and old.content_hash == digest:
+            self.store.record_file(record)  # touched, not changed
+            report.files_unchanged += 1
+            return
+        docs = load_bytes(data, source=key, name=name, options=options, content_type=content_type)
+        old_hashes = self.store.document_hashes(key)
+        pending = _Pending(
+            record, [], [k for k in old_hashes if k not in {d.key for d in docs}], [], []
+        )
+        for doc in docs:
+            digest = _doc_hash(doc)
+            if old_hashes.get(doc.key) == digest:
+                report.documents_unchanged += 1
+                continue
+            if doc.key in old_hashes:
+                report.documents_updated += 1
+            else:
+                report.documents_added += 1
+            pending.docs.append(self._prepare(doc, key, digest, pending))
+        report.documents_deleted += len(pending.delete_keys)
+        self._pending.append(pending)
+        self._pending_chunks += len(pending.slots)
+
+    def _prepare(
+        self, doc: LoadedDocument, file_key: str, digest: str, pending: _Pending
+    ) -> DocumentWrite:
+        chunks = chunk_document(doc, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
+        writes = []
+        for chunk in chunks:
+            ctx = context_text(doc, chunk.text, chunk.heading_path)
+            w = ChunkWrite(
+                chunk,
+                " ".join(self.analyzer.analyze(ctx)),
+                content_hash(self.embedder.name + "\x00" + ctx),
+                None,
+            )
+            writes.append(w)
+            pending.texts.append(ctx)
+            pending.slots.append(w)
+        return DocumentWrite(
+            key=doc.key,
+            file_path=file_key,
+            source=doc.source,
+            title=doc.title,
+            format=doc.format,
+            content_hash=digest,
+            metadata=doc.metadata,
+            n_chars=len(doc.text),
+            chunks=writes,
+        )
+
+    def _fail(
+        self, path: str, source_id: int, reason: str, hint: str, report: IngestReport
+    ) -> None:
+        report.skipped.append(SkippedFile(path, reason, hint))
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        old = self.store.get_file(path)
+        # keep the last good version's documents; remember the failure
+        self.store.record_file(
+            FileRecord(
+                path,
+                source_id,
+                size,
+                mtime,
+                old.content_hash if old else None,
+                "failed",
+                reason,
+                hint,
+            )
+        )
+
+    # --- embedding and writing --------------------------------------------------------------
+    def _write_pending(self, report: IngestReport) -> None:
+        if not self._pending:
+            return
+        slots = [s for p in self._pending for s in p.slots]
+        texts = [t for p in self._pending for t in p.texts]
+        reuse = self.store.vectors_for_text_hashes([s.text_hash for s in slots])
+        todo = [(s, t) for s, t in zip(slots, texts, strict=True) if s.text_hash not in reuse]
+        for s in slots:
+            s.vector = reuse.get(s.text_hash)
+        for batch in _batches(todo, self.embedder.batch_size):
+            vecs = self.embedder.embed_documents([t for _, t in batch])
+            for (s, _), v in zip(batch, vecs, strict=True):
+                s.vector = np.asarray(v, dtype=np.float32)
+            report.chunks_embedded += len(batch)
+        self.store.write(
+            [d for p in self._pending for d in p.docs],
+            files=[p.record for p in self._pending],
+            delete_keys=[k for p in self._pending for k in p.delete_keys],
+        )
+        report.chunks_written += len(slots)
+        self._pending.clear()
+        self._pending_chunks = 0
+        self._last_write = time.monotonic()
+
+
+def _batches(
+    items: list[tuple[ChunkWrite, str]], size: int
+) -> Iterator[list[tuple[ChunkWrite, str]]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

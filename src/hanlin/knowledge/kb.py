@@ -1,0 +1,368 @@
+"""``hanlin.KnowledgeBase``: the typed Python API behind ``hanlin kb …``.
+
+A knowledge base is a folder under ``HANLIN_HOME/kb/<name>/`` holding one store. Writes take a
+file lock per batch, so two processes adding to the same knowledge base interleave safely.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hanlin.config import Settings, load_settings
+from hanlin.errors import (
+    AlreadyExistsError,
+    EmbeddingModelMismatch,
+    InvalidInputError,
+    NotFoundError,
+)
+from hanlin.knowledge.base import SkippedFile
+from hanlin.knowledge.filters import Filter, parse_filter
+from hanlin.knowledge.ingest import Ingestor, IngestReport, ProgressCallback
+from hanlin.knowledge.loaders import LoaderOptions, supported_extensions
+from hanlin.knowledge.rerank import Reranker
+from hanlin.knowledge.scan import classify, normalize_uri, scan
+from hanlin.knowledge.search import Fusion, Mode, SearchResult, fuse
+from hanlin.knowledge.stores.base import DocumentRecord, FileRecord, SourceRecord, StoreStats
+from hanlin.knowledge.stores.sqlite import SQLiteStore
+from hanlin.knowledge.tokenize import Analyzer
+from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
+
+_NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
+#: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
+DEFAULT_DENSE_WEIGHT = {"fast-use": 0.3, "e5-small": 0.5}
+
+
+@dataclass(slots=True)
+class KBInfo:
+    """What ``kb show`` prints."""
+
+    name: str
+    path: Path
+    embedding_model: str
+    embedding_space: str
+    analyzer: str
+    created_at: float
+    stats: StoreStats
+    sources: list[SourceRecord]
+    failures: list[FileRecord]
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise InvalidInputError(
+            f"invalid knowledge-base name {name!r}",
+            hint="use up to 64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+        )
+    return name
+
+
+class KnowledgeBase:
+    """A knowledge base: add sources, keep them in sync, search them."""
+
+    def __init__(self, name: str, settings: Settings | None = None) -> None:
+        """Open an existing knowledge base (see :meth:`create`)."""
+        self.settings = settings or load_settings()
+        self.name = _check_name(name)
+        self.path = self.settings.home / "kb" / name
+        if not (self.path / "kb.sqlite").exists():
+            raise NotFoundError(
+                f"no knowledge base named '{name}'",
+                hint=f"create it with `hanlin kb create {name}`",
+            )
+        ks = self.settings.knowledge
+        self.analyzer = Analyzer()
+        self.store = SQLiteStore(
+            self.path,
+            analyzer_version=self.analyzer.version,
+            exact_search_below=ks.exact_search_below,
+        )
+        self.embedding_model = self.store.get_meta("embedding_model") or ks.embedding_model
+        self._embedder: EmbeddingModel | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        embedding_model: str | None = None,
+        settings: Settings | None = None,
+        exist_ok: bool = False,
+    ) -> KnowledgeBase:
+        """Create a knowledge base; ``embedding_model`` defaults to the configured one."""
+        settings = settings or load_settings()
+        path = settings.home / "kb" / _check_name(name)
+        if (path / "kb.sqlite").exists():
+            if exist_ok:
+                return cls(name, settings)
+            raise AlreadyExistsError(
+                f"knowledge base '{name}' already exists",
+                hint=f"use it, or remove it with `hanlin kb rm {name}`",
+            )
+        model = get_embedder(embedding_model or settings.knowledge.embedding_model)
+        path.mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(path)
+        store.set_meta("embedding_model", model.name)
+        store.set_meta("embedding_space", f"{model.name}@{model.version}")
+        store.set_meta("embedding_dim", str(model.dim))
+        store.set_meta("created_at", str(time.time()))
+        store.close()
+        return cls(name, settings)
+
+    @staticmethod
+    def names(settings: Settings | None = None) -> list[str]:
+        """Names of all knowledge bases."""
+        root = (settings or load_settings()).home / "kb"
+        if not root.exists():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / "kb.sqlite").exists())
+
+    @staticmethod
+    def remove(name: str, settings: Settings | None = None) -> None:
+        """Delete a knowledge base and everything in it."""
+        kb = KnowledgeBase(name, settings)
+        with kb.store.locked():
+            kb.close()
+            shutil.rmtree(kb.path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- embedding model -------------------------------------------------------------------
+    @property
+    def embedder(self) -> EmbeddingModel:
+        """The knowledge base's embedding model; refuses a different vector space."""
+        if self._embedder is None:
+            model = get_embedder(self.embedding_model)
+            recorded = self.store.get_meta("embedding_space")
+            current = f"{model.name}@{model.version}"
+            if recorded and recorded != current:
+                raise EmbeddingModelMismatch(
+                    f"knowledge base '{self.name}' was embedded with {recorded}, "
+                    f"but the installed model is {current}; vectors cannot be mixed",
+                    hint=f"re-embed it with `hanlin kb reembed {self.name}`",
+                )
+            self._embedder = model
+        return self._embedder
+
+    def reembed(self, model: str | None = None, progress: ProgressCallback | None = None) -> int:
+        """Re-embed every chunk with ``model`` (default: the recorded model's current version).
+        Returns the number of chunks embedded."""
+        new = get_embedder(model or self.embedding_model)
+        with self.store.locked():
+            self.store.clear_vectors()
+            self.store.set_meta("embedding_model", new.name)
+            self.store.set_meta("embedding_space", f"{new.name}@{new.version}")
+            self.store.set_meta("embedding_dim", str(new.dim))
+        self.embedding_model, self._embedder = new.name, new
+        total, done = self.store.stats().chunks, 0
+        while batch := self.store.chunks_without_vectors(new.batch_size * 4):
+            vecs = new.embed_documents([text for _, text in batch])
+            self.store.set_vectors([cid for cid, _ in batch], vecs)
+            done += len(batch)
+            if progress:
+                progress(done, total, "")
+        self.store.flush()
+        return done
+
+    # --- writing -------------------------------------------------------------------------------
+    def _ingestor(self) -> Ingestor:
+        ks = self.settings.knowledge
+        return Ingestor(
+            self.store,
+            self.embedder,
+            self.analyzer,
+            chunk_tokens=ks.chunk_tokens,
+            chunk_overlap=ks.chunk_overlap,
+            max_file_bytes=ks.max_file_mb << 20,
+        )
+
+    def add(
+        self,
+        *items: str | Path,
+        loader_options: LoaderOptions | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Add files, folders (recursively), globs or URLs, and ingest them now."""
+        if not items:
+            raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
+        options = loader_options or LoaderOptions()
+        sources = []
+        for item in items:
+            uri = normalize_uri(str(item))
+            sources.append(
+                self.store.add_source(
+                    uri, classify(str(item)), options.model_dump(exclude_defaults=True)
+                )
+            )
+        return self._ingest(sources, progress, full_sync=False)
+
+    def sync(self, progress: ProgressCallback | None = None) -> IngestReport:
+        """Re-scan every source: new and changed files are ingested, deleted ones removed,
+        unchanged ones skipped. Also finishes an ingest that was interrupted."""
+        return self._ingest(self.store.list_sources(), progress, full_sync=True)
+
+    def _ingest(
+        self, sources: Sequence[SourceRecord], progress: ProgressCallback | None, *, full_sync: bool
+    ) -> IngestReport:
+        started = time.monotonic()
+        report = IngestReport()
+        ingestor = self._ingestor()
+        supported = supported_extensions()
+        files: list[tuple[Path, int, LoaderOptions]] = []
+        seen: set[str] = set()
+        urls: list[SourceRecord] = []
+        scanned: list[SourceRecord] = []
+        for src in sources:
+            if src.kind == "url":
+                urls.append(src)
+                continue
+            result = scan(src.uri, src.kind, supported)
+            report.skipped.extend(result.skipped)
+            report.ignored += result.ignored
+            options = LoaderOptions(**src.options)
+            if not any(s.path == src.uri for s in result.skipped):
+                scanned.append(src)
+            for f in result.files:
+                if str(f) not in seen:
+                    seen.add(str(f))
+                    files.append((f, src.id, options))
+        ingestor.ingest_files(files, report, progress)
+        if urls:
+            with httpx.Client(timeout=30.0, headers={"user-agent": "hanlin"}) as client:
+                for src in urls:
+                    seen.add(src.uri)
+                    ingestor.ingest_url(
+                        src.uri, src.id, LoaderOptions(**src.options), report, client
+                    )
+        report.documents_deleted += self._forget_missing(scanned, seen, full_sync)
+        with self.store.locked():
+            self.store.flush()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _forget_missing(
+        self, scanned: Sequence[SourceRecord], seen: set[str], full_sync: bool
+    ) -> int:
+        """Remove files that vanished from their source (or from every source, on sync)."""
+        ids = {s.id for s in scanned}
+        urls = {s.uri for s in self.store.list_sources() if s.kind == "url"}
+        deleted = 0
+        for rec in self.store.list_files():
+            if rec.path in seen or rec.path in urls:
+                continue
+            if full_sync or (rec.source_id in ids and not Path(rec.path).exists()):
+                with self.store.locked():
+                    deleted += self.store.delete_file(rec.path)
+        return deleted
+
+    def delete_document(self, key: str) -> bool:
+        """Delete one document (by key as ``kb docs`` shows it). A later ``sync`` brings it
+        back only if its file changes."""
+        with self.store.locked():
+            n = self.store.delete_documents([key])
+            self.store.flush()
+        return n > 0
+
+    # --- reading -------------------------------------------------------------------------------
+    def documents(self, limit: int | None = None) -> list[DocumentRecord]:
+        return self.store.list_documents(limit)
+
+    def info(self) -> KBInfo:
+        failures = [f for f in self.store.list_files() if f.status == "failed"]
+        return KBInfo(
+            name=self.name,
+            path=self.path,
+            embedding_model=self.embedding_model,
+            embedding_space=self.store.get_meta("embedding_space") or "",
+            analyzer=self.analyzer.version,
+            created_at=float(self.store.get_meta("created_at") or 0),
+            stats=self.store.stats(),
+            sources=self.store.list_sources(),
+            failures=failures,
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        filters: dict[str, Any] | Filter | None = None,
+        fusion: Fusion | None = None,
+        dense_weight: float | None = None,
+        candidates: int | None = None,
+        reranker: Reranker | None = None,
+    ) -> list[SearchResult]:
+        """Search the knowledge base.
+
+        ``mode``: ``dense`` (vectors), ``keyword`` (BM25) or ``hybrid`` (both, fused).
+        ``filters``: metadata conditions, see :mod:`hanlin.knowledge.filters`.
+        Each result carries the raw score from each retriever and its rank there.
+        """
+        if mode not in ("dense", "keyword", "hybrid"):
+            raise InvalidInputError(
+                f"unknown search mode {mode!r}", hint="use dense, keyword or hybrid"
+            )
+        if k < 1:
+            raise InvalidInputError("k must be at least 1", hint="pass -k 10")
+        flt = parse_filter(filters)
+        n_cand = candidates or max(k * 3, 30)
+        ks = self.settings.knowledge
+        dense: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        qvec = None
+        if mode in ("dense", "hybrid"):
+            qvec = self.embedder.embed_query(query)
+            dense = self.store.dense_search(qvec, n_cand if mode == "hybrid" else k, flt)
+        if mode in ("keyword", "hybrid"):
+            tokens = self.analyzer.analyze(query)
+            keyword = self.store.keyword_search(tokens, n_cand if mode == "hybrid" else k, flt)
+        if mode == "hybrid":
+            assert qvec is not None
+            ids = list(dict.fromkeys([c for c, _ in keyword] + [c for c, _ in dense]))
+            weight = (
+                dense_weight
+                if dense_weight is not None
+                else DEFAULT_DENSE_WEIGHT.get(self.embedding_model, ks.dense_weight)
+            )
+            fused = fuse(
+                dense,
+                keyword,
+                dense_scores=self.store.score_dense(qvec, ids),
+                method=fusion or ks.fusion,
+                dense_weight=weight,
+                rrf_k=ks.rrf_k,
+            )
+        else:
+            name = mode
+            fused = [(c, s, {name: s}, {name: i + 1}) for i, (c, s) in enumerate(dense or keyword)]
+        top = fused[: max(k, n_cand if reranker else k)]
+        chunks = {c.id: c for c in self.store.get_chunks([c for c, *_ in top])}
+        results = [
+            SearchResult(chunks[c], s, raw, ranks) for c, s, raw, ranks in top if c in chunks
+        ]
+        if reranker and results:
+            scores = reranker.rerank(query, [r.chunk.text for r in results])
+            for r, s in zip(results, scores, strict=True):
+                r.scores["rerank"] = float(s)
+                r.score = float(s)
+            results.sort(key=lambda r: -r.score)
+        return results[:k]
+
+
+__all__ = ["IngestReport", "KBInfo", "KnowledgeBase", "SkippedFile"]

@@ -1,0 +1,130 @@
+"""Word .docx: headings, paragraphs, lists and tables in body order, with a zip-bomb guard.
+
+The archive is inspected with :mod:`zipfile` before python-docx opens it: the declared
+uncompressed sizes must stay under a total limit and no member may compress suspiciously well.
+(:mod:`zipfile` never inflates a member past its declared size, so the declared sizes bound the
+work.)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import docx
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from hanlin.errors import LoaderError
+from hanlin.knowledge.base import LoadedDocument
+from hanlin.knowledge.loaders.builder import DocBuilder, make_document, render_table
+from hanlin.knowledge.loaders.options import MiB
+from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
+
+MAX_UNCOMPRESSED_BYTES = 512 * MiB
+MAX_COMPRESSION_RATIO = 200
+_RATIO_MIN_BYTES = 1 * MiB  # tiny members can have silly ratios without doing harm
+_HEADING_STYLE = re.compile(r"^Heading (\d)$")
+_BOMB_HINT = (
+    "this file is not a normal Word document; if you trust it, open and re-save it in Word "
+    "or LibreOffice, otherwise leave it out"
+)
+
+
+@register_loader(
+    [".docx"],
+    "docx",
+    content_types=["application/vnd.openxmlformats-officedocument.wordprocessingml.document"],
+)
+def load_docx(request: LoadRequest) -> list[LoadedDocument]:
+    """One document. Title: the core properties' title, else the first heading, else the stem.
+
+    Raises LoaderError for a non-zip file, a zip bomb or a damaged document.
+    """
+    check_zip(request.data)
+    try:
+        document = docx.Document(io.BytesIO(request.data))
+    except Exception as exc:  # python-docx raises KeyError, PackageNotFoundError, XML errors, ...
+        raise LoaderError(
+            f"damaged or not a Word document: {type(exc).__name__}: {exc}",
+            hint="open and re-save it in Word or LibreOffice as .docx",
+        ) from exc
+    builder = DocBuilder()
+    list_items: list[str] = []
+    first_heading: str | None = None
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            _flush_list(builder, list_items)
+            builder.add("table", render_table([[c.text for c in r.cells] for r in item.rows]))
+            continue
+        text = item.text.strip()
+        if not text:
+            continue
+        level = _heading_level(item)  # before the list test: numbered headings have numPr
+        if not level and _is_list_item(item):
+            list_items.append(text)
+            continue
+        _flush_list(builder, list_items)
+        if level:
+            first_heading = first_heading or text
+            builder.add("heading", text, level=level)
+        else:
+            builder.add("paragraph", text)
+    _flush_list(builder, list_items)
+    title = (document.core_properties.title or "").strip() or first_heading or request.stem
+    return [make_document(request, builder, format="docx", title=title)]
+
+
+def check_zip(data: bytes) -> None:
+    """Raise LoaderError unless ``data`` is a zip whose declared sizes look sane."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise LoaderError(
+            "not a valid .docx (it is not a zip archive)",
+            hint="password-protected and old .doc files are not zips: save it from Word or "
+            "LibreOffice as an unprotected .docx",
+        ) from exc
+    with archive:
+        infos = archive.infolist()
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise LoaderError(
+            f"looks like a zip bomb: it unpacks to {total // MiB} MB "
+            f"(limit {MAX_UNCOMPRESSED_BYTES // MiB} MB)",
+            hint=_BOMB_HINT,
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= _RATIO_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise LoaderError(
+                f"looks like a zip bomb: member {info.filename!r} is compressed {ratio:.0f}:1 "
+                f"(limit {MAX_COMPRESSION_RATIO}:1)",
+                hint=_BOMB_HINT,
+            )
+
+
+def _style_name(paragraph: Paragraph) -> str:
+    style = paragraph.style
+    return (style.name or "") if style is not None else ""
+
+
+def _heading_level(paragraph: Paragraph) -> int:
+    name = _style_name(paragraph)
+    if name == "Title":
+        return 1
+    match = _HEADING_STYLE.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def _is_list_item(paragraph: Paragraph) -> bool:
+    p_pr = paragraph._p.pPr
+    return _style_name(paragraph).startswith("List") or (
+        p_pr is not None and p_pr.numPr is not None
+    )
+
+
+def _flush_list(builder: DocBuilder, items: list[str]) -> None:
+    builder.add("list", "\n".join(f"- {item}" for item in items))
+    items.clear()

@@ -1,0 +1,181 @@
+"""The ``Store`` protocol every knowledge-store backend implements, and its record types.
+
+A store keeps everything a knowledge base knows — sources, files, documents, chunks with their
+vectors and keyword tokens — and answers dense and keyword candidate queries. The conformance
+suite in ``tests/knowledge/test_store_conformance.py`` is the contract: a new backend passes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from hanlin.knowledge.base import Chunk
+from hanlin.knowledge.filters import Filter
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(slots=True)
+class ChunkWrite:
+    """A chunk ready to store: its text span, keyword tokens and vector."""
+
+    chunk: Chunk
+    tokens: str  # analyzer tokens joined by single spaces
+    text_hash: str
+    vector: Vector | None
+
+
+@dataclass(slots=True)
+class DocumentWrite:
+    """A whole document (with all its chunks) to insert or replace, atomically."""
+
+    key: str
+    file_path: str | None
+    source: str
+    title: str
+    format: str
+    content_hash: str
+    metadata: dict[str, Any]
+    n_chars: int
+    chunks: list[ChunkWrite]
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """What the store remembers of one file, to skip it when unchanged."""
+
+    path: str
+    source_id: int
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str  # "ok" | "failed"
+    error: str | None = None
+    hint: str | None = None
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """A path, glob or URL the user added; ``kb sync`` re-scans these."""
+
+    id: int
+    uri: str
+    kind: str  # "path" | "glob" | "url"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DocumentRecord:
+    """A stored document, as ``kb docs`` lists it."""
+
+    id: int
+    key: str
+    source: str
+    title: str
+    format: str
+    content_hash: str
+    n_chunks: int
+    n_chars: int
+    metadata: dict[str, Any]
+    updated_at: float
+
+
+@dataclass(slots=True)
+class StoredChunk:
+    """A chunk as search returns it, with where it came from (for citations)."""
+
+    id: int
+    doc_key: str
+    source: str
+    title: str
+    text: str
+    ord: int
+    heading_path: list[str]
+    page: int | None
+    page_end: int | None
+    char_start: int
+    char_end: int
+    kind: str
+    metadata: dict[str, Any]
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Counts and sizes for ``kb show``."""
+
+    documents: int
+    chunks: int
+    files: int
+    failed_files: int
+    vectors: int
+    size_bytes: int
+
+
+class Store(Protocol):
+    """What a knowledge-store backend must do. All writes are atomic per call."""
+
+    # --- metadata -------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # --- sources and files ----------------------------------------------------------------
+    def add_source(self, uri: str, kind: str, options: dict[str, Any]) -> SourceRecord: ...
+    def list_sources(self) -> list[SourceRecord]: ...
+    def get_file(self, path: str) -> FileRecord | None: ...
+    def list_files(self, source_id: int | None = None) -> list[FileRecord]: ...
+    def record_file(self, record: FileRecord) -> None: ...
+    def delete_file(self, path: str) -> int:
+        """Forget a file and delete its documents; returns the number of documents deleted."""
+        ...
+
+    # --- documents ------------------------------------------------------------------------
+    def write(
+        self,
+        documents: Sequence[DocumentWrite],
+        files: Sequence[FileRecord] = (),
+        delete_keys: Sequence[str] = (),
+    ) -> None:
+        """Replace ``documents`` (by key), delete ``delete_keys`` and record ``files`` in one
+        transaction: after a crash either all of it is visible or none of it."""
+        ...
+
+    def document_hashes(self, file_path: str) -> dict[str, str]: ...
+    def list_documents(self, limit: int | None = None) -> list[DocumentRecord]: ...
+    def get_document(self, key: str) -> DocumentRecord | None: ...
+    def delete_documents(self, keys: Sequence[str]) -> int: ...
+
+    # --- vectors --------------------------------------------------------------------------
+    def vectors_for_text_hashes(self, hashes: Sequence[str]) -> dict[str, Vector]: ...
+    def vectors_for_ids(self, ids: Sequence[int]) -> dict[int, Vector]: ...
+    def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]: ...
+    def set_vectors(self, ids: Sequence[int], vectors: Vector) -> None: ...
+    def clear_vectors(self) -> None: ...
+
+    # --- search ---------------------------------------------------------------------------
+    def dense_search(
+        self, vector: Vector, k: int, flt: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` chunk ids by cosine similarity (higher is better)."""
+        ...
+
+    def keyword_search(
+        self, tokens: Sequence[str], k: int, flt: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` chunk ids by BM25 over the stored tokens (higher is better)."""
+        ...
+
+    def get_chunks(self, ids: Sequence[int]) -> list[StoredChunk]: ...
+    def iter_chunk_ids(self) -> Iterator[int]: ...
+
+    # --- housekeeping ---------------------------------------------------------------------
+    def stats(self) -> StoreStats: ...
+    def flush(self) -> None:
+        """Persist derived indexes (ANN, keyword) so the next open needs no catch-up."""
+        ...
+
+    def close(self) -> None: ...

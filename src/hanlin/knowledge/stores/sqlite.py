@@ -1,0 +1,516 @@
+"""The embedded store: SQLite (WAL) is the source of truth; a usearch ANN index and a tantivy
+BM25 index are derived caches caught up from SQLite's change log (see ``indexes/``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from hanlin.errors import StoreCorruptError, StoreLockedError
+from hanlin.knowledge.filters import Filter
+from hanlin.knowledge.indexes.keyword import KeywordIndex
+from hanlin.knowledge.indexes.vectors import VectorIndex
+from hanlin.knowledge.stores.base import (
+    DocumentRecord,
+    DocumentWrite,
+    FileRecord,
+    SourceRecord,
+    StoredChunk,
+    StoreStats,
+    Vector,
+)
+from hanlin.knowledge.stores.schema import migrate, transaction
+from hanlin.knowledge.stores.sqlite_sql import (
+    CHUNK_SELECT,
+    DOC_SELECT,
+    filter_sql,
+    from_blob,
+    row_to_chunk,
+    row_to_document,
+    to_blob,
+)
+
+_BATCH = 5000
+
+
+class SQLiteStore:
+    """A knowledge store in one folder: ``kb.sqlite`` + ``vectors.usearch`` + ``keyword/``.
+
+    Vectors live in SQLite; the dimension and vector space (model name + version) are read from
+    the ``embedding_dim`` / ``embedding_space`` meta keys, which the knowledge base sets.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        analyzer_version: str = "default",
+        exact_search_below: int = 20_000,
+        lock_timeout: float = 120.0,
+    ) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.dir / "kb.sqlite"
+        self.exact_search_below = exact_search_below
+        try:
+            self.conn = sqlite3.connect(
+                self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            migrate(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(
+                f"cannot open {self.db_path}: {exc}",
+                hint="restore a backup, or remove the knowledge base and add its sources again",
+            ) from exc
+        self.keyword = KeywordIndex(self.dir, analyzer_version)
+        self._vectors: VectorIndex | None = None
+        self._lock = FileLock(str(self.dir / "write.lock"), timeout=lock_timeout)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's write lock (re-entrant). Every write method takes it, so two
+        processes writing the same store interleave whole transactions and index commits."""
+        try:
+            with self._lock:
+                yield
+        except Timeout as exc:
+            raise StoreLockedError(
+                f"{self.dir} is locked by another writer for over {self._lock.timeout:.0f}s",
+                hint="wait for the other `hanlin kb add/sync` to finish, then retry",
+            ) from exc
+
+    # --- metadata ---------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.locked():
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- sources and files ------------------------------------------------------------------
+    def add_source(self, uri: str, kind: str, options: dict[str, Any]) -> SourceRecord:
+        with self.locked():
+            self._add_source(uri, kind, options)
+        row = self.conn.execute("SELECT id FROM sources WHERE uri = ?", (uri,)).fetchone()
+        return SourceRecord(id=row[0], uri=uri, kind=kind, options=options)
+
+    def _add_source(self, uri: str, kind: str, options: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO sources(uri, kind, options, added_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(uri) DO UPDATE SET options = excluded.options",
+            (uri, kind, json.dumps(options), time.time()),
+        )
+
+    def list_sources(self) -> list[SourceRecord]:
+        rows = self.conn.execute("SELECT id, uri, kind, options FROM sources ORDER BY id")
+        return [SourceRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def get_file(self, path: str) -> FileRecord | None:
+        row = self.conn.execute(
+            "SELECT path, source_id, size, mtime_ns, content_hash, status, error, hint "
+            "FROM files WHERE path = ?",
+            (path,),
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def list_files(self, source_id: int | None = None) -> list[FileRecord]:
+        sql = "SELECT path, source_id, size, mtime_ns, content_hash, status, error, hint FROM files"
+        rows = (
+            self.conn.execute(sql + " WHERE source_id = ? ORDER BY path", (source_id,))
+            if source_id is not None
+            else self.conn.execute(sql + " ORDER BY path")
+        )
+        return [FileRecord(*r) for r in rows]
+
+    def record_file(self, record: FileRecord) -> None:
+        with self.locked(), transaction(self.conn):
+            self._record_file(record)
+
+    def _record_file(self, r: FileRecord) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.path,
+                r.source_id,
+                r.size,
+                r.mtime_ns,
+                r.content_hash,
+                r.status,
+                r.error,
+                r.hint,
+                time.time(),
+            ),
+        )
+
+    def delete_file(self, path: str) -> int:
+        with self.locked():
+            with transaction(self.conn):
+                n = self.conn.execute("DELETE FROM documents WHERE file_path = ?", (path,)).rowcount
+                self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+            self._after_write()
+        return int(n)
+
+    # --- documents ----------------------------------------------------------------------------
+    def write(
+        self,
+        documents: Sequence[DocumentWrite],
+        files: Sequence[FileRecord] = (),
+        delete_keys: Sequence[str] = (),
+    ) -> None:
+        with self.locked():
+            self._write(documents, files, delete_keys)
+            self._after_write()
+
+    def _write(
+        self,
+        documents: Sequence[DocumentWrite],
+        files: Sequence[FileRecord],
+        delete_keys: Sequence[str],
+    ) -> None:
+        now = time.time()
+        with transaction(self.conn):
+            for key in delete_keys:
+                self.conn.execute("DELETE FROM documents WHERE key = ?", (key,))
+            for doc in documents:
+                old = self.conn.execute(
+                    "SELECT id, created_at FROM documents WHERE key = ?", (doc.key,)
+                ).fetchone()
+                if old:
+                    self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
+                cur = self.conn.execute(
+                    "INSERT INTO documents(key, file_path, source, title, format, content_hash, "
+                    "metadata, n_chars, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        doc.key,
+                        doc.file_path,
+                        doc.source,
+                        doc.title,
+                        doc.format,
+                        doc.content_hash,
+                        json.dumps(doc.metadata, ensure_ascii=False),
+                        doc.n_chars,
+                        old[1] if old else now,
+                        now,
+                    ),
+                )
+                doc_id = cur.lastrowid
+                self.conn.executemany(
+                    "INSERT INTO chunks(doc_id, ord, text, tokens, text_hash, heading_path, page, "
+                    "page_end, char_start, char_end, n_tokens, kind, embedding) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            doc_id,
+                            w.chunk.ord,
+                            w.chunk.text,
+                            w.tokens,
+                            w.text_hash,
+                            json.dumps(w.chunk.heading_path, ensure_ascii=False),
+                            w.chunk.page,
+                            w.chunk.page_end,
+                            w.chunk.char_start,
+                            w.chunk.char_end,
+                            w.chunk.n_tokens,
+                            w.chunk.kind,
+                            None if w.vector is None else to_blob(w.vector),
+                        )
+                        for w in doc.chunks
+                    ],
+                )
+            for record in files:
+                self._record_file(record)
+
+    def document_hashes(self, file_path: str) -> dict[str, str]:
+        rows = self.conn.execute(
+            "SELECT key, content_hash FROM documents WHERE file_path = ?", (file_path,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def list_documents(self, limit: int | None = None) -> list[DocumentRecord]:
+        sql = DOC_SELECT + " ORDER BY d.key" + (f" LIMIT {int(limit)}" if limit else "")
+        return [row_to_document(r) for r in self.conn.execute(sql)]
+
+    def get_document(self, key: str) -> DocumentRecord | None:
+        row = self.conn.execute(DOC_SELECT + " WHERE d.key = ?", (key,)).fetchone()
+        return row_to_document(row) if row else None
+
+    def delete_documents(self, keys: Sequence[str]) -> int:
+        with self.locked():
+            with transaction(self.conn):
+                n = sum(
+                    self.conn.execute("DELETE FROM documents WHERE key = ?", (k,)).rowcount
+                    for k in keys
+                )
+            self._after_write()
+        return int(n)
+
+    # --- vectors ------------------------------------------------------------------------------
+    def vectors_for_text_hashes(self, hashes: Sequence[str]) -> dict[str, Vector]:
+        out: dict[str, Vector] = {}
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT text_hash, embedding FROM chunks WHERE embedding IS NOT NULL "
+                f"AND text_hash IN ({','.join('?' * len(part))})",
+                part,
+            )
+            out.update((h, from_blob(b)) for h, b in rows)
+        return out
+
+    def vectors_for_ids(self, ids: Sequence[int]) -> dict[int, Vector]:
+        out: dict[int, Vector] = {}
+        for i in range(0, len(ids), 900):
+            part = list(ids[i : i + 900])
+            rows = self.conn.execute(
+                f"SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL "
+                f"AND id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            out.update((cid, from_blob(b)) for cid, b in rows)
+        return out
+
+    def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]:
+        rows = self.conn.execute(
+            "SELECT id, text FROM chunks WHERE embedding IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def set_vectors(self, ids: Sequence[int], vectors: Vector) -> None:
+        with self.locked():
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE chunks SET embedding = ? WHERE id = ?",
+                    [(to_blob(v), int(i)) for i, v in zip(ids, vectors, strict=True)],
+                )
+            self._after_write()
+
+    def clear_vectors(self) -> None:
+        with self.locked(), transaction(self.conn):
+            self.conn.execute("UPDATE chunks SET embedding = NULL")
+        self._vectors = None
+        with self.locked():
+            for f in ("vectors.usearch", "vectors.json"):
+                (self.dir / f).unlink(missing_ok=True)
+
+    # --- derived indexes ------------------------------------------------------------------------
+    def _vector_index(self) -> VectorIndex | None:
+        if self._vectors is None:
+            dim, space = self.get_meta("embedding_dim"), self.get_meta("embedding_space")
+            if dim is None or space is None:
+                return None
+            self._vectors = VectorIndex(self.dir, int(dim), space)
+        return self._vectors
+
+    def refresh(self, write: bool = False) -> None:
+        """Catch derived indexes up with SQLite. The keyword index is only written when
+        ``write`` (the caller holds the knowledge base's write lock); the vector index is
+        caught up in memory either way and persisted by :meth:`flush`."""
+        vectors = self._vector_index()
+        targets: list[Any] = [vectors] if vectors is not None else []
+        if write:
+            targets.append(self.keyword)
+        for index in targets:
+            self._catch_up(index)
+
+    def _after_write(self) -> None:
+        """Bring both indexes up to date and commit the keyword index, so the next writer
+        (maybe another process) finds it consistent."""
+        self.refresh(write=True)
+        self.keyword.commit()
+
+    def _catch_up_keyword(self) -> None:
+        """After a crashed writer the keyword index may lag SQLite: catch it up unless someone
+        else is writing right now (that writer catches it up itself)."""
+        if self.keyword_is_current():
+            return
+        try:
+            with self._lock.acquire(timeout=0):
+                self._after_write()
+        except Timeout:
+            pass
+
+    def keyword_is_current(self) -> bool:
+        """Whether the on-disk keyword index has every change SQLite has."""
+        top = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+        return bool(self.keyword.disk_seq() >= top)
+
+    def _catch_up(self, index: VectorIndex | KeywordIndex) -> None:
+        is_vec = isinstance(index, VectorIndex)
+        self.conn.execute("BEGIN")  # one snapshot for the log and the rows
+        try:
+            top = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            if top <= index.applied_seq:
+                return
+            low = self.conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0] or 0
+            if index.applied_seq == 0 or low > index.applied_seq + 1:
+                index.reset()  # no usable log: rebuild everything from SQLite
+                cursor = self.conn.execute(
+                    "SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL"
+                    if is_vec
+                    else "SELECT id, tokens FROM chunks"
+                )
+                self._apply(index, cursor, [])
+            else:
+                ids = [
+                    r[0]
+                    for r in self.conn.execute(
+                        "SELECT DISTINCT chunk_id FROM changes WHERE seq > ? AND seq <= ?",
+                        (index.applied_seq, top),
+                    )
+                ]
+                for i in range(0, len(ids), 900):
+                    part = ids[i : i + 900]
+                    col = "embedding" if is_vec else "tokens"
+                    rows = self.conn.execute(
+                        f"SELECT id, {col} FROM chunks WHERE {col} IS NOT NULL "
+                        f"AND id IN ({','.join('?' * len(part))})",
+                        part,
+                    ).fetchall()
+                    present = {r[0] for r in rows}
+                    self._apply(index, rows, [c for c in part if c not in present])
+            index.applied_seq = top
+        finally:
+            self.conn.execute("COMMIT")
+
+    @staticmethod
+    def _apply(
+        index: VectorIndex | KeywordIndex, rows: Iterable[tuple[Any, Any]], deletes: list[int]
+    ) -> None:
+        if deletes:
+            index.delete(deletes)
+        it = iter(rows)
+        while batch := list(islice(it, _BATCH)):
+            if isinstance(index, VectorIndex):
+                index.upsert([r[0] for r in batch], np.vstack([from_blob(r[1]) for r in batch]))
+            else:
+                index.upsert([(r[0], r[1]) for r in batch])
+
+    def flush(self) -> None:
+        """Persist both derived indexes and trim the change log."""
+        with self.locked():
+            self._flush()
+
+    def _flush(self) -> None:
+        self.refresh(write=True)
+        self.keyword.commit()
+        vectors = self._vector_index()
+        if vectors is not None:
+            vectors.save()
+        low = min(self.keyword.applied_seq, vectors.applied_seq if vectors else 1 << 62)
+        self.conn.execute("DELETE FROM changes WHERE seq < ?", (low,))
+
+    def rebuild_indexes(self) -> None:
+        """Drop and rebuild both derived indexes from SQLite."""
+        with self.locked():
+            self.keyword.reset()
+            if self._vector_index() is not None:
+                assert self._vectors is not None
+                self._vectors.reset()
+            self._flush()
+
+    # --- search -------------------------------------------------------------------------------
+    def allowed_ids(self, flt: Filter) -> list[int]:
+        where, params = filter_sql(flt)
+        sql = f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}"
+        return [r[0] for r in self.conn.execute(sql, params)]
+
+    def dense_search(
+        self, vector: Vector, k: int, flt: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        self.refresh()
+        index = self._vector_index()
+        if index is None or len(index) == 0:
+            return []
+        if flt:
+            allowed = self.allowed_ids(flt)
+            if len(allowed) <= self.exact_search_below:
+                return self._exact(vector, allowed, k)
+            allowed_set = set(allowed)
+            want = k * 8
+            while True:
+                hits = [h for h in index.search(vector, want) if h[0] in allowed_set]
+                if len(hits) >= k or want >= len(index):
+                    return hits[:k]
+                want *= 4
+        return index.search(vector, k, exact=len(index) <= self.exact_search_below)
+
+    def _exact(self, vector: Vector, ids: Sequence[int], k: int) -> list[tuple[int, float]]:
+        vecs = self.vectors_for_ids(ids)
+        if not vecs:
+            return []
+        keys = np.fromiter(vecs.keys(), dtype=np.int64, count=len(vecs))
+        scores = np.vstack(list(vecs.values())) @ np.asarray(vector, dtype=np.float32)
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(keys[i]), float(scores[i])) for i in top]
+
+    def keyword_search(
+        self, tokens: Sequence[str], k: int, flt: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        self._catch_up_keyword()
+        allowed = self.allowed_ids(flt) if flt else None
+        hits = self.keyword.search(tokens, k, allowed)
+        if not hits:
+            return []
+        # a stale index (another process is mid-write) may still hold deleted chunks
+        placeholders = ",".join("?" * len(hits))
+        alive = {
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT id FROM chunks WHERE id IN ({placeholders})", [h[0] for h in hits]
+            )
+        }
+        return [h for h in hits if h[0] in alive]
+
+    def score_dense(self, vector: Vector, ids: Sequence[int]) -> dict[int, float]:
+        """Exact cosine similarity of ``vector`` with the given chunks (for fusion)."""
+        vecs = self.vectors_for_ids(ids)
+        q = np.asarray(vector, dtype=np.float32)
+        return {cid: float(v @ q) for cid, v in vecs.items()}
+
+    def get_chunks(self, ids: Sequence[int]) -> list[StoredChunk]:
+        if not ids:
+            return []
+        by_id: dict[int, StoredChunk] = {}
+        for i in range(0, len(ids), 900):
+            part = list(ids[i : i + 900])
+            rows = self.conn.execute(
+                CHUNK_SELECT + f" WHERE c.id IN ({','.join('?' * len(part))})", part
+            )
+            by_id.update((r[0], row_to_chunk(r)) for r in rows)
+        return [by_id[i] for i in ids if i in by_id]
+
+    def iter_chunk_ids(self) -> Iterator[int]:
+        for row in self.conn.execute("SELECT id FROM chunks ORDER BY id"):
+            yield int(row[0])
+
+    # --- housekeeping ---------------------------------------------------------------------------
+    def stats(self) -> StoreStats:
+        one = lambda sql: int(self.conn.execute(sql).fetchone()[0])  # noqa: E731
+        size = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+        return StoreStats(
+            documents=one("SELECT COUNT(*) FROM documents"),
+            chunks=one("SELECT COUNT(*) FROM chunks"),
+            files=one("SELECT COUNT(*) FROM files"),
+            failed_files=one("SELECT COUNT(*) FROM files WHERE status = 'failed'"),
+            vectors=one("SELECT COUNT(*) FROM chunks WHERE embedding IS NOT NULL"),
+            size_bytes=size,
+        )
+
+    def close(self) -> None:
+        self.keyword.rollback()
+        self.conn.close()

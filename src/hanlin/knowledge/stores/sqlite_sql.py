@@ -1,0 +1,100 @@
+"""SQL helpers for the SQLite store: filter compilation and row conversion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from hanlin.knowledge.filters import Filter
+from hanlin.knowledge.stores.base import DocumentRecord, StoredChunk, Vector
+
+_COLUMNS = {
+    "source": "d.source",
+    "format": "d.format",
+    "title": "d.title",
+    "doc": "d.key",
+    "page": "c.page",
+}
+_SQL_OPS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def filter_sql(flt: Filter) -> tuple[str, list[Any]]:
+    """``WHERE`` clause (over chunks ``c`` joined with documents ``d``) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for cond in flt.conditions:
+        if cond.key in _COLUMNS:
+            expr = _COLUMNS[cond.key]
+        else:
+            path = "$" + "".join(f'."{part}"' for part in cond.key.split("."))
+            expr = "json_extract(d.metadata, ?)"
+            params.append(path)
+        if cond.op == "in":
+            values = list(cond.value)
+            if not values:
+                clauses.append("0")
+                continue
+            clauses.append(f"{expr} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        else:
+            clauses.append(f"{expr} {_SQL_OPS[cond.op]} ?")
+            params.append(cond.value)
+    return " AND ".join(clauses) or "1", params
+
+
+def to_blob(vector: Vector) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_blob(blob: bytes) -> Vector:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+CHUNK_SELECT = """
+    SELECT c.id, d.key, d.source, d.title, c.text, c.ord, c.heading_path, c.page, c.page_end,
+           c.char_start, c.char_end, c.kind, d.metadata
+    FROM chunks c JOIN documents d ON d.id = c.doc_id
+"""
+
+
+def row_to_chunk(row: tuple[Any, ...]) -> StoredChunk:
+    return StoredChunk(
+        id=row[0],
+        doc_key=row[1],
+        source=row[2],
+        title=row[3],
+        text=row[4],
+        ord=row[5],
+        heading_path=json.loads(row[6]),
+        page=row[7],
+        page_end=row[8],
+        char_start=row[9],
+        char_end=row[10],
+        kind=row[11],
+        metadata=json.loads(row[12]),
+    )
+
+
+DOC_SELECT = """
+    SELECT d.id, d.key, d.source, d.title, d.format, d.content_hash,
+           (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id), d.n_chars, d.metadata,
+           d.updated_at
+    FROM documents d
+"""
+
+
+def row_to_document(row: tuple[Any, ...]) -> DocumentRecord:
+    return DocumentRecord(
+        id=row[0],
+        key=row[1],
+        source=row[2],
+        title=row[3],
+        format=row[4],
+        content_hash=row[5],
+        n_chunks=row[6],
+        n_chars=row[7],
+        metadata=json.loads(row[8]),
+        updated_at=row[9],
+    )

@@ -1,0 +1,308 @@
+"""The keyword analyzer: text → tokens for BM25, identical at index and at query time.
+
+Chinese has no spaces, so Han runs are segmented (jieba words and/or overlapping character
+bigrams); kana and hangul runs always become bigrams (jieba's dictionary is Chinese only).
+Latin words are split on punctuation, optionally stemmed with Snowball English. The defaults
+were chosen by measurement on ``shared/eval`` — see ``bench/analyzer_choice.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Analyzer", "AnalyzerOptions", "count_tokens"]
+
+#: Bump when the algorithm changes in a way that changes tokens; stores rebuild keyword indexes.
+ALGORITHM_VERSION = 1
+
+CjkMode = Literal["jieba", "bigram", "jieba+bigram"]
+
+# Character classes (Python's ``re`` has no \p{Han}). Han: CJK unified ideographs + extension A
+# + compatibility ideographs + 〇 + extensions B–H; kana: hiragana, katakana (+ phonetic
+# extensions); hangul: syllables, jamo, compatibility jamo.
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_KANA = "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff"
+_HANGUL = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+_CJK = _HAN + _KANA + _HANGUL
+# A letter or digit that is not CJK: ``[^\W_]`` is "word char but not underscore".
+_W = rf"[^\W_{_CJK}]"
+
+_RUN_RE = re.compile(rf"([{_CJK}]+)|({_W}+(?:['’.\-]{_W}+)*)")
+_HAN_RUN_RE = re.compile(rf"[{_HAN}]+")
+_ANY_CJK_RE = re.compile(rf"[{_CJK}]")
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)+")
+_HAS_ALPHA_RE = re.compile(r"[^\W\d_]")
+
+# count_tokens: CJK characters, Latin/digit words, and any other visible character.
+_COUNT_CJK_RE = re.compile(rf"[{_CJK}]")
+_COUNT_WORD_RE = re.compile(rf"{_W}+")
+_COUNT_OTHER_RE = re.compile(rf"[^\s{_CJK}\w]|_")
+
+# Lucene's English stop set: articles, auxiliaries and prepositions that never carry a query's
+# meaning. Negations like "no"/"not" are kept on purpose (claims hinge on them).
+ENGLISH_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
+# Chinese function words that jieba emits as single-character tokens: structural particles,
+# aspect markers, sentence-final particles and the commonest conjunctions/prepositions.
+# Content-bearing characters (e.g. 一, 不, 上, 大) are kept.
+CHINESE_STOPWORDS = frozenset(
+    [
+        "的",
+        "地",
+        "得",
+        "了",
+        "着",
+        "过",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "呀",
+        "嘛",
+        "之",
+        "与",
+        "及",
+        "和",
+        "或",
+        "而",
+        "也",
+        "是",
+        "在",
+        "被",
+        "把",
+    ]
+)
+
+
+class AnalyzerOptions(BaseModel):
+    """How text becomes keyword tokens. Changing any option changes :attr:`Analyzer.version`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Han runs: jieba words, overlapping character bigrams, or both (see bench/analyzer_choice.py).
+    cjk: CjkMode = "bigram"
+    #: convert Traditional → Simplified before segmenting (jieba's dictionary is Simplified).
+    t2s: bool = True
+    #: Snowball English stemming ("running", "runs" → "run").
+    stem: bool = True
+    #: drop English stop words and a few Chinese function words.
+    stopwords: bool = True
+
+
+_lock = threading.Lock()
+_shared: dict[str, Any] = {}  # process-wide heavy resources, created once on first use
+
+
+def _shared_resource(name: str, factory: Callable[[], Any]) -> Any:
+    """Create ``name`` once per process (thread-safe), then reuse it."""
+    obj = _shared.get(name)
+    if obj is None:
+        with _lock:
+            obj = _shared.get(name)
+            if obj is None:
+                obj = factory()
+                _shared[name] = obj
+    return obj
+
+
+def _make_jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary load at DEBUG to stderr
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+def _make_t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+_stemmers = threading.local()  # PyStemmer objects are not thread-safe: one per thread
+
+
+def _stemmer() -> Any:
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = Stemmer.Stemmer("english")
+        _stemmers.english = stemmer
+    return stemmer
+
+
+def _bigrams(run: str) -> list[str]:
+    if len(run) < 2:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def _latin_parts(word: str) -> list[str]:
+    """Split a word matched with inner ' - . into the tokens to index.
+
+    Decimal numbers and versions ("3.5", "1.2.3") stay whole, a possessive "'s" is dropped,
+    and everything else splits on the punctuation ("covid-19" → "covid", "19"; "e.g" → "e", "g").
+    """
+    if word.isalnum():
+        return [word]
+    word = word.replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if "." in word and _NUMBER_RE.fullmatch(word):
+        return [word]
+    return [p for p in re.split(r"['.\-]", word) if p]
+
+
+class Analyzer:
+    """Turns text into keyword tokens. Cheap to construct; the jieba dictionary (about a second)
+    loads on first use of a jieba mode, once per process, shared by every instance and thread.
+    """
+
+    def __init__(self, options: AnalyzerOptions | None = None) -> None:
+        self.options = options or AnalyzerOptions()
+
+    @property
+    def version(self) -> str:
+        """Identifies the token stream: stores record it and rebuild keyword indexes on change."""
+        o = self.options
+        parts = [
+            f"hanlin-analyzer/{ALGORITHM_VERSION}",
+            f"cjk={o.cjk}",
+            f"t2s={int(o.t2s)}",
+            f"stem={int(o.stem)}",
+            f"stop={int(o.stopwords)}",
+        ]
+        if "jieba" in o.cjk:
+            import jieba
+
+            parts.append(f"jieba={jieba.__version__}")
+        return ";".join(parts)
+
+    def warm_up(self) -> None:
+        """Load the jieba dictionary / OpenCC tables now instead of on the first call."""
+        if "jieba" in self.options.cjk:
+            _shared_resource("jieba", _make_jieba)
+        if self.options.t2s:
+            _shared_resource("t2s", _make_t2s)
+
+    def analyze(self, text: str) -> list[str]:
+        """Return the tokens of ``text``, in order. Use the same call for documents and queries."""
+        o = self.options
+        text = unicodedata.normalize("NFKC", text).lower()
+        has_cjk = _ANY_CJK_RE.search(text) is not None
+        if has_cjk and o.t2s:
+            text = _shared_resource("t2s", _make_t2s).convert(text)
+        tokens: list[str] = []
+        latin: list[str] = []  # collected separately so stemming is one batched call
+        latin_at: list[int] = []
+        for m in _RUN_RE.finditer(text):
+            run = m.group(1)
+            if run is not None:
+                tokens.extend(self._segment_cjk(run))
+                continue
+            for part in _latin_parts(m.group(2)):
+                if o.stopwords and part in ENGLISH_STOPWORDS:
+                    continue
+                latin_at.append(len(tokens))
+                latin.append(part)
+                tokens.append(part)
+        if o.stem and latin:
+            stemmed = _stemmer().stemWords(latin)
+            for i, s in zip(latin_at, stemmed, strict=True):
+                if _HAS_ALPHA_RE.search(s):
+                    tokens[i] = s
+        return tokens
+
+    def _segment_cjk(self, run: str) -> list[str]:
+        """Tokens of one run of CJK characters (Han possibly mixed with kana/hangul)."""
+        out: list[str] = []
+        pos = 0
+        # Han sub-runs go through jieba; kana/hangul between them are always bigrams.
+        for m in _HAN_RUN_RE.finditer(run):
+            if m.start() > pos:
+                out.extend(_bigrams(run[pos : m.start()]))
+            out.extend(self._han_tokens(m.group()))
+            pos = m.end()
+        if pos < len(run):
+            out.extend(_bigrams(run[pos:]))
+        if self.options.stopwords:
+            out = [t for t in out if t not in CHINESE_STOPWORDS]
+        return out
+
+    def _han_tokens(self, han: str) -> list[str]:
+        mode = self.options.cjk
+        if mode == "bigram":
+            return _bigrams(han)
+        words = self._jieba_words(han)
+        if mode == "jieba+bigram" and len(han) > 1:
+            # Bigrams add what jieba's Simplified dictionary misses (names, Traditional-only
+            # words); a bigram that jieba already emitted as a word is not counted twice.
+            seen = set(words)
+            words = words + [b for b in _bigrams(han) if b not in seen]
+        return words
+
+    def _jieba_words(self, han: str) -> list[str]:
+        # Precise mode without the HMM guesser of unknown words: measured better or equal and
+        # faster than with it, and than cut_for_search (bench/analyzer_choice.py --explore).
+        words: list[str] = _shared_resource("jieba", _make_jieba).lcut(han, HMM=False)
+        return words
+
+
+def count_tokens(text: str) -> int:
+    """A fast approximate LLM token count, for chunk budgets (not billing).
+
+    Each CJK character (Han, kana, hangul) counts 1; each run of letters/digits counts
+    ``ceil(len / 4)`` (BPE vocabularies average about four Latin characters a token); every other
+    visible character (punctuation, symbols) counts 1; whitespace counts 0. Real tokenizers give
+    fewer tokens for common English words and about 0.7–1.5 per Chinese character, so treat the
+    result as a budget, good to about ±30%.
+
+    The count is subadditive: counting two adjacent pieces separately never gives less than
+    counting their concatenation, so sums of piece counts are safe upper bounds.
+    """
+    n = len(_COUNT_CJK_RE.findall(text)) + len(_COUNT_OTHER_RE.findall(text))
+    for word in _COUNT_WORD_RE.findall(text):
+        n += (len(word) + 3) // 4
+    return n
