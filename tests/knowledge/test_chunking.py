@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -162,7 +163,7 @@ def test_long_chinese_paragraph_splits_at_sentence_ends_with_overlap() -> None:
         assert c.char_start in starts or c.ord == 0
         assert c.heading_path == ["自然语言处理"]
     # Consecutive chunks share whole trailing sentences, about `overlap` tokens.
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         shared = doc.text[nxt.char_start : prev.char_end]
         assert nxt.char_start < prev.char_end
         assert 1 <= count_tokens(shared) <= 45
@@ -173,7 +174,7 @@ def test_no_overlap_when_disabled_or_across_headings() -> None:
     doc = make_doc(("paragraph", paragraph), ("heading", "下一节", 1), ("paragraph", paragraph))
     no_overlap = chunk_document(doc, max_tokens=120, overlap=0)
     check_invariants(doc, no_overlap, 120)
-    for prev, nxt in zip(no_overlap, no_overlap[1:], strict=False):
+    for prev, nxt in itertools.pairwise(no_overlap):
         assert nxt.char_start >= prev.char_end
     chunks = chunk_document(doc, max_tokens=120, overlap=30)
     heading_at = doc.text.index("下一节")

@@ -52,5 +52,5 @@ def test_load_beir(tmp_path: Path) -> None:
     assert ds.queries == {"q1": "first"}  # only judged queries
     assert ds.qrels == {"q1": {"d1": 1, "2": 0}}
     assert load_beir(tmp_path, "dev").qrels == ds.qrels
-    with pytest.raises(NotFoundError, match="test.tsv"):
+    with pytest.raises(NotFoundError, match=r"test\.tsv"):
         load_beir(tmp_path, "test")

@@ -199,3 +199,17 @@ def test_add_url_from_local_server(kb: KnowledgeBase) -> None:
         assert kb.sync().files_unchanged == 1
     finally:
         server.shutdown()
+
+
+def test_analyzer_change_retokenizes_stored_chunks(kb: KnowledgeBase, corpus: Path) -> None:
+    kb.add(corpus)
+    ids = list(kb.store.iter_chunk_ids())
+    kb.store.set_tokens(ids, ["stale"] * len(ids))  # what an older analyzer left behind
+    kb.store.set_meta("analyzer", "hanlin-analyzer/0;old")
+    assert not kb.search("结巴分词", mode="keyword")
+    kb.close()
+    with KnowledgeBase("t") as fresh:
+        hits = fresh.search("结巴分词", k=1, mode="keyword")
+        assert hits and hits[0].chunk.source.endswith("vector.md")
+        assert not fresh.search("stale", mode="keyword")
+        assert fresh.store.get_meta("analyzer") == fresh.analyzer.version

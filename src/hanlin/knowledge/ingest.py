@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,11 +70,11 @@ def _doc_hash(doc: LoadedDocument) -> str:
     return content_hash(f"{doc.title}\x00{doc.text}\x00{meta}")
 
 
-def context_text(doc: LoadedDocument, text: str, heading_path: list[str]) -> str:
+def context_text(title: str, heading_path: list[str], text: str) -> str:
     """The text a chunk is embedded and keyword-indexed as: title and section path first, so a
     chunk deep in a document still matches what the document is about."""
-    head = [doc.title] if doc.title and not text.startswith(doc.title) else []
-    head += [h for h in heading_path if h and h != doc.title and not text.startswith(h)]
+    head = [title] if title and not text.startswith(title) else []
+    head += [h for h in heading_path if h and h != title and not text.startswith(h)]
     return "\n".join([*head, text]) if head else text
 
 
@@ -108,6 +109,8 @@ class Ingestor:
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
         self._last_write = time.monotonic()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanlin-embed")
+        self._inflight: tuple[list[_Pending], int, Future[int]] | None = None
 
     # --- entry points ----------------------------------------------------------------------
     def ingest_files(
@@ -134,7 +137,7 @@ class Ingestor:
             if self._pending_chunks >= GROUP_CHUNKS or (
                 self._pending and time.monotonic() - self._last_write > GROUP_SECONDS
             ):
-                self._write_pending(report)
+                self._write_pending(report, wait=False)
             if progress:
                 progress(done, total, str(path))
         self._write_pending(report)
@@ -255,7 +258,7 @@ class Ingestor:
         chunks = chunk_document(doc, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
         writes = []
         for chunk in chunks:
-            ctx = context_text(doc, chunk.text, chunk.heading_path)
+            ctx = context_text(doc.title, chunk.heading_path, chunk.text)
             w = ChunkWrite(
                 chunk,
                 " ".join(self.analyzer.analyze(ctx)),
@@ -302,29 +305,49 @@ class Ingestor:
         )
 
     # --- embedding and writing --------------------------------------------------------------
-    def _write_pending(self, report: IngestReport) -> None:
-        if not self._pending:
-            return
-        slots = [s for p in self._pending for s in p.slots]
-        texts = [t for p in self._pending for t in p.texts]
-        reuse = self.store.vectors_for_text_hashes([s.text_hash for s in slots])
-        todo = [(s, t) for s, t in zip(slots, texts, strict=True) if s.text_hash not in reuse]
-        for s in slots:
-            s.vector = reuse.get(s.text_hash)
+    def _write_pending(self, report: IngestReport, *, wait: bool = True) -> None:
+        """Embed the pending group in the background and write it when done.
+
+        Embedding group N overlaps with loading and segmenting group N+1 on the calling
+        thread; writes stay on the calling thread (one SQLite connection, one writer).
+        """
+        self._finish_inflight(report)
+        if self._pending:
+            group, self._pending = self._pending, []
+            self._pending_chunks = 0
+            self._last_write = time.monotonic()
+            slots = [s for p in group for s in p.slots]
+            texts = [t for p in group for t in p.texts]
+            reuse = self.store.vectors_for_text_hashes([s.text_hash for s in slots])
+            for s in slots:
+                s.vector = reuse.get(s.text_hash)
+            todo = [(s, t) for s, t in zip(slots, texts, strict=True) if s.vector is None]
+            self._inflight = (group, len(slots), self._pool.submit(self._embed, todo))
+        if wait:
+            self._finish_inflight(report)
+
+    def _embed(self, todo: list[tuple[ChunkWrite, str]]) -> int:
         for batch in _batches(todo, self.embedder.batch_size):
             vecs = self.embedder.embed_documents([t for _, t in batch])
             for (s, _), v in zip(batch, vecs, strict=True):
                 s.vector = np.asarray(v, dtype=np.float32)
-            report.chunks_embedded += len(batch)
+        return len(todo)
+
+    def _finish_inflight(self, report: IngestReport) -> None:
+        if self._inflight is None:
+            return
+        group, n_slots, future = self._inflight
+        self._inflight = None
+        report.chunks_embedded += future.result()
         self.store.write(
-            [d for p in self._pending for d in p.docs],
-            files=[p.record for p in self._pending],
-            delete_keys=[k for p in self._pending for k in p.delete_keys],
+            [d for p in group for d in p.docs],
+            files=[p.record for p in group],
+            delete_keys=[k for p in group for k in p.delete_keys],
         )
-        report.chunks_written += len(slots)
-        self._pending.clear()
-        self._pending_chunks = 0
-        self._last_write = time.monotonic()
+        report.chunks_written += n_slots
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batches(

@@ -25,7 +25,7 @@ from hanlin.errors import (
 )
 from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.filters import Filter, parse_filter
-from hanlin.knowledge.ingest import Ingestor, IngestReport, ProgressCallback
+from hanlin.knowledge.ingest import Ingestor, IngestReport, ProgressCallback, context_text
 from hanlin.knowledge.loaders import LoaderOptions, supported_extensions
 from hanlin.knowledge.rerank import Reranker
 from hanlin.knowledge.scan import classify, normalize_uri, scan
@@ -86,6 +86,8 @@ class KnowledgeBase:
         )
         self.embedding_model = self.store.get_meta("embedding_model") or ks.embedding_model
         self._embedder: EmbeddingModel | None = None
+        self._qcache: dict[str, Any] = {}
+        self._retokenize_if_needed()
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -110,6 +112,7 @@ class KnowledgeBase:
         model = get_embedder(embedding_model or settings.knowledge.embedding_model)
         path.mkdir(parents=True, exist_ok=True)
         store = SQLiteStore(path)
+        store.set_meta("analyzer", Analyzer().version)
         store.set_meta("embedding_model", model.name)
         store.set_meta("embedding_space", f"{model.name}@{model.version}")
         store.set_meta("embedding_dim", str(model.dim))
@@ -159,6 +162,34 @@ class KnowledgeBase:
             self._embedder = model
         return self._embedder
 
+    def _retokenize_if_needed(self) -> None:
+        """Keyword tokens are stored per chunk; a new analyzer (version) re-derives them from
+        the chunk texts, so index and query segmentation stay the same."""
+        if self.store.get_meta("analyzer") == self.analyzer.version:
+            return
+        with self.store.locked():
+            if self.store.get_meta("analyzer") == self.analyzer.version:
+                return  # another process did it while we waited
+            last = 0
+            while rows := self.store.chunk_texts(last, 2000):
+                self.store.set_tokens(
+                    [r[0] for r in rows],
+                    [" ".join(self.analyzer.analyze(context_text(t, h, x))) for _, t, x, h in rows],
+                )
+                last = rows[-1][0]
+            self.store.set_meta("analyzer", self.analyzer.version)
+            self.store.flush()
+
+    def _query_vector(self, query: str) -> Any:
+        """Query embeddings are cached per knowledge base (repeated and paged queries)."""
+        cached = self._qcache.get(query)
+        if cached is None:
+            cached = self.embedder.embed_query(query)
+            if len(self._qcache) >= 2048:
+                self._qcache.pop(next(iter(self._qcache)))
+            self._qcache[query] = cached
+        return cached
+
     def reembed(self, model: str | None = None, progress: ProgressCallback | None = None) -> int:
         """Re-embed every chunk with ``model`` (default: the recorded model's current version).
         Returns the number of chunks embedded."""
@@ -169,6 +200,7 @@ class KnowledgeBase:
             self.store.set_meta("embedding_space", f"{new.name}@{new.version}")
             self.store.set_meta("embedding_dim", str(new.dim))
         self.embedding_model, self._embedder = new.name, new
+        self._qcache.clear()
         total, done = self.store.stats().chunks, 0
         while batch := self.store.chunks_without_vectors(new.batch_size * 4):
             vecs = new.embed_documents([text for _, text in batch])
@@ -241,14 +273,17 @@ class KnowledgeBase:
                 if str(f) not in seen:
                     seen.add(str(f))
                     files.append((f, src.id, options))
-        ingestor.ingest_files(files, report, progress)
-        if urls:
-            with httpx.Client(timeout=30.0, headers={"user-agent": "hanlin"}) as client:
-                for src in urls:
-                    seen.add(src.uri)
-                    ingestor.ingest_url(
-                        src.uri, src.id, LoaderOptions(**src.options), report, client
-                    )
+        try:
+            ingestor.ingest_files(files, report, progress)
+            if urls:
+                with httpx.Client(timeout=30.0, headers={"user-agent": "hanlin"}) as client:
+                    for src in urls:
+                        seen.add(src.uri)
+                        ingestor.ingest_url(
+                            src.uri, src.id, LoaderOptions(**src.options), report, client
+                        )
+        finally:
+            ingestor.close()
         report.documents_deleted += self._forget_missing(scanned, seen, full_sync)
         with self.store.locked():
             self.store.flush()
@@ -307,12 +342,14 @@ class KnowledgeBase:
         dense_weight: float | None = None,
         candidates: int | None = None,
         reranker: Reranker | None = None,
+        query_vector: Any = None,
     ) -> list[SearchResult]:
         """Search the knowledge base.
 
         ``mode``: ``dense`` (vectors), ``keyword`` (BM25) or ``hybrid`` (both, fused).
         ``filters``: metadata conditions, see :mod:`hanlin.knowledge.filters`.
         Each result carries the raw score from each retriever and its rank there.
+        ``query_vector`` skips embedding the query (it must come from the same model).
         """
         if mode not in ("dense", "keyword", "hybrid"):
             raise InvalidInputError(
@@ -327,7 +364,7 @@ class KnowledgeBase:
         keyword: list[tuple[int, float]] = []
         qvec = None
         if mode in ("dense", "hybrid"):
-            qvec = self.embedder.embed_query(query)
+            qvec = self._query_vector(query) if query_vector is None else query_vector
             dense = self.store.dense_search(qvec, n_cand if mode == "hybrid" else k, flt)
         if mode in ("keyword", "hybrid"):
             tokens = self.analyzer.analyze(query)

@@ -8,6 +8,7 @@ suite in ``tests/knowledge/test_store_conformance.py`` is the contract: a new ba
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -156,6 +157,10 @@ class Store(Protocol):
     def set_vectors(self, ids: Sequence[int], vectors: Vector) -> None: ...
     def clear_vectors(self) -> None: ...
 
+    # --- keyword tokens -------------------------------------------------------------------
+    def chunk_texts(self, after_id: int, limit: int) -> list[tuple[int, str, str, list[str]]]: ...
+    def set_tokens(self, ids: Sequence[int], tokens: Sequence[str]) -> None: ...
+
     # --- search ---------------------------------------------------------------------------
     def dense_search(
         self, vector: Vector, k: int, flt: Filter | None = None
@@ -169,6 +174,10 @@ class Store(Protocol):
         """Top ``k`` chunk ids by BM25 over the stored tokens (higher is better)."""
         ...
 
+    def score_dense(self, vector: Vector, ids: Sequence[int]) -> dict[int, float]:
+        """Exact cosine of ``vector`` with each given chunk (every fusion candidate)."""
+        ...
+
     def get_chunks(self, ids: Sequence[int]) -> list[StoredChunk]: ...
     def iter_chunk_ids(self) -> Iterator[int]: ...
 
@@ -176,6 +185,10 @@ class Store(Protocol):
     def stats(self) -> StoreStats: ...
     def flush(self) -> None:
         """Persist derived indexes (ANN, keyword) so the next open needs no catch-up."""
+        ...
+
+    def locked(self) -> AbstractContextManager[None]:
+        """The store's write lock (re-entrant); every write method takes it."""
         ...
 
     def close(self) -> None: ...

@@ -299,6 +299,25 @@ class SQLiteStore:
                 )
             self._after_write()
 
+    def chunk_texts(self, after_id: int, limit: int) -> list[tuple[int, str, str, list[str]]]:
+        """``(id, document title, text, heading path)`` of chunks with id > ``after_id``."""
+        rows = self.conn.execute(
+            "SELECT c.id, d.title, c.text, c.heading_path FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id WHERE c.id > ? ORDER BY c.id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def set_tokens(self, ids: Sequence[int], tokens: Sequence[str]) -> None:
+        """Replace the keyword tokens of chunks (after an analyzer change)."""
+        with self.locked():
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE chunks SET tokens = ? WHERE id = ?",
+                    [(t, int(i)) for i, t in zip(ids, tokens, strict=True)],
+                )
+            self._after_write()
+
     def clear_vectors(self) -> None:
         with self.locked(), transaction(self.conn):
             self.conn.execute("UPDATE chunks SET embedding = NULL")
