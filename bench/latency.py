@@ -150,10 +150,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--build-only", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("HANLIN_HOME", str(HERE / ".cache" / "home"))
     name = f"latency-{args.chunks // 1000}k"
     build(name, args.chunks)
+    if args.build_only:
+        return
     result = measure(name, args.chunks, args.queries)
     print(json.dumps(result, indent=2))
     out = HERE / "out"

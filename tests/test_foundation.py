@@ -76,3 +76,35 @@ def test_network_is_blocked_in_tests() -> None:
         socket.create_connection(("93.184.216.34", 80), timeout=1),
     ):
         pass
+
+
+def test_embedding_pool_matches_in_process_and_keeps_order() -> None:
+    from hanlin.models.embeddings.pool import EmbeddingPool
+
+    model = get_embedder("fast-use")
+    texts = [f"第{i}段：关于主题{i % 7}的说明 number {i}" for i in range(300)]
+    pool = EmbeddingPool(model, workers=2)
+    try:
+        parallel = pool.embed(texts)
+        assert len(pool._procs) == 2  # really ran in worker processes
+    finally:
+        pool.close()
+    local = EmbeddingPool(model, workers=1).embed(texts)
+    assert parallel.shape == (300, model.dim)
+    assert np.allclose(parallel, local, atol=1e-5)
+
+
+def test_dead_embedding_worker_is_reported() -> None:
+    from hanlin.errors import HanlinError
+    from hanlin.models.embeddings.pool import EmbeddingPool
+
+    pool = EmbeddingPool(get_embedder("fast-use"), workers=2)
+    try:
+        pool.embed(["warm"] * 300)
+        for w in pool._procs:
+            w.proc.kill()
+            w.proc.wait()
+        with pytest.raises(HanlinError, match="embed_workers = 1"):
+            pool.embed(["again"] * 300)
+    finally:
+        pool.close()

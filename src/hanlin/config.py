@@ -31,7 +31,8 @@ class KnowledgeSettings(BaseModel):
     embedding_model: str = "fast-use"
     chunk_tokens: int = Field(default=320, ge=32, le=8192)
     chunk_overlap: int = Field(default=48, ge=0, le=1024)
-    embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    #: processes that embed during ingest; None = one per CPU core (at most 8)
+    embed_workers: int | None = Field(default=None, ge=1, le=64)
     fusion: FusionMethod = "weighted"
     #: weight of the dense retriever in weighted fusion; keyword gets 1 - dense_weight.
     dense_weight: float = Field(default=0.3, ge=0.0, le=1.0)

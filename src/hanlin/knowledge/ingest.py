@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import numpy as np
 import xxhash
 
 from hanlin.errors import HanlinError, LoaderError
@@ -27,9 +26,10 @@ from hanlin.knowledge.loaders import LoaderOptions, load_bytes
 from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, Store
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel
+from hanlin.models.embeddings.pool import EmbeddingPool
 
-#: chunks gathered before one embed + write round
-GROUP_CHUNKS = 256
+#: chunks gathered before one embed + write round (spread over the embedding workers)
+GROUP_CHUNKS = 512
 #: a group is also written after this many seconds, so progress is never held back long
 GROUP_SECONDS = 5.0
 
@@ -99,6 +99,7 @@ class Ingestor:
         chunk_tokens: int,
         chunk_overlap: int,
         max_file_bytes: int,
+        embed_workers: int | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -109,6 +110,7 @@ class Ingestor:
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
         self._last_write = time.monotonic()
+        self.pool = EmbeddingPool(embedder, embed_workers)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanlin-embed")
         self._inflight: tuple[list[_Pending], int, Future[int]] | None = None
 
@@ -327,10 +329,9 @@ class Ingestor:
             self._finish_inflight(report)
 
     def _embed(self, todo: list[tuple[ChunkWrite, str]]) -> int:
-        for batch in _batches(todo, self.embedder.batch_size):
-            vecs = self.embedder.embed_documents([t for _, t in batch])
-            for (s, _), v in zip(batch, vecs, strict=True):
-                s.vector = np.asarray(v, dtype=np.float32)
+        vecs = self.pool.embed([t for _, t in todo])
+        for (s, _), v in zip(todo, vecs, strict=True):
+            s.vector = v
         return len(todo)
 
     def _finish_inflight(self, report: IngestReport) -> None:
@@ -348,10 +349,4 @@ class Ingestor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _batches(
-    items: list[tuple[ChunkWrite, str]], size: int
-) -> Iterator[list[tuple[ChunkWrite, str]]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+        self.pool.close()

@@ -221,6 +221,7 @@ class KnowledgeBase:
             chunk_tokens=ks.chunk_tokens,
             chunk_overlap=ks.chunk_overlap,
             max_file_bytes=ks.max_file_mb << 20,
+            embed_workers=ks.embed_workers,
         )
 
     def add(

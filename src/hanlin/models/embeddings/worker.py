@@ -1,0 +1,51 @@
+"""An embedding worker process: ``python -m hanlin.models.embeddings.worker MODEL``.
+
+Reads length-prefixed pickled ``list[str]`` batches on stdin and answers each with a
+length-prefixed float32 array (``.npy`` bytes) on stdout. A plain subprocess rather than
+multiprocessing, so it works from any caller's script (no ``if __name__ == "__main__"`` needed).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import sys
+from typing import BinaryIO
+
+import numpy as np
+
+from hanlin.models.embeddings.base import get_embedder
+
+_LEN = struct.Struct("<Q")
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(_LEN.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    head = stream.read(_LEN.size)
+    if len(head) < _LEN.size:
+        return None
+    (size,) = _LEN.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("embedding worker stream ended mid-frame")
+    return data
+
+
+def main(name: str) -> None:
+    model = get_embedder(name)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while (frame := read_frame(stdin)) is not None:
+        texts = pickle.loads(frame)
+        buf = io.BytesIO()
+        np.save(buf, model.embed_documents(texts), allow_pickle=False)
+        write_frame(stdout, buf.getvalue())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
