@@ -7,6 +7,7 @@ cores without oversubscription. Small jobs skip the pool: starting a worker cost
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -60,10 +61,8 @@ class _Worker:
 
     def close(self) -> None:
         if self.proc.stdin:
-            try:
+            with contextlib.suppress(OSError):  # the worker may already be gone
                 self.proc.stdin.close()
-            except OSError:
-                pass  # the worker is already gone
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
