@@ -213,3 +213,14 @@ def test_analyzer_change_retokenizes_stored_chunks(kb: KnowledgeBase, corpus: Pa
         assert hits and hits[0].chunk.source.endswith("vector.md")
         assert not fresh.search("stale", mode="keyword")
         assert fresh.store.get_meta("analyzer") == fresh.analyzer.version
+
+
+def test_symlink_loops_and_broken_links_are_reported(kb: KnowledgeBase, corpus: Path) -> None:
+    (corpus / "sub" / "loop").symlink_to(corpus, target_is_directory=True)
+    (corpus / "dangling.md").symlink_to(corpus / "does-not-exist.md")
+    report = kb.add(corpus)
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert "loop" in reasons and "loop" in reasons["loop"]
+    assert "dangling.md" in reasons and "broken" in reasons["dangling.md"]
+    assert report.documents_added == 3  # the real files, once each
+    assert kb.store.stats().documents == 3
