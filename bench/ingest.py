@@ -152,7 +152,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=400, help="questions per Chinese set")
     ap.add_argument("--only", choices=["hanlin", "llamaindex"], default=None)
     args = ap.parse_args()
-    folder = build_corpus(HERE / ".cache" / "ingest-corpus", args.scifact_docs)
+    # not under a dot-folder: LlamaIndex skips "hidden" paths
+    folder = build_corpus(HERE / "data" / f"ingest-corpus-{args.scifact_docs}", args.scifact_docs)
     n_files, n_bytes = folder_stats(folder)
     print(f"corpus: {n_files} files, {n_bytes / 1e6:.1f} MB", flush=True)
     queries = sample_queries(args.queries)
