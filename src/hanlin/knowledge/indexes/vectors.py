@@ -41,7 +41,7 @@ class VectorIndex:
         if state and state.get("space") == space and state.get("dim") == dim and self.path.exists():
             try:
                 self._index = Index.restore(str(self.path), view=False) or self._new()
-                self._index.expansion_search = EXPANSION_SEARCH
+                self._index.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
                 self.applied_seq = int(state.get("seq", 0))
             except (RuntimeError, ValueError, OSError):
                 self._index = self._new()
