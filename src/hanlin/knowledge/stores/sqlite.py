@@ -259,30 +259,25 @@ class SQLiteStore:
         return int(n)
 
     # --- vectors ------------------------------------------------------------------------------
-    def vectors_for_text_hashes(self, hashes: Sequence[str]) -> dict[str, Vector]:
-        out: dict[str, Vector] = {}
-        unique = list(dict.fromkeys(hashes))
-        for i in range(0, len(unique), 500):
-            part = unique[i : i + 500]
+    def _vectors_where(self, column: str, keys: Sequence[Any]) -> dict[Any, Vector]:
+        """Stored vectors keyed by ``column`` (``id`` or ``text_hash``), in batches of 900."""
+        out: dict[Any, Vector] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 900):
+            part = unique[i : i + 900]
             rows = self.conn.execute(
-                f"SELECT text_hash, embedding FROM chunks WHERE embedding IS NOT NULL "
-                f"AND text_hash IN ({','.join('?' * len(part))})",
+                f"SELECT {column}, embedding FROM chunks WHERE embedding IS NOT NULL "
+                f"AND {column} IN ({','.join('?' * len(part))})",
                 part,
             )
-            out.update((h, from_blob(b)) for h, b in rows)
+            out.update((key, from_blob(blob)) for key, blob in rows)
         return out
 
+    def vectors_for_text_hashes(self, hashes: Sequence[str]) -> dict[str, Vector]:
+        return self._vectors_where("text_hash", hashes)
+
     def vectors_for_ids(self, ids: Sequence[int]) -> dict[int, Vector]:
-        out: dict[int, Vector] = {}
-        for i in range(0, len(ids), 900):
-            part = list(ids[i : i + 900])
-            rows = self.conn.execute(
-                f"SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL "
-                f"AND id IN ({','.join('?' * len(part))})",
-                part,
-            )
-            out.update((cid, from_blob(b)) for cid, b in rows)
-        return out
+        return self._vectors_where("id", ids)
 
     def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]:
         rows = self.conn.execute(
