@@ -224,3 +224,11 @@ def test_symlink_loops_and_broken_links_are_reported(kb: KnowledgeBase, corpus: 
     assert "dangling.md" in reasons and "broken" in reasons["dangling.md"]
     assert report.documents_added == 3  # the real files, once each
     assert kb.store.stats().documents == 3
+
+
+def test_glob_sources_are_rescanned_on_sync(kb: KnowledgeBase, corpus: Path) -> None:
+    report = kb.add(str(corpus / "**" / "*.md"))
+    assert report.ok and report.documents_added == 2  # vector.md and sub/garden.md only
+    (corpus / "sub" / "later.md").write_text("# Later\n\nA file that matches the glob later.\n")
+    assert kb.sync().documents_added == 1
+    assert {Path(d.key).name for d in kb.documents()} == {"vector.md", "garden.md", "later.md"}
