@@ -88,8 +88,13 @@ def evaluate(
         for name, items in queries.items():
             total = 0.0
             t0 = time.perf_counter()
-            for _, text, qrels in items:
-                total += ndcg_at_k(search(text, mode), qrels, 10)
+            try:
+                for _, text, qrels in items:
+                    total += ndcg_at_k(search(text, mode), qrels, 10)
+            except Exception as exc:  # an anchor failing on one mode still reports the rest
+                scores.setdefault(name, {})[f"{mode}_error"] = f"{type(exc).__name__}: {exc}"
+                print(f"    {name} {mode}: FAILED {exc!r}", flush=True)
+                continue
             scores.setdefault(name, {})[mode] = round(total / len(items), 4)
             scores[name][f"{mode}_ms"] = round((time.perf_counter() - t0) / len(items) * 1e3, 1)
             print(f"    {name} {mode}: nDCG@10 {scores[name][mode]}", flush=True)
@@ -132,6 +137,7 @@ def run_llamaindex(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     index, bm25, timings = ingest_folder_llamaindex(folder, "fast-use", show_progress=False)
     ingest_s = time.perf_counter() - t0
+    print(f"  ingest {ingest_s:.1f}s, timings {timings}", flush=True)
 
     def search(text: str, mode: str) -> list[str]:
         hits = search_llamaindex(index, bm25, text, 20, mode)  # type: ignore[arg-type]
