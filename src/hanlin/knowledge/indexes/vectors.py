@@ -40,7 +40,14 @@ class VectorIndex:
         self.applied_seq = 0
         self._index = self._new()
         state = read_sidecar(self.sidecar)
-        if state and state.get("space") == space and state.get("dim") == dim and self.path.exists():
+        built_with = (state or {}).get("params") or {}
+        if (
+            state
+            and state.get("space") == space
+            and state.get("dim") == dim
+            and {k: built_with.get(k) for k in PARAMS} == PARAMS
+            and self.path.exists()
+        ):
             try:
                 self._index = Index.restore(str(self.path), view=False) or self._new()
                 self._index.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
