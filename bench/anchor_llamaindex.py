@@ -333,18 +333,6 @@ def ingest_folder_llamaindex(
     split_s = (t_embedded - t_loaded) - embed.seconds
 
     index = VectorStoreIndex(nodes, embed_model=embed, show_progress=show_progress)
-    # On the 5,056-file mixed corpus some stored embeddings came back None and dense queries
-    # crashed inside LlamaIndex; embed those nodes here (timed as embedding) and count them.
-    table = index.vector_store.data.embedding_dict  # type: ignore[attr-defined]
-    missing = [k for k, v in table.items() if v is None or any(x is None for x in v)]
-    if missing:
-        fill = embed.get_text_embedding_batch(
-            [
-                index.docstore.get_node(k).get_content(metadata_mode=MetadataMode.EMBED)
-                for k in missing
-            ]
-        )
-        table.update(zip(missing, fill, strict=True))
     embed_s = embed.seconds
     t_vec = time.perf_counter()
     lang: Literal["en", "zh"] = (
@@ -365,7 +353,6 @@ def ingest_folder_llamaindex(
         "documents": float(len(docs)),
         "nodes": float(len(nodes)),
         "language_zh": 1.0 if lang == "zh" else 0.0,
-        "nodes_missing_embedding": float(len(missing)),
     }
     return index, bm25, timings
 
