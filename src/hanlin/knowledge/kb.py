@@ -286,8 +286,7 @@ class KnowledgeBase:
         finally:
             ingestor.close()
         report.documents_deleted += self._forget_missing(scanned, seen, full_sync)
-        with self.store.locked():
-            self.store.flush()
+        self.store.flush()
         report.seconds = time.monotonic() - started
         return report
 
@@ -302,8 +301,7 @@ class KnowledgeBase:
             if rec.path in seen or rec.path in urls:
                 continue
             if full_sync or (rec.source_id in ids and not Path(rec.path).exists()):
-                with self.store.locked():
-                    deleted += self.store.delete_file(rec.path)
+                deleted += self.store.delete_file(rec.path)
         return deleted
 
     def delete_document(self, key: str) -> bool:
