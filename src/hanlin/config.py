@@ -42,6 +42,78 @@ class KnowledgeSettings(BaseModel):
     max_file_mb: int = Field(default=256, ge=1)
 
 
+RouteStrategy = Literal["fallback", "round_robin", "least_busy"]
+
+
+class EndpointSettings(BaseModel):
+    """A user-defined endpoint (or an override of a preset's base URL / key variable)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "openai_compat"
+    base_url: str | None = None
+    key_env: str | None = None
+    dialect: str | None = None
+    #: model names this endpoint serves; empty = any name is passed through
+    models: list[str] = Field(default_factory=list)
+    #: provider-specific settings (e.g. ``model_path`` / ``n_threads`` for ``local``)
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+class RouteSettings(BaseModel):
+    """A name that routes to one or more deployments (``endpoint/model``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[str] = Field(min_length=1)
+    strategy: RouteStrategy = "fallback"
+
+
+class PriceSettings(BaseModel):
+    """A price per 1M tokens that overrides or adds to the built-in table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    currency: Literal["USD", "CNY"] = "USD"
+
+
+class BudgetSettings(BaseModel):
+    """Spending limits in USD per calendar day (UTC); calls over a limit are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    #: per caller key (the ``user`` option or the server's API key id)
+    per_key_daily_usd: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelsSettings(BaseModel):
+    """The model gateway: default model, endpoints, routes, retries, prices, budgets, cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: str = "local/gemma3-270m"
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
+    routes: dict[str, RouteSettings] = Field(default_factory=dict)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    #: retries per deployment on rate limits, 5xx and timeouts, before failing over
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=8.0, gt=0)
+    #: a Retry-After longer than this fails over at once instead of waiting
+    max_retry_after: float = Field(default=30.0, ge=0)
+    #: seconds a failing deployment is skipped (tried last) after a retryable error
+    cooldown: float = Field(default=10.0, ge=0)
+    timeout: float = Field(default=600.0, gt=0)
+    cache: bool = False
+    cache_ttl_days: float = Field(default=30.0, gt=0)
+    usd_to_cny: float = Field(default=7.1, gt=0)
+
+
 class Settings(BaseSettings):
     """All of Hanlin's settings."""
 
@@ -53,6 +125,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=hanlin_home)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,414 @@
+"""The gateway: one typed API over every provider — chat, streaming, embeddings, rerank.
+
+RAG, the server and agents call models only through :class:`Gateway`. It resolves names
+(routes, aliases, ``endpoint/model``), checks budgets, consults the opt-in cache, routes with
+retries and failover, prices the call and records it in the usage ledger. Async methods are the
+core; the sync ones run them on a private event-loop thread for scripts and the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from hanlin.config import Settings, load_settings
+from hanlin.errors import InvalidInputError
+from hanlin.models.base import ChatProvider
+from hanlin.models.cache import ResponseCache, cache_key
+from hanlin.models.catalog import Catalog, Deployment, Route
+from hanlin.models.errors import UnsupportedFeatureError
+from hanlin.models.keys import KeyStore, resolve_key
+from hanlin.models.pricing import CallRecord, Ledger, call_cost
+from hanlin.models.routing import Router
+from hanlin.models.types import (
+    ChatOptions,
+    ChatResponse,
+    Finish,
+    ImagePart,
+    Message,
+    StreamAccumulator,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageEvent,
+)
+
+T = TypeVar("T")
+MessagesLike = str | Message | Sequence[Message | dict[str, Any]]
+
+
+def as_messages(messages: MessagesLike) -> list[Message]:
+    """Accept a prompt string, a Message, or a list of Messages / OpenAI-format dicts."""
+    from hanlin.models.convert import message_from_openai
+
+    if isinstance(messages, str):
+        return [Message.user(messages)]
+    if isinstance(messages, Message):
+        return [messages]
+    return [m if isinstance(m, Message) else message_from_openai(m) for m in messages]
+
+
+def as_options(options: ChatOptions | None, overrides: dict[str, Any]) -> ChatOptions:
+    """Options from an object and/or keyword arguments; unknown names are an error."""
+    if options is not None and not overrides:
+        return options
+    data = options.model_dump(exclude_none=True) if options is not None else {}
+    data.update(overrides)
+    try:
+        return ChatOptions(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise InvalidInputError(
+            f"invalid option {where}: {first['msg']}",
+            hint="options are temperature, top_p, max_tokens, stop, seed, response_format, "
+            "tools, tool_choice, timeout, user, extra_body",
+        ) from None
+
+
+@dataclass(slots=True)
+class TokenCount:
+    """A token count and whether it came from the model's own tokenizer."""
+
+    tokens: int
+    exact: bool
+
+
+class ChatStream:
+    """An async iterator of stream events; after it ends, ``response`` holds the whole answer."""
+
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+        self._events = events
+        self.response: ChatResponse | None = None
+        self.served_by = ""
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Gateway:
+    """The model gateway for one settings object (cheap to build; nothing connects until used)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        keys: KeyStore | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.models = self.settings.models
+        self.catalog = Catalog(self.models)
+        self.keys = keys or KeyStore(self.settings.home / "keys.json")
+        self.router = Router(self.models)
+        self.ledger = Ledger(self.settings.home / "usage.db", self.models.budgets)
+        self._cache: ResponseCache | None = None
+        self._providers: dict[str, ChatProvider] = {}
+        self._http_client = http_client
+        self._portal: _Portal | None = None
+
+    # -- providers ---------------------------------------------------------------------------
+
+    def provider(self, dep: Deployment) -> ChatProvider:
+        """The (shared) provider instance for a deployment's endpoint."""
+        name = dep.endpoint.name
+        provider = self._providers.get(name)
+        if provider is None:
+            key = resolve_key(dep.endpoint, self.keys)
+            factory = self.catalog.factory(dep.endpoint)
+            kw: dict[str, Any] = {}
+            if self._http_client is not None and dep.endpoint.provider == "openai_compat":
+                kw["client"] = self._http_client
+            provider = factory(dep.endpoint, key.reveal() if key else None, **kw)
+            self._providers[name] = provider
+        return provider
+
+    @property
+    def cache(self) -> ResponseCache:
+        if self._cache is None:
+            self._cache = ResponseCache(
+                self.settings.home / "cache" / "responses.db", self.models.cache_ttl_days
+            )
+        return self._cache
+
+    def resolve(self, model: str | None) -> Route:
+        return self.catalog.resolve(model or self.models.default)
+
+    # -- chat --------------------------------------------------------------------------------
+
+    def _check(self, dep: Deployment, messages: Sequence[Message], options: ChatOptions) -> None:
+        info = dep.info
+        if info is None:
+            return
+        if options.tools and not info.supports_tools:
+            raise UnsupportedFeatureError(
+                f"{dep.label} does not support tool calling",
+                hint="pick a model that does, or route tools through an agent with another model",
+                provider=dep.label,
+            )
+        if not info.supports_images and any(
+            isinstance(m.content, list) and any(isinstance(p, ImagePart) for p in m.content)
+            for m in messages
+        ):
+            raise UnsupportedFeatureError(
+                f"{dep.label} cannot read images",
+                hint="use a vision model (see `hanlin models ls`)",
+                provider=dep.label,
+            )
+
+    def _record(
+        self, dep: Deployment, resp: ChatResponse, key: str, started: float, *, hit: bool = False
+    ) -> None:
+        resp.latency_ms = (time.perf_counter() - started) * 1000
+        resp.served_by = resp.served_by or dep.label
+        resp.cost = call_cost(resp.usage, self.catalog.price(dep), self.models.usd_to_cny)
+        cost = resp.cost
+        self.ledger.record(
+            CallRecord(
+                time.time(),
+                dep.label,
+                key or "",
+                resp.usage.prompt_tokens,
+                resp.usage.completion_tokens,
+                resp.usage.cached_tokens,
+                0.0 if hit or cost is None else cost.usd,
+                0.0 if hit or cost is None else cost.cny,
+                resp.latency_ms,
+                True,
+                hit,
+            )
+        )
+
+    async def achat(
+        self,
+        messages: MessagesLike,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        *,
+        cache: bool | None = None,
+        **overrides: Any,
+    ) -> ChatResponse:
+        """One chat call, routed, priced and recorded. Raises typed model errors."""
+        msgs = as_messages(messages)
+        opts = as_options(options, overrides)
+        route = self.resolve(model)
+        key = opts.user or ""
+        self.ledger.check(key)
+        started = time.perf_counter()
+        use_cache = self.models.cache if cache is None else cache
+        ck = cache_key(route.name, msgs, opts) if use_cache else ""
+        if use_cache:
+            hit = self.cache.get(ck)
+            if hit is not None:
+                self._record(route.deployments[0], hit, key, started, hit=True)
+                return hit
+
+        async def attempt(dep: Deployment) -> ChatResponse:
+            self._check(dep, msgs, opts)
+            return await self.provider(dep).complete(dep.model, msgs, opts)
+
+        dep, resp = await self.router.call(route, attempt)
+        self._record(dep, resp, key, started)
+        if use_cache:
+            self.cache.put(ck, resp)
+        return resp
+
+    def astream(
+        self,
+        messages: MessagesLike,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        *,
+        cache: bool | None = None,
+        **overrides: Any,
+    ) -> ChatStream:
+        """Stream a chat call. Iterate the events; ``.response`` is complete afterwards."""
+        msgs = as_messages(messages)
+        opts = as_options(options, overrides)
+        route = self.resolve(model)
+        key = opts.user or ""
+        self.ledger.check(key)
+        use_cache = self.models.cache if cache is None else cache
+        stream: ChatStream = ChatStream(
+            self._stream(route, msgs, opts, key, use_cache, lambda: stream)
+        )
+        return stream
+
+    async def _stream(
+        self,
+        route: Route,
+        msgs: list[Message],
+        opts: ChatOptions,
+        key: str,
+        use_cache: bool,
+        handle: Any,
+    ) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        ck = cache_key(route.name, msgs, opts) if use_cache else ""
+        if use_cache:
+            hit = self.cache.get(ck)
+            if hit is not None:
+                for event in _replay(hit):
+                    yield event
+                self._record(route.deployments[0], hit, key, started, hit=True)
+                handle().response, handle().served_by = hit, hit.served_by
+                return
+        acc = StreamAccumulator()
+        served: list[Deployment] = []
+
+        def open_stream(dep: Deployment) -> AsyncIterator[StreamEvent]:
+            self._check(dep, msgs, opts)
+            return self.provider(dep).stream(dep.model, msgs, opts)
+
+        async for event in self.router.stream(route, open_stream, served.append):
+            acc.add(event)
+            yield event
+        dep = served[-1] if served else route.deployments[0]
+        resp = acc.response(dep.label)
+        self._record(dep, resp, key, started)
+        handle().response, handle().served_by = resp, dep.label
+        if use_cache:
+            self.cache.put(ck, resp)
+
+    # -- embeddings and rerank ----------------------------------------------------------------
+
+    async def aembed(self, texts: Sequence[str], model: str) -> list[list[float]]:
+        """Embedding vectors for texts, one per text, from an embedding model."""
+        route = self.resolve(model)
+
+        async def attempt(dep: Deployment) -> list[list[float]]:
+            return await self.provider(dep).embed(dep.model, texts)
+
+        return (await self.router.call(route, attempt))[1]
+
+    async def arerank(
+        self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
+    ) -> list[tuple[int, float]]:
+        """(index, score) of the documents, most relevant first."""
+        route = self.resolve(model)
+
+        async def attempt(dep: Deployment) -> list[tuple[int, float]]:
+            return await self.provider(dep).rerank(dep.model, query, documents, top_n)
+
+        return (await self.router.call(route, attempt))[1]
+
+    def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
+        """Exact when the model's tokenizer is at hand (local models), else an estimate.
+
+        The estimate is :func:`hanlin.knowledge.tokenize.count_tokens`: one token per CJK
+        character, one per four Latin letters or digits, one per other visible character.
+        """
+        dep = self.resolve(model).deployments[0]
+        provider = self.provider(dep)
+        counter = getattr(provider, "count_tokens", None)
+        if counter is not None and getattr(provider, "exact_tokens", True):
+            return TokenCount(int(counter(dep.model, text)), True)
+        from hanlin.knowledge.tokenize import count_tokens
+
+        return TokenCount(count_tokens(text), False)
+
+    # -- sync wrappers -----------------------------------------------------------------------
+
+    def _run(self, coro: Any) -> Any:
+        if self._portal is None:
+            self._portal = _Portal()
+        return self._portal.run(coro)
+
+    def chat(self, messages: MessagesLike, model: str | None = None, **kw: Any) -> ChatResponse:
+        """Synchronous :meth:`achat`."""
+        result: ChatResponse = self._run(self.achat(messages, model, **kw))
+        return result
+
+    def stream(self, messages: MessagesLike, model: str | None = None, **kw: Any) -> SyncChatStream:
+        """Synchronous :meth:`astream`: iterate events as they arrive; ``.response`` after."""
+        if self._portal is None:
+            self._portal = _Portal()
+        return SyncChatStream(self._portal, self.astream(messages, model, **kw))
+
+    def embed(self, texts: Sequence[str], model: str) -> list[list[float]]:
+        result: list[list[float]] = self._run(self.aembed(texts, model))
+        return result
+
+    def rerank(
+        self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
+    ) -> list[tuple[int, float]]:
+        result: list[tuple[int, float]] = self._run(self.arerank(query, documents, model, top_n))
+        return result
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+        self.ledger.close()
+
+    def close(self) -> None:
+        if self._portal is not None:
+            self._portal.run(self.aclose())
+            self._portal.stop()
+            self._portal = None
+        else:
+            self.ledger.close()
+
+
+def _replay(resp: ChatResponse) -> Iterator[StreamEvent]:
+    if resp.text:
+        yield TextDelta(resp.text)
+    for i, call in enumerate(resp.tool_calls):
+        yield ToolCallDelta(i, call.id, call.name, call.arguments)
+    yield UsageEvent(resp.usage)
+    yield Finish(resp.finish_reason)
+
+
+class SyncChatStream:
+    """A :class:`ChatStream` for sync code: iterate it; ``response`` is set when it ends."""
+
+    def __init__(self, portal: _Portal, stream: ChatStream) -> None:
+        self._portal = portal
+        self._stream = stream
+
+    @property
+    def response(self) -> ChatResponse | None:
+        return self._stream.response
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        try:
+            while True:
+                try:
+                    yield self._portal.run(self._stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.run(self._stream.aclose())
+
+
+class _Portal:
+    """An event loop on a daemon thread, for calling async code from sync code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="gateway")
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)

@@ -1,0 +1,216 @@
+"""What calls cost, and the ledger that enforces daily budgets.
+
+Cost follows the provider's bill: uncached prompt tokens at the input price, cached prompt tokens
+at the cached price (the input price where none is published), completion tokens at the output
+price, in the provider's currency; the other currency is converted at ``models.usd_to_cny``.
+
+Every call is appended to ``HANLIN_HOME/usage.db`` by a background writer (a queue put on the
+hot path, batched inserts behind it). Running totals per UTC day and caller key live in memory,
+seeded from the database at start, so a budget check costs a dict lookup. Budgets are enforced
+per process; several server processes sharing one home each see their own writes immediately
+and the others' at their next start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from hanlin.config import BudgetSettings
+from hanlin.models.base import Price
+from hanlin.models.errors import BudgetExceededError
+from hanlin.models.types import Cost, Usage
+
+
+def call_cost(usage: Usage, price: Price | None, usd_to_cny: float) -> Cost | None:
+    """The cost of one call, or None when the model's price is unknown."""
+    if price is None:
+        return None
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_price = price.cached_input if price.cached_input is not None else price.input
+    amount = (
+        (usage.prompt_tokens - cached) * price.input
+        + cached * cached_price
+        + usage.completion_tokens * price.output
+    ) / 1_000_000
+    if price.currency == "CNY":
+        return Cost(usd=amount / usd_to_cny, cny=amount)
+    return Cost(usd=amount, cny=amount * usd_to_cny)
+
+
+def utc_day(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts if ts is not None else time.time()))
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One row of the usage ledger."""
+
+    ts: float
+    deployment: str
+    key: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    usd: float
+    cny: float
+    latency_ms: float
+    ok: bool
+    cached_response: bool = False
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+  ts REAL NOT NULL, day TEXT NOT NULL, deployment TEXT NOT NULL, key TEXT NOT NULL,
+  prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+  cached_tokens INTEGER NOT NULL,
+  usd REAL NOT NULL, cny REAL NOT NULL, latency_ms REAL NOT NULL, ok INTEGER NOT NULL,
+  cached_response INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_day ON calls(day, key);
+"""
+
+
+class Ledger:
+    """The usage ledger and the budget check in front of every call."""
+
+    def __init__(self, path: Path, budgets: BudgetSettings) -> None:
+        self.path = path
+        self.budgets = budgets
+        self._spent: dict[tuple[str, str], float] = defaultdict(float)
+        self._queue: queue.SimpleQueue[CallRecord | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._seeded = False
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def _seed(self) -> None:
+        with self._lock:
+            if self._seeded:
+                return
+            self._seeded = True
+            conn = self._connect()
+            try:
+                rows = conn.execute(
+                    "SELECT key, SUM(usd) FROM calls WHERE day = ? GROUP BY key", (utc_day(),)
+                ).fetchall()
+            finally:
+                conn.close()
+            day = utc_day()
+            for key, usd in rows:
+                self._spent[(day, key)] += usd or 0.0
+                self._spent[(day, "*")] += usd or 0.0
+            self._writer = threading.Thread(target=self._write_loop, daemon=True, name="ledger")
+            self._writer.start()
+            atexit.register(self.close)
+
+    def check(self, key: str) -> None:
+        """Refuse a call (raise :class:`BudgetExceededError`) when a budget is already spent."""
+        b = self.budgets
+        if b.daily_usd is None and not b.per_key_daily_usd:
+            return
+        self._seed()
+        day = utc_day()
+        if b.daily_usd is not None and self._spent[(day, "*")] >= b.daily_usd:
+            raise BudgetExceededError(
+                f"today's budget of ${b.daily_usd:.2f} is spent (${self._spent[(day, '*')]:.4f})",
+                hint="raise models.budgets.daily_usd in hanlin.toml, or wait until 00:00 UTC",
+            )
+        limit = b.per_key_daily_usd.get(key)
+        if limit is not None and self._spent[(day, key)] >= limit:
+            raise BudgetExceededError(
+                f"the daily budget of ${limit:.2f} for key '{key}' is spent",
+                hint=f"raise models.budgets.per_key_daily_usd.{key} in hanlin.toml",
+            )
+
+    def record(self, rec: CallRecord) -> None:
+        """Add a call to the running totals and queue it for the database."""
+        self._seed()
+        day = utc_day(rec.ts)
+        self._spent[(day, rec.key)] += rec.usd
+        self._spent[(day, "*")] += rec.usd
+        self._queue.put(rec)
+
+    def spent_today(self, key: str = "*") -> float:
+        self._seed()
+        return self._spent[(utc_day(), key)]
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                first = self._queue.get()
+                batch = [first]
+                while len(batch) < 512:
+                    try:
+                        batch.append(self._queue.get(timeout=0.05))
+                    except queue.Empty:
+                        break
+                stop = None in batch
+                rows = [
+                    (
+                        r.ts,
+                        utc_day(r.ts),
+                        r.deployment,
+                        r.key,
+                        r.prompt_tokens,
+                        r.completion_tokens,
+                        r.cached_tokens,
+                        r.usd,
+                        r.cny,
+                        r.latency_ms,
+                        int(r.ok),
+                        int(r.cached_response),
+                    )
+                    for r in batch
+                    if r is not None
+                ]
+                if rows:
+                    with conn:
+                        conn.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every queued record is in the database."""
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        self._writer.join(timeout)
+        self._writer = threading.Thread(target=self._write_loop, daemon=True, name="ledger")
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(10)
+            self._writer = None
+
+    def rows(self, day: str | None = None) -> list[sqlite3.Row]:
+        """The recorded calls (of one day), oldest first."""
+        self.flush()
+        conn = self._connect()
+        conn.row_factory = sqlite3.Row
+        try:
+            if day:
+                return conn.execute(
+                    "SELECT * FROM calls WHERE day = ? ORDER BY ts", (day,)
+                ).fetchall()
+            return conn.execute("SELECT * FROM calls ORDER BY ts").fetchall()
+        finally:
+            conn.close()

@@ -1,0 +1,1 @@
+"""Chat, embedding and rerank providers, one module per wire protocol or backend."""
