@@ -117,9 +117,26 @@ class MiniMaxDialect(OpenAIDialect):
         return super().body_error(body, provider)
 
 
+class LlamaCppServerDialect(OpenAIDialect):
+    """llama-cpp-python's server: JSON schemas go in ``response_format.schema`` of a
+    ``json_object`` format (it rejects OpenAI's ``json_schema`` type)."""
+
+    name = "llamacpp_server"
+
+    def prepare(self, body: dict[str, Any], options: ChatOptions) -> dict[str, Any]:
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            body["response_format"] = {
+                "type": "json_object",
+                "schema": (fmt.get("json_schema") or {}).get("schema"),
+            }
+        return super().prepare(body, options)
+
+
 DIALECTS: dict[str, type[OpenAIDialect]] = {
     cls.name: cls
     for cls in (
+        LlamaCppServerDialect,
         OpenAIDialect,
         DeepSeekDialect,
         MoonshotDialect,

@@ -177,6 +177,14 @@ def _loads(raw: str | bytes, provider: str) -> Any:
         ) from None
 
 
+def _pooled(embedding: list[Any]) -> list[float]:
+    """A vector; per-token vectors (llama.cpp servers on models without pooling) are mean-pooled."""
+    if embedding and isinstance(embedding[0], list):
+        n = len(embedding)
+        return [sum(col) / n for col in zip(*embedding, strict=True)]
+    return [float(x) for x in embedding]
+
+
 class OpenAICompatProvider:
     """A provider for one OpenAI-compatible endpoint (see :mod:`.presets` for the built-in ones)."""
 
@@ -388,7 +396,7 @@ class OpenAICompatProvider:
         )
         try:
             rows = sorted(data["data"], key=lambda r: r.get("index", 0))
-            return [list(map(float, r["embedding"])) for r in rows]
+            return [_pooled(r["embedding"]) for r in rows]
         except (KeyError, TypeError) as exc:
             raise UpstreamUnavailableError(
                 f"{label} sent an embeddings answer without data", provider=label

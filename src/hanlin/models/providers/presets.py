@@ -31,14 +31,14 @@ def _rerank(name: str, context: int, price: Price | None = None) -> ModelInfo:
     return ModelInfo(name, context, price, "rerank", supports_tools=False)
 
 
-def _local(name: str, url: str, doc: str, description: str) -> Endpoint:
+def _local(name: str, url: str, doc: str, description: str, dialect: str = "openai") -> Endpoint:
     return Endpoint(
         name,
         "openai_compat",
         url,
         None,
         (),
-        "openai",
+        dialect,
         description,
         doc,
         open_model_list=True,
@@ -309,6 +309,7 @@ PRESETS: tuple[Endpoint, ...] = (
         "llamacpp-server",
         "http://127.0.0.1:8000/v1",
         "https://llama-cpp-python.readthedocs.io",
-        "llama.cpp / llama-cpp-python OpenAI-compatible server",
+        "llama-cpp-python's OpenAI-compatible server (python -m llama_cpp.server)",
+        "llamacpp_server",
     ),
 )
