@@ -23,7 +23,8 @@ from hanlin.models.errors import (
     UnsupportedFeatureError,
     UpstreamUnavailableError,
 )
-from hanlin.models.providers.anthropic import JSON_TOOL, AnthropicProvider, request_body
+from hanlin.models.providers.anthropic import AnthropicProvider
+from hanlin.models.providers.anthropic_wire import JSON_TOOL, request_body
 from hanlin.models.types import (
     ChatOptions,
     ChatResponse,
