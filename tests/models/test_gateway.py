@@ -150,7 +150,7 @@ def test_stream_fails_over_before_the_first_token(
     upstream.app.script(CHAT, rec.openai_error(500, None, "boom"), rec.openai_text_stream("qwen"))
     stream = gw.stream("hi", "r")
     assert "".join(e.text for e in stream if e.type == "text") == rec.TEXT
-    assert stream.response is not None and stream.response.model == "b/y"
+    assert stream.response is not None and stream.served_by == "b/y"
 
 
 def test_every_deployment_failing_reports_all_attempts(
@@ -203,6 +203,21 @@ def test_stored_keys_are_private_and_never_printed(
     assert secret not in str(info.value) and secret not in repr(info.value)
     assert secret not in caplog.text
     assert upstream.app.requests[-1][1]["authorization"] == f"Bearer {secret}"
+
+
+def test_a_key_echoed_by_the_upstream_is_redacted(
+    make_gateway: Make, upstream: UpstreamServer
+) -> None:
+    secret = "sk-echoed-0123456789abcdefghij"
+    gw = make_gateway(("deepseek",), keys={"DEEPSEEK_API_KEY": secret}, retries=0)
+    echo = rec.openai_error(401, "invalid_api_key", f"Incorrect API key provided: {secret}")
+    upstream.app.script(CHAT, echo, echo)
+    with pytest.raises(Exception) as info:
+        gw.chat("hi", "deepseek/deepseek-chat")
+    assert secret not in str(info.value) and "***" in str(info.value)
+    with pytest.raises(Exception) as streamed:
+        list(gw.stream("hi", "deepseek/deepseek-chat"))
+    assert secret not in str(streamed.value)
 
 
 def test_cost_uses_cached_prices_and_both_currencies(

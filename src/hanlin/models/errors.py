@@ -26,6 +26,19 @@ class ModelError(HanlinError):
         self.provider = provider
         self.status = status
 
+    def redact(self, secrets: list[str]) -> ModelError:
+        """Replace any of ``secrets`` in the message and hint (upstreams echo requests)."""
+        for secret in secrets:
+            if len(secret) < 8:
+                continue
+            if secret in self.message or secret in (self.hint or ""):
+                self.message = self.message.replace(secret, "***")
+                self.hint = self.hint.replace(secret, "***") if self.hint else self.hint
+                self.args = tuple(
+                    a.replace(secret, "***") if isinstance(a, str) else a for a in self.args
+                )
+        return self
+
 
 class AuthenticationError(ModelError):
     """The provider rejected the API key (401/403)."""

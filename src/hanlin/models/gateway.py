@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,8 +23,8 @@ from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
 from hanlin.models.base import ChatProvider
 from hanlin.models.cache import ResponseCache, cache_key
-from hanlin.models.catalog import Catalog, Deployment, Route
-from hanlin.models.errors import UnsupportedFeatureError
+from hanlin.models.catalog import AliasStore, Catalog, Deployment, Route
+from hanlin.models.errors import ModelError, UnsupportedFeatureError
 from hanlin.models.keys import KeyStore, resolve_key
 from hanlin.models.pricing import CallRecord, Ledger, call_cost
 from hanlin.models.routing import Router
@@ -114,12 +114,13 @@ class Gateway:
     ) -> None:
         self.settings = settings or load_settings()
         self.models = self.settings.models
-        self.catalog = Catalog(self.models)
+        self.catalog = Catalog(self.models, AliasStore(self.settings.home / "aliases.json"))
         self.keys = keys or KeyStore(self.settings.home / "keys.json")
         self.router = Router(self.models)
         self.ledger = Ledger(self.settings.home / "usage.db", self.models.budgets)
         self._cache: ResponseCache | None = None
         self._providers: dict[str, ChatProvider] = {}
+        self._secrets: list[str] = []
         self._http_client = http_client
         self._portal: _Portal | None = None
 
@@ -135,6 +136,8 @@ class Gateway:
             kw: dict[str, Any] = {}
             if self._http_client is not None and dep.endpoint.provider == "openai_compat":
                 kw["client"] = self._http_client
+            if key is not None:
+                self._secrets.append(key.reveal())
             provider = factory(dep.endpoint, key.reveal() if key else None, **kw)
             self._providers[name] = provider
         return provider
@@ -223,7 +226,10 @@ class Gateway:
             self._check(dep, msgs, opts)
             return await self.provider(dep).complete(dep.model, msgs, opts)
 
-        dep, resp = await self.router.call(route, attempt)
+        try:
+            dep, resp = await self.router.call(route, attempt)
+        except ModelError as exc:
+            raise exc.redact(self._secrets) from exc.__cause__
         self._record(dep, resp, key, started)
         if use_cache:
             self.cache.put(ck, resp)
@@ -276,11 +282,14 @@ class Gateway:
             self._check(dep, msgs, opts)
             return self.provider(dep).stream(dep.model, msgs, opts)
 
-        async for event in self.router.stream(route, open_stream, served.append):
-            acc.add(event)
-            yield event
+        try:
+            async for event in self.router.stream(route, open_stream, served.append):
+                acc.add(event)
+                yield event
+        except ModelError as exc:
+            raise exc.redact(self._secrets) from exc.__cause__
         dep = served[-1] if served else route.deployments[0]
-        resp = acc.response(dep.label)
+        resp = acc.response(dep.model)
         self._record(dep, resp, key, started)
         handle().response, handle().served_by = resp, dep.label
         if use_cache:
@@ -295,7 +304,10 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[list[float]]:
             return await self.provider(dep).embed(dep.model, texts)
 
-        return (await self.router.call(route, attempt))[1]
+        try:
+            return (await self.router.call(route, attempt))[1]
+        except ModelError as exc:
+            raise exc.redact(self._secrets) from exc.__cause__
 
     async def arerank(
         self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
@@ -306,7 +318,10 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
             return await self.provider(dep).rerank(dep.model, query, documents, top_n)
 
-        return (await self.router.call(route, attempt))[1]
+        try:
+            return (await self.router.call(route, attempt))[1]
+        except ModelError as exc:
+            raise exc.redact(self._secrets) from exc.__cause__
 
     def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
         """Exact when the model's tokenizer is at hand (local models), else an estimate.
@@ -386,6 +401,10 @@ class SyncChatStream:
     def response(self) -> ChatResponse | None:
         return self._stream.response
 
+    @property
+    def served_by(self) -> str:
+        return self._stream.served_by
+
     def __iter__(self) -> Iterator[StreamEvent]:
         try:
             while True:
@@ -407,7 +426,15 @@ class _Portal:
 
     def run(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result()
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any interruption here): cancel the task on the loop and let it unwind,
+            # so the stream's cleanup can run afterwards.
+            if not future.done():
+                future.cancel()
+                wait([future], timeout=5)
+            raise
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
