@@ -255,7 +255,7 @@ def test_daily_budget_refuses_calls_once_spent(
     with pytest.raises(BudgetExceededError, match="alice"):
         gw.chat("hi", "fake/m", user="alice")
     gw.chat("hi", "fake/m", user="bob")
-    with pytest.raises(BudgetExceededError, match="today's budget"):
+    with pytest.raises(BudgetExceededError, match="today.s budget of \$0.05"):
         gw.chat("hi", "fake/m", user="bob")
     assert len(upstream.app.requests) == 2, "refused calls never reach the provider"
     # the ledger survives a restart: a new gateway still refuses
@@ -265,6 +265,19 @@ def test_daily_budget_refuses_calls_once_spent(
     )
     with pytest.raises(BudgetExceededError):
         again.chat("hi", "fake/m")
+
+
+def test_a_call_that_would_pass_the_budget_is_refused_before_it_is_made(
+    make_gateway: Make, upstream: UpstreamServer
+) -> None:
+    gw = make_gateway(
+        prices={"fake/m": {"input": 1.0, "output": 10.0}}, budgets={"daily_usd": 0.01}
+    )
+    # 2,000 output tokens at $10/1M = $0.02: over the $0.01 budget whatever the prompt
+    with pytest.raises(BudgetExceededError):
+        gw.chat("hi", "fake/m", max_tokens=2000)
+    assert gw.chat("hi", "fake/m", max_tokens=100).text == rec.TEXT
+    assert len(upstream.app.requests) == 1
 
 
 def test_cache_is_opt_in_and_keyed_on_the_request(

@@ -38,6 +38,7 @@ from hanlin.models.types import (
     StreamEvent,
     TextDelta,
     ToolCallDelta,
+    Usage,
     UsageEvent,
 )
 
@@ -175,6 +176,20 @@ class Gateway:
                 provider=dep.label,
             )
 
+    def _projected(self, route: Route, msgs: Sequence[Message], opts: ChatOptions) -> float:
+        """The least a call can cost in USD (estimated prompt, plus max_tokens if set)."""
+        if not self.ledger.enforcing:
+            return 0.0
+        from hanlin.knowledge.tokenize import count_tokens
+
+        usage = Usage(sum(count_tokens(m.text) for m in msgs), opts.max_tokens or 0)
+        costs = [
+            c.usd
+            for d in route.deployments
+            if (c := call_cost(usage, self.catalog.price(d), self.models.usd_to_cny)) is not None
+        ]
+        return min(costs, default=0.0)
+
     def _record(
         self, dep: Deployment, resp: ChatResponse, key: str, started: float, *, hit: bool = False
     ) -> None:
@@ -212,7 +227,7 @@ class Gateway:
         opts = as_options(options, overrides)
         route = self.resolve(model)
         key = opts.user or ""
-        self.ledger.check(key)
+        self.ledger.check(key, self._projected(route, msgs, opts))
         started = time.perf_counter()
         use_cache = self.models.cache if cache is None else cache
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
@@ -249,7 +264,7 @@ class Gateway:
         opts = as_options(options, overrides)
         route = self.resolve(model)
         key = opts.user or ""
-        self.ledger.check(key)
+        self.ledger.check(key, self._projected(route, msgs, opts))
         use_cache = self.models.cache if cache is None else cache
         stream: ChatStream = ChatStream(
             self._stream(route, msgs, opts, key, use_cache, lambda: stream)

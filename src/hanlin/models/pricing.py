@@ -117,22 +117,38 @@ class Ledger:
             self._writer.start()
             atexit.register(self.close)
 
-    def check(self, key: str) -> None:
-        """Refuse a call (raise :class:`BudgetExceededError`) when a budget is already spent."""
+    @property
+    def enforcing(self) -> bool:
+        """Whether any budget is configured."""
+        return self.budgets.daily_usd is not None or bool(self.budgets.per_key_daily_usd)
+
+    def check(self, key: str, projected_usd: float = 0.0) -> None:
+        """Refuse a call (raise :class:`BudgetExceededError`) that would pass a budget.
+
+        ``projected_usd`` is the call's least cost (its prompt at the input price, plus
+        ``max_tokens`` at the output price when set); a call is refused when the day's spend
+        plus that would go over a limit.
+        """
         b = self.budgets
-        if b.daily_usd is None and not b.per_key_daily_usd:
+        if not self.enforcing:
             return
         self._seed()
         day = utc_day()
-        if b.daily_usd is not None and self._spent[(day, "*")] >= b.daily_usd:
+        spent = self._spent[(day, "*")]
+        if b.daily_usd is not None and (
+            spent >= b.daily_usd or spent + projected_usd > b.daily_usd
+        ):
             raise BudgetExceededError(
-                f"today's budget of ${b.daily_usd:.2f} is spent (${self._spent[(day, '*')]:.4f})",
+                f"today's budget of ${b.daily_usd:.2f} does not cover this call "
+                f"(spent ${spent:.4f}, this call at least ${projected_usd:.4f})",
                 hint="raise models.budgets.daily_usd in hanlin.toml, or wait until 00:00 UTC",
             )
         limit = b.per_key_daily_usd.get(key)
-        if limit is not None and self._spent[(day, key)] >= limit:
+        mine = self._spent[(day, key)]
+        if limit is not None and (mine >= limit or mine + projected_usd > limit):
             raise BudgetExceededError(
-                f"the daily budget of ${limit:.2f} for key '{key}' is spent",
+                f"the daily budget of ${limit:.2f} for key '{key}' does not cover this call "
+                f"(spent ${mine:.4f}, this call at least ${projected_usd:.4f})",
                 hint=f"raise models.budgets.per_key_daily_usd.{key} in hanlin.toml",
             )
 
