@@ -255,7 +255,7 @@ def test_daily_budget_refuses_calls_once_spent(
     with pytest.raises(BudgetExceededError, match="alice"):
         gw.chat("hi", "fake/m", user="alice")
     gw.chat("hi", "fake/m", user="bob")
-    with pytest.raises(BudgetExceededError, match="today.s budget of \$0.05"):
+    with pytest.raises(BudgetExceededError, match=r"today.s budget of \$0.05"):
         gw.chat("hi", "fake/m", user="bob")
     assert len(upstream.app.requests) == 2, "refused calls never reach the provider"
     # the ledger survives a restart: a new gateway still refuses
