@@ -7,9 +7,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hanlin import __version__
-from hanlin.cli import kb
+from hanlin.cli import chat, compute, kb, keys, models
 from hanlin.errors import HanlinError
 
 app = typer.Typer(
@@ -20,6 +21,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kb.app, name="kb")
+app.add_typer(compute.app, name="compute")
+app.command("chat")(chat.chat)
+app.add_typer(models.app, name="models")
+app.add_typer(keys.app, name="keys")
 err = Console(stderr=True)
 
 
@@ -37,9 +42,9 @@ def main(argv: list[str] | None = None) -> Any:
             sys.exit(rc)
         return rc
     except HanlinError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"  [yellow]→ {exc.hint}[/]", highlight=False)
+            err.print(f"  [yellow]→ {escape(exc.hint)}[/]", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -48,10 +53,11 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors: typer >= 0.20 vendors click as typer._click
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show = getattr(exc, "show", None)
+        if isinstance(exc, click.ClickException | typer.TyperException) and callable(show):
+            show()
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
