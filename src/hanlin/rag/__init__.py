@@ -1,0 +1,1 @@
+"""Answers with citations from knowledge bases (retrieval-augmented generation)."""
