@@ -163,6 +163,16 @@ def test_every_deployment_failing_reports_all_attempts(
         gw.chat("hi", "r")
 
 
+def test_streamed_calls_reuse_the_connection(make_gateway: Make, upstream: UpstreamServer) -> None:
+    gw = make_gateway()
+    for _ in range(5):
+        assert "".join(e.text for e in gw.stream("hi", "fake/m") if e.type == "text")
+        gw.chat("hi", "fake/m")
+    assert len(upstream.app.connections) == 1, (
+        "a finished stream returns its connection to the pool"
+    )
+
+
 def test_unknown_option_and_model_are_clear_errors(make_gateway: Make) -> None:
     gw = make_gateway()
     with pytest.raises(InvalidInputError, match="temprature"):

@@ -57,10 +57,13 @@ def as_messages(messages: MessagesLike) -> list[Message]:
     return [m if isinstance(m, Message) else message_from_openai(m) for m in messages]
 
 
+_NO_OPTIONS = ChatOptions()
+
+
 def as_options(options: ChatOptions | None, overrides: dict[str, Any]) -> ChatOptions:
     """Options from an object and/or keyword arguments; unknown names are an error."""
-    if options is not None and not overrides:
-        return options
+    if not overrides:
+        return options if options is not None else _NO_OPTIONS
     data = options.model_dump(exclude_none=True) if options is not None else {}
     data.update(overrides)
     try:

@@ -44,8 +44,18 @@ def call_cost(usage: Usage, price: Price | None, usd_to_cny: float) -> Cost | No
     return Cost(usd=amount, cny=amount * usd_to_cny)
 
 
+_DAY_CACHE: list[tuple[int, str]] = [(-1, "")]
+
+
 def utc_day(ts: float | None = None) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts if ts is not None else time.time()))
+    """The UTC calendar day of a timestamp (now by default), as ``YYYY-MM-DD``."""
+    second = int(ts if ts is not None else time.time())
+    cached = _DAY_CACHE[0]
+    if cached[0] == second:
+        return cached[1]
+    day = time.strftime("%Y-%m-%d", time.gmtime(second))
+    _DAY_CACHE[0] = (second, day)
+    return day
 
 
 @dataclass(slots=True)
@@ -64,6 +74,9 @@ class CallRecord:
     ok: bool
     cached_response: bool = False
 
+
+#: seconds between ledger writes; records wait in memory at most this long
+WRITE_INTERVAL = 0.25
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -165,16 +178,20 @@ class Ledger:
         return self._spent[(utc_day(), key)]
 
     def _write_loop(self) -> None:
+        # Poll on a timer instead of blocking on the queue: a blocked reader is woken by every
+        # put, which costs the calling thread a context switch per model call.
         conn = self._connect()
         try:
             while True:
-                first = self._queue.get()
-                batch = [first]
-                while len(batch) < 512:
+                batch: list[CallRecord | None] = []
+                while True:
                     try:
-                        batch.append(self._queue.get(timeout=0.05))
+                        batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                if not batch:
+                    time.sleep(WRITE_INTERVAL)
+                    continue
                 stop = None in batch
                 rows = [
                     (

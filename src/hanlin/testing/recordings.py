@@ -9,6 +9,7 @@ shortened; structure is as received.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -104,7 +105,7 @@ def openai_text(vendor: str, text: str = TEXT) -> Reply:
         "created": CREATED,
         "model": _MODEL[vendor],
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-        "usage": USAGE[vendor],
+        "usage": copy.deepcopy(USAGE[vendor]),
         "system_fingerprint": "fp_fc9f1d7035",
     }
     return Reply(json=body)
@@ -114,7 +115,7 @@ def openai_text_stream(vendor: str, pieces: list[str] = TEXT_PIECES) -> Reply:
     """A streamed chat completion as each vendor sends it."""
     chunks: list[Any] = [_chunk(vendor, {"role": "assistant", "content": ""})]
     chunks += [_chunk(vendor, {"content": p}) for p in pieces]
-    usage = USAGE[vendor]
+    usage = copy.deepcopy(USAGE[vendor])
     if vendor == "openai" or vendor == "qwen":
         chunks.append(_chunk(vendor, {}, "stop", usage=None))
         last = _chunk(vendor, {}, None, usage=usage)
@@ -145,7 +146,7 @@ def openai_tool_stream(vendor: str) -> Reply:
                 deltas.append({"index": 0, "function": {"arguments": part}})
     chunks: list[Any] = [_chunk(vendor, {"role": "assistant", "content": None})]
     chunks += [_chunk(vendor, {"tool_calls": [d]}) for d in deltas]
-    usage = USAGE[vendor]
+    usage = copy.deepcopy(USAGE[vendor])
     if vendor in ("openai", "qwen"):
         chunks.append(_chunk(vendor, {}, "tool_calls"))
         last = _chunk(vendor, {}, None, usage=usage)
@@ -183,7 +184,7 @@ def openai_tool_call(vendor: str) -> Reply:
                 "finish_reason": "tool_calls",
             }
         ],
-        "usage": USAGE[vendor],
+        "usage": copy.deepcopy(USAGE[vendor]),
     }
     return Reply(json=body)
 

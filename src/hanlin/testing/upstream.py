@@ -97,6 +97,8 @@ class FakeUpstream:
     def __init__(self) -> None:
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[tuple[str, dict[str, str], Any]] = []
+        #: client (host, port) pairs seen: one per TCP connection
+        self.connections: set[tuple[str, int]] = set()
         self.record_requests = True
         self._lock = threading.Lock()
 
@@ -109,6 +111,7 @@ class FakeUpstream:
         with self._lock:
             self._queues.clear()
             self.requests.clear()
+            self.connections.clear()
 
     def _next(self, path: str, body: Any) -> Reply:
         with self._lock:
@@ -135,6 +138,8 @@ class FakeUpstream:
             body = None
         path = scope["path"]
         if self.record_requests:
+            if scope.get("client"):
+                self.connections.add(tuple(scope["client"]))  # type: ignore[arg-type]
             headers = {k.decode(): v.decode() for k, v in scope["headers"]}
             self.requests.append((path, headers, body))
         reply = self._next(path, body)

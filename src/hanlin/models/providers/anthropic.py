@@ -35,6 +35,7 @@ from hanlin.models.providers.anthropic_wire import (
     timed_out,
     translate_stream,
 )
+from hanlin.models.providers.openai_compat import drain
 from hanlin.models.types import ChatOptions, ChatResponse, Message, StreamEvent
 
 # Prices: https://www.anthropic.com/pricing (API tab; also docs.anthropic.com/en/docs/about-claude/
@@ -191,12 +192,14 @@ class AnthropicProvider:
             if response.status_code >= 400:
                 await response.aread()
                 raise http_error(response, provider)
+            lines = response.aiter_lines()
             events = translate_stream(
-                response.aiter_lines(), json_mode=json_mode, provider=provider, deadline=deadline
+                lines, json_mode=json_mode, provider=provider, deadline=deadline
             )
             async with aclosing(events):
                 async for event in events:
                     yield event
+            await drain(lines)
         except ModelError as exc:
             raise self._redact(exc) from None
         except (TimeoutError, httpx.TimeoutException):

@@ -177,6 +177,16 @@ def _loads(raw: str | bytes, provider: str) -> Any:
         ) from None
 
 
+async def drain(lines: AsyncIterator[str], limit: int = 64) -> None:
+    """Read what is left of a finished stream (its chunked-encoding terminator, at most a few
+    lines), so the connection goes back to the pool instead of being closed."""
+    for _ in range(limit):
+        try:
+            await anext(lines)
+        except StopAsyncIteration:
+            return
+
+
 def _pooled(embedding: list[Any]) -> list[float]:
     """A vector; per-token vectors (llama.cpp servers on models without pooling) are mean-pooled."""
     if embedding and isinstance(embedding[0], list):
@@ -205,6 +215,7 @@ class OpenAICompatProvider:
         self._key = key
         self._client = client
         self._timeout = timeout
+        self._default_timeout = httpx.Timeout(timeout)
         self._dialect = get_dialect(endpoint.dialect)
         self._base = endpoint.base_url.rstrip("/")
         self._headers = {"Content-Type": "application/json", **self._dialect.headers(key)}
@@ -226,7 +237,9 @@ class OpenAICompatProvider:
         return f"{self.endpoint.name}/{model}"
 
     def _timeout_for(self, options: ChatOptions) -> httpx.Timeout:
-        return httpx.Timeout(options.timeout or self._timeout)
+        if options.timeout:
+            return httpx.Timeout(options.timeout)
+        return self._default_timeout
 
     async def _post(
         self, path: str, body: dict[str, Any], label: str, timeout: httpx.Timeout
@@ -339,12 +352,14 @@ class OpenAICompatProvider:
         usage: Usage | None = None
         by_id: dict[str, int] = {}
         done = False
-        async for line in resp.aiter_lines():
+        lines = resp.aiter_lines()
+        async for line in lines:
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
                 done = True
+                await drain(lines)
                 break
             obj = _loads(data, label)
             if not isinstance(obj, dict):
