@@ -23,6 +23,7 @@ from hanlin.models.errors import (
 )
 from hanlin.models.gateway import Gateway
 from hanlin.models.keys import KeyStore, Secret
+from hanlin.models.providers.openai_compat import POOL_SHARDS
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import Reply, UpstreamServer
 
@@ -165,12 +166,11 @@ def test_every_deployment_failing_reports_all_attempts(
 
 def test_streamed_calls_reuse_the_connection(make_gateway: Make, upstream: UpstreamServer) -> None:
     gw = make_gateway()
-    for _ in range(5):
+    for _ in range(2 * POOL_SHARDS):
         assert "".join(e.text for e in gw.stream("hi", "fake/m") if e.type == "text")
         gw.chat("hi", "fake/m")
-    assert len(upstream.app.connections) == 1, (
-        "a finished stream returns its connection to the pool"
-    )
+    # one keep-alive connection per pool shard, whatever the number of calls
+    assert len(upstream.app.connections) <= POOL_SHARDS
 
 
 def test_unknown_option_and_model_are_clear_errors(make_gateway: Make) -> None:

@@ -47,7 +47,13 @@ _FINISH: dict[str, FinishReason] = {
     "sensitive": "content_filter",  # Zhipu
     "network_error": "error",  # Zhipu
 }
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+#: Connection pools per provider. httpcore scans its whole pool for every queued request
+#: (encode/httpcore#1035), which costs milliseconds per call at 50+ calls in flight; several
+#: smaller pools, used in turn, keep each scan short.
+POOL_SHARDS = 8
+_LIMITS = httpx.Limits(
+    max_connections=1000 // POOL_SHARDS, max_keepalive_connections=64, keepalive_expiry=30
+)
 DEFAULT_TIMEOUT = 600.0
 
 
@@ -214,6 +220,8 @@ class OpenAICompatProvider:
         self.endpoint = endpoint
         self._key = key
         self._client = client
+        self._shards: list[httpx.AsyncClient] = []
+        self._turn = 0
         self._timeout = timeout
         self._default_timeout = httpx.Timeout(timeout)
         self._dialect = get_dialect(endpoint.dialect)
@@ -229,9 +237,15 @@ class OpenAICompatProvider:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(limits=_LIMITS, timeout=self._timeout)
-        return self._client
+        """The HTTP client for the next request (one of the pool shards, in turn)."""
+        if self._client is not None:
+            return self._client
+        if not self._shards:
+            self._shards = [
+                httpx.AsyncClient(limits=_LIMITS, timeout=self._timeout) for _ in range(POOL_SHARDS)
+            ]
+        self._turn = (self._turn + 1) % POOL_SHARDS
+        return self._shards[self._turn]
 
     def _label(self, model: str) -> str:
         return f"{self.endpoint.name}/{model}"
@@ -311,7 +325,8 @@ class OpenAICompatProvider:
         label = self._label(model)
         body = self._dialect.prepare(request_body(model, messages, options, True), options)
         payload = json.dumps(body, ensure_ascii=False).encode()
-        request = self.client.build_request(
+        client = self.client
+        request = client.build_request(
             "POST",
             self._base + "/chat/completions",
             content=payload,
@@ -320,11 +335,9 @@ class OpenAICompatProvider:
         )
         try:
             if options.timeout:
-                resp = await asyncio.wait_for(
-                    self.client.send(request, stream=True), options.timeout
-                )
+                resp = await asyncio.wait_for(client.send(request, stream=True), options.timeout)
             else:
-                resp = await self.client.send(request, stream=True)
+                resp = await client.send(request, stream=True)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ModelTimeoutError(f"{label} sent no first byte in time", provider=label) from exc
         except httpx.TransportError as exc:
@@ -435,6 +448,6 @@ class OpenAICompatProvider:
         return results[:top_n] if top_n else results
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for shard in self._shards:
+            await shard.aclose()
+        self._shards = []
