@@ -138,8 +138,9 @@ class FakeUpstream:
             body = None
         path = scope["path"]
         if self.record_requests:
-            if scope.get("client"):
-                self.connections.add(tuple(scope["client"]))  # type: ignore[arg-type]
+            client = scope.get("client")
+            if client:
+                self.connections.add((str(client[0]), int(client[1])))
             headers = {k.decode(): v.decode() for k, v in scope["headers"]}
             self.requests.append((path, headers, body))
         reply = self._next(path, body)
