@@ -40,6 +40,45 @@ class KnowledgeSettings(BaseModel):
     #: below this many chunks (or allowed chunks under a filter) dense search is exact.
     exact_search_below: int = Field(default=20_000, ge=0)
     max_file_mb: int = Field(default=256, ge=1)
+    #: let URL sources resolve to loopback / private / link-local addresses (SSRF guard off)
+    allow_private_urls: bool = False
+
+
+class RagSettings(BaseModel):
+    """The RAG engine (``hanlin.rag``): retrieval, packing, refusal and the generator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: evidence chunks kept after de-duplication and diversity (the sources a model sees)
+    k: int = Field(default=6, ge=1, le=100)
+    #: chunks retrieved by hybrid search before rerank, de-duplication and diversity
+    candidates: int = Field(default=30, ge=1, le=1000)
+    #: at most this many evidence chunks from one document
+    per_doc_cap: int = Field(default=3, ge=1)
+    #: MMR trade-off: 1.0 ranks by relevance only, lower values prefer novel text
+    mmr_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: tokens of sources in the prompt, at most (also bounded by the model's context)
+    max_context_tokens: int = Field(default=3000, ge=16)
+    #: tokens reserved for the answer (``max_tokens`` of the generation call)
+    answer_tokens: int = Field(default=512, ge=1)
+    #: tokens of earlier conversation turns passed to the generator
+    history_tokens: int = Field(default=1000, ge=0)
+    temperature: float = Field(default=0.1, ge=0.0, le=2.0)
+    #: the answering model; None = ``models.default``
+    generator: str | None = None
+    #: the model that rewrites follow-up questions; None = the generator
+    rewrite_model: str | None = None
+    #: a gateway rerank model (e.g. ``siliconflow/BAAI/bge-reranker-v2-m3``); None = no rerank
+    reranker: str | None = None
+    #: models that cannot follow instructions (fnmatch patterns over ``endpoint/model``):
+    #: ``mode="auto"`` answers extractively with them and rewrites questions without them
+    base_models: list[str] = Field(default_factory=lambda: ["local/gemma3-270m"])
+    #: refuse below this evidence strength; None = calibrated per embedding model (docs/rag.md)
+    refusal_threshold: float | None = None
+    #: weight of the best dense cosine in the evidence strength; None = calibrated
+    refusal_dense_weight: float | None = Field(default=None, ge=0.0)
+    #: sentences quoted by extractive answers, at most
+    extractive_sentences: int = Field(default=2, ge=1, le=10)
 
 
 RouteStrategy = Literal["fallback", "round_robin", "least_busy"]
@@ -114,6 +153,24 @@ class ModelsSettings(BaseModel):
     usd_to_cny: float = Field(default=7.1, gt=0)
 
 
+class ServerSettings(BaseModel):
+    """``hanlin serve``: where it listens, API keys, CORS and upload limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8321, ge=0, le=65535)
+    #: require API keys even on loopback (always required on any other address)
+    require_keys: bool = False
+    #: origins allowed by CORS; empty = no CORS headers at all
+    cors_origins: list[str] = Field(default_factory=list)
+    #: largest single uploaded file, and largest whole upload request, in MB
+    max_upload_mb: int = Field(default=256, ge=1)
+    max_request_mb: int = Field(default=1024, ge=1)
+    #: let clients add URLs that resolve to loopback / private / link-local addresses
+    allow_private_urls: bool = False
+
+
 class Settings(BaseSettings):
     """All of Hanlin's settings."""
 
@@ -126,6 +183,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=hanlin_home)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod
     def settings_customise_sources(

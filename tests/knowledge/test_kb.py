@@ -192,6 +192,9 @@ def test_add_url_from_local_server(kb: KnowledgeBase) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/tea.html"
+        refused = kb.add(url)  # the SSRF guard refuses loopback unless it is allowed
+        assert not refused.ok and "loopback" in refused.skipped[0].reason
+        kb.settings.knowledge.allow_private_urls = True
         report = kb.add(url)
         assert report.ok and report.documents_added == 1
         hit = kb.search("oolong oxidised", k=1)[0]

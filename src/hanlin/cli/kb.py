@@ -182,6 +182,84 @@ def _fusion(value: str | None) -> Fusion | None:
     return value  # type: ignore[return-value]
 
 
+@app.command()
+def ask(
+    name: str,
+    question: Annotated[str, typer.Argument(help="the question")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="answering model (default: rag.generator or models.default)"
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="auto (extractive with a base model), generative, extractive"),
+    ] = "auto",
+    k: Annotated[int | None, typer.Option("-k", help="evidence chunks (default rag.k)")] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", help="key=value, key>=n, key!=v, key=a|b (repeatable)"),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="one JSON object: text, citations, evidence, usage, timings"),
+    ] = False,
+) -> None:
+    """Answer a question from a knowledge base, citing numbered sources (RAG).
+
+    The answer streams to stdout, then the sources it cites (or, when it refuses, the closest
+    ones); notes and timings go to stderr.
+    """
+    import sys
+
+    from hanlin.rag.base import AnswerDelta, AnswerDone, RequestedMode
+    from hanlin.rag.engine import RagEngine
+    from hanlin.rag.templates import detect_language
+
+    if mode not in ("auto", "generative", "extractive"):
+        raise InvalidInputError(f"unknown mode {mode!r}", hint="use auto, generative or extractive")
+    flt = parse_cli_filter(filter_ or [])
+    ask_mode: RequestedMode = mode  # type: ignore[assignment]
+    with KnowledgeBase(name) as kb, RagEngine(kb) as engine:
+        if as_json:
+            answer = engine.ask(question, model=model, mode=ask_mode, k=k, filters=flt)
+            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+            return
+        done = None
+        for event in engine.stream(question, model=model, mode=ask_mode, k=k, filters=flt):
+            if isinstance(event, AnswerDelta):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, AnswerDone):
+                done = event.answer
+    sys.stdout.write("\n")
+    if done is None:
+        return
+    zh = detect_language(done.question) != "en"
+    if done.refused:
+        sources = [e.citation for e in done.evidence]
+        label = "最接近的资料" if zh else "closest sources"
+    else:
+        sources = done.citations
+        label = "来源" if zh else "sources"
+    if sources:
+        out.print(f"\n[bold]{label}:[/]", highlight=False)
+    for c in sources:
+        where = " › ".join([c.title or c.source, *(h for h in c.heading_path if h != c.title)])
+        if c.page is not None:
+            where += f", p. {c.page}" + (
+                f"–{c.page_end}" if c.page_end not in (None, c.page) else ""
+            )
+        out.print(f"[{c.n}] {where}", markup=False, highlight=False)
+        out.print(f"    {c.source}  chars {c.char_start}–{c.char_end}", style="dim", markup=False)
+    for note in done.notes:
+        err.print(f"note: {note}", style="dim", markup=False, highlight=False)
+    took = done.timings_ms.get("total", 0.0) / 1000
+    who = done.model or "no model"
+    err.print(f"{done.mode} · {who} · {took:.2f}s", style="dim", markup=False, highlight=False)
+
+
 @app.command("ls")
 def list_() -> None:
     """List knowledge bases."""

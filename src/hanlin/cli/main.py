@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hanlin import __version__
-from hanlin.cli import chat, compute, kb, keys, models
+from hanlin.cli import apikeys, chat, compute, kb, keys, models, serve
 from hanlin.errors import HanlinError
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.add_typer(compute.app, name="compute")
 app.command("chat")(chat.chat)
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
+app.add_typer(apikeys.app, name="apikeys")
+app.command("serve")(serve.serve)
 err = Console(stderr=True)
 
 

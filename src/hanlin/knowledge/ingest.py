@@ -15,8 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-import httpx
 import xxhash
 
 from hanlin.errors import HanlinError, LoaderError
@@ -27,6 +27,7 @@ from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, 
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel
 from hanlin.models.embeddings.pool import EmbeddingPool
+from hanlin.net.ssrf import FetchedURL, FetchError
 
 #: chunks gathered before one embed + write round (spread over the embedding workers)
 GROUP_CHUNKS = 512
@@ -57,6 +58,28 @@ class IngestReport:
 
 
 ProgressCallback = Callable[[int, int, str], None]  # (done, total, current item)
+
+FileStatus = Literal["parsing", "embedding", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """A file (or URL) moved to another stage of the pipeline.
+
+    ``parsing``: being read, parsed and chunked; ``embedding``: chunked, waiting for vectors and
+    the store write; ``done``: stored (``chunks`` written, 0 when unchanged); ``failed``:
+    skipped, ``reason`` says why (the other files go on).
+    """
+
+    path: str
+    status: FileStatus
+    reason: str | None = None
+    chunks: int = 0
+
+
+FileStatusCallback = Callable[[FileEvent], None]
+#: ``fetch(url, max_bytes)`` → the body; raises FetchError / BlockedURLError (SSRF guard)
+UrlFetcher = Callable[[str, int], FetchedURL]
 
 
 def content_hash(data: bytes | str) -> str:
@@ -100,8 +123,10 @@ class Ingestor:
         chunk_overlap: int,
         max_file_bytes: int,
         embed_workers: int | None = None,
+        on_file: FileStatusCallback | None = None,
     ) -> None:
         self.store = store
+        self.on_file = on_file
         self.embedder = embedder
         self.analyzer = analyzer
         self.chunk_tokens = chunk_tokens
@@ -124,6 +149,7 @@ class Ingestor:
         total = len(files)
         for done, (path, source_id, options) in enumerate(files, 1):
             report.files_seen += 1
+            self._emit(str(path), "parsing")
             try:
                 self._one_file(path, source_id, options, report)
             except HanlinError as exc:
@@ -150,19 +176,14 @@ class Ingestor:
         source_id: int,
         options: LoaderOptions,
         report: IngestReport,
-        client: httpx.Client,
+        fetch: UrlFetcher,
     ) -> None:
         report.files_seen += 1
+        self._emit(url, "parsing")
         try:
-            resp = client.get(url, follow_redirects=True)
-            resp.raise_for_status()
+            resp = fetch(url, self.max_file_bytes)
             data = resp.content
-            if len(data) > self.max_file_bytes:
-                raise LoaderError(
-                    f"download is larger than {self.max_file_bytes >> 20} MB",
-                    hint="raise knowledge.max_file_mb in hanlin.toml",
-                )
-            name = url.rstrip("/").rsplit("/", 1)[-1] or "index.html"
+            name = resp.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
             self._ingest_bytes(
                 url,
                 source_id,
@@ -172,14 +193,14 @@ class Ingestor:
                 options,
                 report,
                 name=name,
-                content_type=resp.headers.get("content-type"),
+                content_type=resp.content_type,
             )
-        except httpx.HTTPError as exc:
+        except FetchError as exc:
             self._fail(
                 url,
                 source_id,
-                f"download failed: {exc}",
-                "check the URL and your network, then run `hanlin kb sync`",
+                f"download failed: {exc.message}",
+                f"{exc.hint}; then run `hanlin kb sync`" if exc.hint else "run `hanlin kb sync`",
                 report,
             )
         except HanlinError as exc:
@@ -195,6 +216,7 @@ class Ingestor:
         old = self.store.get_file(key)
         if old and old.status == "ok" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
             report.files_unchanged += 1
+            self._emit(key, "done")
             return
         if st.st_size > self.max_file_bytes:
             raise LoaderError(
@@ -210,7 +232,7 @@ class Ingestor:
             st.st_mtime_ns,
             options,
             report,
-            name=path.name,
+            name=options.display_name or path.name,
             content_type=None,
         )
 
@@ -234,6 +256,7 @@ class Ingestor:
         if old and old.status == "ok" and old.content_hash == digest:
             self.store.record_file(record)  # touched, not changed
             report.files_unchanged += 1
+            self._emit(key, "done")
             return
         docs = load_bytes(data, source=key, name=name, options=options, content_type=content_type)
         old_hashes = self.store.document_hashes(key)
@@ -253,6 +276,7 @@ class Ingestor:
         report.documents_deleted += len(pending.delete_keys)
         self._pending.append(pending)
         self._pending_chunks += len(pending.slots)
+        self._emit(key, "embedding", chunks=len(pending.slots))
 
     def _prepare(
         self, doc: LoadedDocument, file_key: str, digest: str, pending: _Pending
@@ -286,6 +310,7 @@ class Ingestor:
         self, path: str, source_id: int, reason: str, hint: str, report: IngestReport
     ) -> None:
         report.skipped.append(SkippedFile(path, reason, hint))
+        self._emit(path, "failed", reason)
         try:
             st = os.stat(path)
             size, mtime = st.st_size, st.st_mtime_ns
@@ -346,6 +371,14 @@ class Ingestor:
             delete_keys=[k for p in group for k in p.delete_keys],
         )
         report.chunks_written += n_slots
+        for p in group:
+            self._emit(p.record.path, "done", chunks=len(p.slots))
+
+    def _emit(
+        self, path: str, status: FileStatus, reason: str | None = None, chunks: int = 0
+    ) -> None:
+        if self.on_file is not None:
+            self.on_file(FileEvent(path, status, reason, chunks))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from hanlin.config import Settings, load_settings
 from hanlin.errors import (
@@ -25,7 +23,13 @@ from hanlin.errors import (
 )
 from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.filters import Filter, parse_filter
-from hanlin.knowledge.ingest import Ingestor, IngestReport, ProgressCallback, context_text
+from hanlin.knowledge.ingest import (
+    FileStatusCallback,
+    Ingestor,
+    IngestReport,
+    ProgressCallback,
+    context_text,
+)
 from hanlin.knowledge.loaders import LoaderOptions, supported_extensions
 from hanlin.knowledge.rerank import Reranker
 from hanlin.knowledge.scan import classify, normalize_uri, scan
@@ -34,6 +38,11 @@ from hanlin.knowledge.stores.base import DocumentRecord, FileRecord, SourceRecor
 from hanlin.knowledge.stores.sqlite import SQLiteStore
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
+from hanlin.net.ssrf import FetchedURL, safe_fetch
+
+if TYPE_CHECKING:
+    from hanlin.models.types import Message
+    from hanlin.rag.base import Answer, RequestedMode
 
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
 #: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
@@ -67,8 +76,17 @@ def _check_name(name: str) -> str:
 class KnowledgeBase:
     """A knowledge base: add sources, keep them in sync, search them."""
 
-    def __init__(self, name: str, settings: Settings | None = None) -> None:
-        """Open an existing knowledge base (see :meth:`create`)."""
+    def __init__(
+        self,
+        name: str,
+        settings: Settings | None = None,
+        *,
+        embedders: Callable[[str], EmbeddingModel] | None = None,
+    ) -> None:
+        """Open an existing knowledge base (see :meth:`create`).
+
+        ``embedders`` maps a model name to an embedding model; a server passes one that shares
+        loaded models between the knowledge bases it opens (default: a new instance each)."""
         self.settings = settings or load_settings()
         self.name = _check_name(name)
         self.path = self.settings.home / "kb" / name
@@ -86,6 +104,7 @@ class KnowledgeBase:
         )
         self.embedding_model = self.store.get_meta("embedding_model") or ks.embedding_model
         self._embedder: EmbeddingModel | None = None
+        self._embedders = embedders or get_embedder
         self._qcache: dict[str, Any] = {}
         self._retokenize_if_needed()
 
@@ -150,7 +169,7 @@ class KnowledgeBase:
     def embedder(self) -> EmbeddingModel:
         """The knowledge base's embedding model; refuses a different vector space."""
         if self._embedder is None:
-            model = get_embedder(self.embedding_model)
+            model = self._embedders(self.embedding_model)
             recorded = self.store.get_meta("embedding_space")
             current = f"{model.name}@{model.version}"
             if recorded and recorded != current:
@@ -212,7 +231,7 @@ class KnowledgeBase:
         return done
 
     # --- writing -------------------------------------------------------------------------------
-    def _ingestor(self) -> Ingestor:
+    def _ingestor(self, on_file: FileStatusCallback | None = None) -> Ingestor:
         ks = self.settings.knowledge
         return Ingestor(
             self.store,
@@ -222,6 +241,16 @@ class KnowledgeBase:
             chunk_overlap=ks.chunk_overlap,
             max_file_bytes=ks.max_file_mb << 20,
             embed_workers=ks.embed_workers,
+            on_file=on_file,
+        )
+
+    def _fetch(self, url: str, max_bytes: int) -> FetchedURL:
+        """URL sources go through the SSRF guard (``knowledge.allow_private_urls``)."""
+        return safe_fetch(
+            url,
+            allow_private=self.settings.knowledge.allow_private_urls,
+            max_bytes=max_bytes,
+            timeout=30.0,
         )
 
     def add(
@@ -229,8 +258,11 @@ class KnowledgeBase:
         *items: str | Path,
         loader_options: LoaderOptions | None = None,
         progress: ProgressCallback | None = None,
+        on_file: FileStatusCallback | None = None,
     ) -> IngestReport:
-        """Add files, folders (recursively), globs or URLs, and ingest them now."""
+        """Add files, folders (recursively), globs or URLs, and ingest them now.
+
+        ``on_file`` hears each file's stage (parsing, embedding, done, failed + reason)."""
         if not items:
             raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
         options = loader_options or LoaderOptions()
@@ -242,19 +274,28 @@ class KnowledgeBase:
                     uri, classify(str(item)), options.model_dump(exclude_defaults=True)
                 )
             )
-        return self._ingest(sources, progress, full_sync=False)
+        return self._ingest(sources, progress, full_sync=False, on_file=on_file)
 
-    def sync(self, progress: ProgressCallback | None = None) -> IngestReport:
+    def sync(
+        self,
+        progress: ProgressCallback | None = None,
+        on_file: FileStatusCallback | None = None,
+    ) -> IngestReport:
         """Re-scan every source: new and changed files are ingested, deleted ones removed,
         unchanged ones skipped. Also finishes an ingest that was interrupted."""
-        return self._ingest(self.store.list_sources(), progress, full_sync=True)
+        return self._ingest(self.store.list_sources(), progress, full_sync=True, on_file=on_file)
 
     def _ingest(
-        self, sources: Sequence[SourceRecord], progress: ProgressCallback | None, *, full_sync: bool
+        self,
+        sources: Sequence[SourceRecord],
+        progress: ProgressCallback | None,
+        *,
+        full_sync: bool,
+        on_file: FileStatusCallback | None = None,
     ) -> IngestReport:
         started = time.monotonic()
         report = IngestReport()
-        ingestor = self._ingestor()
+        ingestor = self._ingestor(on_file)
         supported = supported_extensions()
         files: list[tuple[Path, int, LoaderOptions]] = []
         seen: set[str] = set()
@@ -276,13 +317,11 @@ class KnowledgeBase:
                     files.append((f, src.id, options))
         try:
             ingestor.ingest_files(files, report, progress)
-            if urls:
-                with httpx.Client(timeout=30.0, headers={"user-agent": "hanlin"}) as client:
-                    for src in urls:
-                        seen.add(src.uri)
-                        ingestor.ingest_url(
-                            src.uri, src.id, LoaderOptions(**src.options), report, client
-                        )
+            for src in urls:
+                seen.add(src.uri)
+                ingestor.ingest_url(
+                    src.uri, src.id, LoaderOptions(**src.options), report, self._fetch
+                )
         finally:
             ingestor.close()
         report.documents_deleted += self._forget_missing(scanned, seen, full_sync)
@@ -399,6 +438,28 @@ class KnowledgeBase:
                 r.score = float(s)
             results.sort(key=lambda r: -r.score)
         return results[:k]
+
+    def ask(
+        self,
+        question: str,
+        model: str | None = None,
+        history: Sequence[Message | dict[str, Any]] | None = None,
+        mode: RequestedMode = "auto",
+        *,
+        k: int | None = None,
+        filters: dict[str, Any] | Filter | None = None,
+    ) -> Answer:
+        """Answer a question from this knowledge base with numbered citations (RAG).
+
+        ``history`` is the conversation so far (``Message`` objects or OpenAI-format dicts);
+        ``mode`` is ``auto``, ``generative`` or ``extractive``. See :mod:`hanlin.rag.engine`.
+        """
+        from hanlin.rag.engine import RagEngine
+
+        with RagEngine(self) as engine:
+            return engine.ask(
+                question, model=model, history=history, mode=mode, k=k, filters=filters
+            )
 
 
 __all__ = ["IngestReport", "KBInfo", "KnowledgeBase", "SkippedFile"]

@@ -30,3 +30,6 @@ class LoaderOptions(BaseModel):
     max_file_bytes: int = Field(default=256 * MiB, ge=1)
     #: record files with more records than this are refused.
     max_records_per_file: int = Field(default=1_000_000, ge=1)
+    #: the file's name as people know it, when it is stored under another one (a server upload
+    #: kept as ``<id>.pdf``): used instead of the path's name for titles and record titles.
+    display_name: str | None = None

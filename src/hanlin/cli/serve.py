@@ -1,0 +1,77 @@
+"""``hanlin serve``: the HTTP API (OpenAI-compatible + knowledge bases) and the web UI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from hanlin.config import load_settings
+from hanlin.errors import NotFoundError
+from hanlin.knowledge.kb import KnowledgeBase
+
+err = Console(stderr=True)
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="address to bind (default server.host, 127.0.0.1); others need keys"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port (default server.port, 8321)")] = None,
+    kb: Annotated[
+        list[str] | None,
+        typer.Option("--kb", help="serve only this knowledge base (repeat for more)"),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+) -> None:
+    """Serve the API and the web UI. Without configuration: http://127.0.0.1:8321, no keys."""
+    import uvicorn
+
+    from hanlin.server.app import create_app
+    from hanlin.server.auth import keys_required
+
+    settings = load_settings()
+    server = settings.server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    existing = KnowledgeBase.names(settings)
+    for name in kb or []:
+        if name not in existing:
+            raise NotFoundError(
+                f"no knowledge base named '{name}'",
+                hint=f"create it with `hanlin kb create {name}`; existing: "
+                f"{', '.join(existing) or 'none'}",
+            )
+    app = create_app(settings, knowledge_bases=kb or None)
+    shown = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{shown}:{server.port}"
+    served = kb or existing
+    model = f"kb:{served[0]}" if served else settings.models.default
+    auth = ' -H "Authorization: Bearer $HANLIN_API_KEY"'
+    needs_key = keys_required(server.host, server.require_keys)
+    err.print(f"[bold green]Hanlin[/] serving on [bold]{escape(url)}[/]  (web UI at /)")
+    if server.host != shown:
+        err.print(f"  listening on {escape(server.host)} (all interfaces): API keys required")
+    elif needs_key:
+        err.print("  API keys required (server.require_keys)")
+    err.print(
+        f"  try: curl {url}/v1/chat/completions{auth if needs_key else ''} "
+        "-H 'Content-Type: application/json' "
+        f"""-d '{{"model": "{model}", "messages": [{{"role": "user", "content": "hello"}}]}}'""",
+        highlight=False,
+        soft_wrap=True,
+    )
+    err.print("  stop with Ctrl-C", style="dim")
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        access_log=access_log,
+        timeout_graceful_shutdown=3,  # open event streams (the UI's) end after this
+    )

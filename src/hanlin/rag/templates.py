@@ -1,0 +1,89 @@
+"""Prompt templates (files under ``hanlin/rag/prompts/``) and the language of a question.
+
+Templates are plain text with ``{name}`` fields, one file per purpose and language
+(``answer.zh.txt``, ``rewrite.en.txt`` …). A file of the same name in
+``HANLIN_HOME/prompts/rag/`` overrides the bundled one, so wording can be tuned without code.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+Language = Literal["zh", "zh-Hant", "en"]
+
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_LATIN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_t2s_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _opencc(config: str) -> object:
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def _convert(text: str, config: str) -> str:
+    converter = _opencc(config)
+    with _t2s_lock:  # OpenCC objects are not documented as thread-safe
+        out: str = converter.convert(text)  # type: ignore[attr-defined]
+    return out
+
+
+def detect_language(text: str) -> Language:
+    """``zh`` / ``zh-Hant`` when CJK characters carry the text, else ``en``.
+
+    One CJK character weighs about as much as four Latin letters (a word), so "RAG 是什么？"
+    is Chinese and "What does 翰林 mean?" is English. Traditional script is detected by
+    converting to Simplified: if that changes the text, it was Traditional.
+    """
+    cjk = _CJK_RE.findall(text)
+    latin = len(_LATIN_RE.findall(text))
+    if not cjk or len(cjk) * 4 < latin:
+        return "en"
+    han = "".join(cjk)
+    if _convert(han, "t2s") != han:
+        return "zh-Hant"
+    return "zh"
+
+
+def base_language(lang: Language) -> Literal["zh", "en"]:
+    return "zh" if lang.startswith("zh") else "en"
+
+
+@lru_cache(maxsize=64)
+def _bundled(name: str) -> str:
+    return resources.files("hanlin.rag").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+def template(name: str, lang: Language, home: Path | None = None) -> str:
+    """The template ``name`` (e.g. ``answer``) for a language; Traditional Chinese questions get
+    the Chinese template converted to Traditional script."""
+    base = base_language(lang)
+    filename = f"{name}.{base}.txt"
+    text: str | None = None
+    if home is not None:
+        override = home / "prompts" / "rag" / filename
+        if override.is_file():
+            text = override.read_text(encoding="utf-8")
+    if text is None:
+        text = _bundled(filename)
+    text = text.rstrip("\n")
+    if lang == "zh-Hant":
+        text = _convert(text, "s2t")
+    return text
+
+
+def render(name: str, lang: Language, home: Path | None = None, **fields: object) -> str:
+    """Fill a template's ``{name}`` fields (field values are inserted verbatim)."""
+    return template(name, lang, home).format(**fields)
+
+
+def source_block(n: int, where: str, text: str) -> str:
+    """One numbered source as the answer prompt shows it (``source.txt``)."""
+    return _bundled("source.txt").rstrip("\n").format(n=n, where=where, text=text.strip())

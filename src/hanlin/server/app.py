@@ -1,0 +1,104 @@
+"""The FastAPI application: ``create_app(settings)`` wires the routes, auth, errors, CORS and
+the web UI, with one gateway per app (closed at shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from hanlin import __version__
+from hanlin.config import Settings, load_settings
+from hanlin.models.gateway import Gateway
+from hanlin.server import errors
+from hanlin.server.apikeys import APIKeyStore
+from hanlin.server.auth import Authenticator, check_startup, keys_required
+from hanlin.server.jobs import JobManager
+from hanlin.server.kbpool import KnowledgeBases
+from hanlin.server.routes import compute, ingest, kb, openai
+from hanlin.server.state import ServerState
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+DESCRIPTION = """Hanlin's HTTP API: OpenAI-compatible chat, embeddings and models under `/v1`
+(use any OpenAI client; `model: "kb:<name>"` answers from a knowledge base with citations), and
+knowledge-base and compute-planner routes under `/api`. Errors are
+`{"error": {"message", "type", "hint", "code"}}`. See docs/server.md."""
+
+
+def apikey_store(settings: Settings) -> APIKeyStore:
+    """The API key file of these settings' app directory."""
+    return APIKeyStore(settings.home / "apikeys.json")
+
+
+def create_app(
+    settings: Settings | None = None, *, knowledge_bases: Collection[str] | None = None
+) -> FastAPI:
+    """The server app. ``knowledge_bases`` limits which ones are served (``--kb``).
+
+    Raises :class:`hanlin.errors.ConfigError` when keys are required (``server.require_keys``,
+    or a non-loopback ``server.host``) and none exists.
+    """
+    settings = settings or load_settings()
+    store = apikey_store(settings)
+    server = settings.server
+    check_startup(server.host, server.require_keys, store)
+    writer_settings = settings.model_copy(
+        update={
+            "knowledge": settings.knowledge.model_copy(
+                update={"allow_private_urls": server.allow_private_urls}
+            )
+        }
+    )
+    kbs = KnowledgeBases(settings, knowledge_bases)
+    state = ServerState(
+        settings=settings,
+        writer_settings=writer_settings,
+        gateway=Gateway(settings),
+        kbs=kbs,
+        jobs=JobManager(writer_settings, kbs),
+        auth=Authenticator(store, keys_required(server.host, server.require_keys)),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.jobs.bind(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(state.jobs.join, 10.0)
+            state.kbs.close()
+            await state.gateway.aclose()
+
+    app = FastAPI(
+        title="Hanlin",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.hanlin = state
+    errors.install(app)
+    if server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=server.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.include_router(openai.router)
+    app.include_router(kb.router)
+    app.include_router(ingest.router)
+    app.include_router(compute.router)
+
+    @app.get("/api/health", tags=["health"], summary="Liveness and version")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+    return app

@@ -1,0 +1,259 @@
+"""Background ingestion for the server: uploads, URLs and syncs run as jobs.
+
+Each job runs on its own worker thread and takes its knowledge base's writer lock, so one job
+writes a knowledge base at a time (others queue behind it) while searches go on. Per-file status
+comes from the ingest pipeline's ``on_file`` hook — queued → parsing → embedding → done, or
+failed with the reason — and is pushed to subscribers (``GET /api/kb/{name}/events``) as it
+changes. Jobs live in memory (the last few per knowledge base); what was ingested, and which
+files failed and why, is recorded durably by the knowledge base itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hanlin.config import Settings
+from hanlin.errors import HanlinError
+from hanlin.knowledge.ingest import FileEvent, IngestReport
+from hanlin.knowledge.loaders import LoaderOptions
+from hanlin.server.kbpool import KnowledgeBases
+
+log = logging.getLogger("hanlin.server.jobs")
+JobKind = Literal["files", "urls", "sync"]
+#: finished jobs kept per knowledge base
+KEEP_JOBS = 50
+_UNFINISHED = ("queued", "parsing", "embedding")
+
+
+@dataclass(slots=True)
+class FileState:
+    """One file (or URL) of a job. ``key`` is the path or URL as the knowledge base knows it."""
+
+    upload_id: str | None
+    filename: str
+    status: str = "queued"
+    reason: str | None = None
+    chunks: int = 0
+    key: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "upload_id": self.upload_id,
+            "filename": self.filename,
+            "status": self.status,
+            "reason": self.reason,
+            "chunks": self.chunks,
+        }
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    kb: str
+    kind: JobKind
+    files: list[FileState]
+    status: str = "running"  # running | done | failed
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        done = sum(f.status in ("done", "failed") for f in self.files)
+        return {
+            "job": self.id,
+            "kb": self.kb,
+            "kind": self.kind,
+            "status": self.status,
+            "error": self.error,
+            "files": [f.to_dict() for f in self.files],
+            "progress": {"done": done, "total": len(self.files)},
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class JobManager:
+    """Starts jobs, tracks them and tells subscribers what changed."""
+
+    def __init__(self, settings: Settings, kbs: KnowledgeBases) -> None:
+        self.settings = settings
+        self.kbs = kbs
+        self._jobs: dict[str, list[Job]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
+        self._threads: set[threading.Thread] = set()
+        self._mutex = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop subscribers live on (set at server start)."""
+        self._loop = loop
+
+    def writer_lock(self, kb: str) -> threading.Lock:
+        with self._mutex:
+            return self._locks.setdefault(kb, threading.Lock())
+
+    # -- jobs ------------------------------------------------------------------------------
+    def submit(self, kb: str, kind: JobKind, files: list[FileState]) -> Job:
+        """Record a job and start it. Files already ``failed`` (rejected uploads) stay so."""
+        job = Job("job_" + secrets.token_hex(6), kb, kind, files)
+        if files and all(f.status == "failed" for f in files):
+            job.status, job.finished_at = "failed", time.time()
+        with self._mutex:
+            jobs = self._jobs.setdefault(kb, [])
+            jobs.append(job)
+            del jobs[:-KEEP_JOBS]
+        self._publish(kb, "job", job.to_dict())
+        if job.status == "running":
+            thread = threading.Thread(
+                target=self._run, args=(job,), name=f"hanlin-{job.id}", daemon=True
+            )
+            with self._mutex:
+                self._threads.add(thread)
+            thread.start()
+        return job
+
+    def get(self, kb: str, job_id: str) -> Job | None:
+        with self._mutex:
+            return next((j for j in self._jobs.get(kb, []) if j.id == job_id), None)
+
+    def jobs(self, kb: str) -> list[Job]:
+        with self._mutex:
+            return list(self._jobs.get(kb, []))
+
+    def unfinished_files(self, kb: str) -> list[FileState]:
+        """Files of recent jobs that are not stored: in progress, or failed."""
+        seen: dict[str, FileState] = {}
+        for job in self.jobs(kb):
+            for f in job.files:
+                if f.status != "done":
+                    seen[f.key or f.upload_id or f.filename] = f
+                else:
+                    seen.pop(f.key or f.upload_id or f.filename, None)
+        return list(seen.values())
+
+    def forget(self, kb: str) -> None:
+        """Drop the jobs of a removed knowledge base."""
+        with self._mutex:
+            self._jobs.pop(kb, None)
+
+    def join(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s in all) for running jobs, at shutdown."""
+        deadline = time.monotonic() + timeout
+        with self._mutex:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, job: Job) -> None:
+        try:
+            with self.writer_lock(job.kb):
+                self._ingest(job)
+        except Exception as exc:  # never let a job thread die silently
+            log.exception("job %s failed", job.id)
+            job.error = getattr(exc, "message", None) or f"internal error ({type(exc).__name__})"
+        finally:
+            for f in job.files:
+                if f.status in _UNFINISHED:
+                    self._set(job, f, "failed", job.error or "not ingested")
+            ok = any(f.status == "done" for f in job.files) or (not job.files and job.error is None)
+            job.status = "done" if ok and job.error is None else "failed"
+            job.finished_at = time.time()
+            self._publish(job.kb, "job", job.to_dict())
+            with self._mutex:
+                self._threads.discard(threading.current_thread())
+
+    def _ingest(self, job: Job) -> None:
+        by_key = {f.key: f for f in job.files if f.key}
+
+        def on_file(event: FileEvent) -> None:
+            state = by_key.get(event.path)
+            if state is None:  # sync jobs learn their files as they go
+                name = Path(event.path).name if "://" not in event.path else event.path
+                state = FileState(None, name, key=event.path)
+                by_key[event.path] = state
+                job.files.append(state)
+            state.chunks = event.chunks or state.chunks
+            self._set(job, state, event.status, event.reason)
+
+        try:
+            kb = self.kbs.open(job.kb, self.settings)
+        except HanlinError as exc:
+            job.error = exc.message
+            return
+        try:
+            todo = [f for f in job.files if f.status == "queued"]
+            if job.kind == "files":
+                for f in todo:
+                    options = LoaderOptions(display_name=f.filename)
+                    self._settle(job, [f], kb.add(f.key, loader_options=options, on_file=on_file))
+            elif job.kind == "urls" and todo:
+                self._settle(job, todo, kb.add(*[f.key for f in todo], on_file=on_file))
+            elif job.kind == "sync":
+                kb.sync(on_file=on_file)
+        except HanlinError as exc:
+            job.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        finally:
+            kb.close()
+            self.kbs.invalidate(job.kb)
+
+    def _settle(self, job: Job, files: list[FileState], report: IngestReport) -> None:
+        """Files the pipeline skipped before reading them (scan problems) get their reason."""
+        reasons = {s.path: s.reason for s in report.skipped}
+        for f in files:
+            if f.status in _UNFINISHED:
+                self._set(job, f, "failed", reasons.get(f.key, "not ingested"))
+
+    def _set(self, job: Job, f: FileState, status: str, reason: str | None = None) -> None:
+        f.status, f.reason = status, reason if status == "failed" else None
+        self._publish(job.kb, "file", {"job": job.id, **f.to_dict()})
+
+    # -- events ----------------------------------------------------------------------------
+    def subscribe(self, kb: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
+        with self._mutex:
+            self._subscribers.setdefault(kb, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, kb: str, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        with self._mutex:
+            self._subscribers.get(kb, set()).discard(queue)
+
+    def _publish(self, kb: str, name: str, data: dict[str, Any]) -> None:
+        loop = self._loop
+        with self._mutex:
+            queues = list(self._subscribers.get(kb, ()))
+        if loop is None or not queues or loop.is_closed():
+            return
+        for queue in queues:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_offer, queue, (name, data))
+
+
+def _offer(
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]], item: tuple[str, dict[str, Any]]
+) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # a stalled subscriber misses events; it can poll
+        queue.put_nowait(item)
+
+
+def upload_dir(settings: Settings, kb: str) -> Path:
+    """Where uploads to ``kb`` are kept: ``HANLIN_HOME/uploads/<kb>/``."""
+    return settings.home / "uploads" / kb
+
+
+def abspath(path: Path) -> str:
+    """A path as the knowledge base records it."""
+    return os.path.abspath(path)
+
+
+__all__ = ["FileState", "Job", "JobManager", "abspath", "upload_dir"]

@@ -1,0 +1,223 @@
+"""``/v1``: the OpenAI-compatible API — chat completions (gateway models and ``kb:`` models),
+embeddings and the model list. Translation lives in :mod:`hanlin.server.openai_wire`."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+
+from hanlin.errors import InvalidInputError
+from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.knowledge.tokenize import count_tokens
+from hanlin.models.catalog import AliasStore
+from hanlin.rag.base import Citation, RagEvent
+from hanlin.rag.engine import RagEngine
+from hanlin.server import sse
+from hanlin.server.auth import Principal, scope
+from hanlin.server.errors import error_event
+from hanlin.server.openai_wire import (
+    ChatCompletionRequest,
+    Chunks,
+    EmbeddingRequest,
+    answer_chunks,
+    answer_completion,
+    chat_options,
+    cite_label,
+    gateway_chunks,
+    gateway_completion,
+    parse_kb_model,
+    split_conversation,
+)
+from hanlin.server.state import ServerState, get_state
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.get(
+    "/models", summary="Gateway models, aliases, routes and one kb:<name> per knowledge base"
+)
+async def list_models(
+    state: ServerState = Depends(get_state), caller: Principal = Depends(scope("chat"))
+) -> dict[str, Any]:
+    gw = state.gateway
+    data: list[dict[str, Any]] = []
+    for endpoint in gw.catalog.endpoints.values():
+        has_key = not endpoint.needs_key or bool(
+            (endpoint.key_env and os.environ.get(endpoint.key_env))
+            or gw.keys.get(endpoint.name) is not None
+        )
+        for info in endpoint.models:
+            data.append(
+                {
+                    "id": f"{endpoint.name}/{info.name}",
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": endpoint.name,
+                    "hanlin": {"kind": info.kind, "context": info.context, "available": has_key},
+                }
+            )
+    names = {**AliasStore(state.settings.home / "aliases.json").load(), **gw.models.routes}
+    for name in sorted(names):
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "hanlin",
+                "hanlin": {"kind": "alias", "targets": names[name].deployments},
+            }
+        )
+    for kb in state.kbs.names():
+        if caller.can_kb(kb):
+            data.append(
+                {
+                    "id": f"kb:{kb}",
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "hanlin",
+                    "hanlin": {"kind": "knowledge_base"},
+                }
+            )
+    return {"object": "list", "data": data}
+
+
+@router.post(
+    "/chat/completions",
+    summary="Chat (OpenAI format; stream=true for SSE). model may be kb:<name>",
+    response_model=None,
+)
+async def chat_completions(
+    req: ChatCompletionRequest,
+    state: ServerState = Depends(get_state),
+    caller: Principal = Depends(scope("chat")),
+) -> Response:
+    kb_model = parse_kb_model(req.model)
+    if kb_model is not None:
+        return await _kb_chat(req, kb_model[0], kb_model[1], state, caller)
+    options = chat_options(req, caller.user)
+    if not req.stream:
+        resp = await state.gateway.achat(req.messages, req.model, options)
+        return JSONResponse(gateway_completion(req.model, resp))
+    stream = state.gateway.astream(req.messages, req.model, options)
+    try:
+        first = await anext(stream)  # fail with a proper status before the 200 is sent
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await stream.aclose()
+        raise
+    chunks = Chunks(req.model, req.include_usage)
+    return sse.response(_guarded(gateway_chunks(chunks, first, stream)), stream.aclose)
+
+
+async def _kb_chat(
+    req: ChatCompletionRequest,
+    name: str,
+    generator: str | None,
+    state: ServerState,
+    caller: Principal,
+) -> Response:
+    caller.require("chat", kb=name)
+    question, history = split_conversation(req.messages)
+    opts = req.hanlin
+    kwargs: dict[str, Any] = {
+        "model": generator,
+        "history": history,
+        "mode": opts.mode if opts else "auto",
+        "k": opts.k if opts else None,
+        "filters": opts.filters if opts else None,
+    }
+    if not req.stream:
+        async with state.kbs.use(name) as kb:
+            answer = await RagEngine(kb, state.gateway).aask(question, **kwargs)
+            label = await _labeler(kb)
+        return JSONResponse(answer_completion(req.model, answer, label))
+
+    kb = await state.kbs.checkout(name)
+    events = RagEngine(kb, state.gateway).astream(question, **kwargs)
+    finished = False
+
+    async def release() -> None:
+        await events.aclose()
+        state.kbs.checkin(name, kb, clean=finished)
+
+    async def body(first: RagEvent) -> AsyncIterator[bytes]:
+        nonlocal finished
+        async for piece in answer_chunks(chunks, first, events, label):
+            yield piece
+        finished = True
+
+    try:
+        first: RagEvent = await anext(events)
+        label = await _labeler(kb)
+    except BaseException:
+        await events.aclose()
+        state.kbs.checkin(name, kb, clean=False)
+        raise
+    chunks = Chunks(req.model, req.include_usage)
+    return sse.response(_guarded(body(first)), release)
+
+
+async def _labeler(kb: KnowledgeBase) -> Any:
+    """Footnote labels that show an upload's file name instead of its stored path."""
+    import asyncio
+
+    sources = await asyncio.to_thread(kb.store.list_sources)
+    names = {s.uri: s.options.get("display_name") for s in sources}
+
+    def label(c: Citation) -> str:
+        return cite_label(c, names.get(c.source) or c.source)
+
+    return label
+
+
+async def _guarded(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Stream ``body``; an error after the 200 becomes OpenAI's in-stream error event."""
+    try:
+        async for piece in body:
+            yield piece
+    except Exception as exc:
+        yield sse.event(error_event(exc))
+
+
+@router.post("/embeddings", summary="Embeddings (OpenAI format), e.g. model local-embed/fast-use")
+async def embeddings(
+    req: EmbeddingRequest,
+    state: ServerState = Depends(get_state),
+    caller: Principal = Depends(scope("chat")),
+) -> dict[str, Any]:
+    texts = [req.input] if isinstance(req.input, str) else req.input
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise InvalidInputError(
+            "input must be a string or a non-empty list of strings",
+            hint="token arrays are not supported: send the text",
+        )
+    strings = [str(t) for t in texts]
+    vectors = await state.gateway.aembed(strings, req.model)
+    if req.dimensions is not None and vectors and req.dimensions != len(vectors[0]):
+        raise InvalidInputError(
+            f"{req.model} makes {len(vectors[0])}-dimensional vectors, not {req.dimensions}",
+            hint="leave dimensions out",
+        )
+    data = []
+    for i, vec in enumerate(vectors):
+        value: Any = vec
+        if req.encoding_format == "base64":
+            value = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode("ascii")
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    tokens = sum(count_tokens(t) for t in strings)
+    return {
+        "object": "list",
+        "data": data,
+        "model": req.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+__all__ = ["KnowledgeBase", "router"]

@@ -1,0 +1,30 @@
+"""What one running server holds: settings, the gateway, open knowledge bases, jobs, auth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from hanlin.config import Settings
+from hanlin.models.gateway import Gateway
+from hanlin.server.auth import Authenticator
+from hanlin.server.jobs import JobManager
+from hanlin.server.kbpool import KnowledgeBases
+
+
+@dataclass(slots=True)
+class ServerState:
+    settings: Settings
+    #: the settings ingestion jobs use: URL fetches follow ``server.allow_private_urls``
+    writer_settings: Settings
+    gateway: Gateway
+    kbs: KnowledgeBases
+    jobs: JobManager
+    auth: Authenticator
+
+
+def get_state(request: Request) -> ServerState:
+    """FastAPI dependency: the app's state."""
+    state: ServerState = request.app.state.hanlin
+    return state

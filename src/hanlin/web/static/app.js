@@ -1,0 +1,335 @@
+// Entry point: wires the sidebar (chats, knowledge bases), the hash router (#/chat/<id>,
+// #/kb/<name>), the citation side panel, the language toggle and the API-key dialog.
+
+import { api, getApiKey, setApiKey, sourceNames } from "./api.js";
+import { ChatStore, ChatView } from "./chat.js";
+import { h, toast } from "./dom.js";
+import { applyI18n, t, toggleLang } from "./i18n.js";
+import { KbView } from "./kb.js";
+
+const state = { kbs: [], models: [], route: { view: "chat", id: null } };
+const store = new ChatStore();
+
+const els = {
+  sidebar: document.getElementById("sidebar"),
+  scrim: document.getElementById("scrim"),
+  menu: document.getElementById("menu-toggle"),
+  chatList: document.getElementById("chat-list"),
+  kbList: document.getElementById("kb-list"),
+  chatView: document.getElementById("chat-view"),
+  kbView: document.getElementById("kb-view"),
+  panel: document.getElementById("citation-panel"),
+  keyDialog: document.getElementById("apikey-dialog"),
+  keyInput: document.getElementById("apikey-input"),
+  keyButton: document.getElementById("apikey-button"),
+};
+
+// --- views ---------------------------------------------------------------------------------
+
+const chat = new ChatView({
+  store,
+  openCitation,
+  onChatsChanged: renderChatList,
+  navigate: (id, { silent } = {}) => {
+    const hash = `#/chat/${encodeURIComponent(id)}`;
+    if (silent) {
+      history.replaceState(null, "", hash);
+      state.route = { view: "chat", id };
+      renderChatList();
+    } else location.hash = hash;
+  },
+});
+
+const kb = new KbView({
+  onKbsChanged: () => Promise.all([loadKbs(), loadModels()]),
+  onChat: (name) => startChatWith(`kb:${name}`),
+  onDeleted: async () => {
+    await Promise.all([loadKbs(), loadModels()]);
+    location.hash = "#/chat";
+  },
+});
+
+/** Show the chat view with no conversation selected (a new chat starts on the first message). */
+function goNewChat() {
+  if (location.hash !== "#/chat") location.hash = "#/chat";
+  else route();
+  chat.newChat();
+}
+
+function startChatWith(model) {
+  try {
+    localStorage.setItem("hanlin.model", model);
+  } catch {
+    /* not persisted */
+  }
+  goNewChat();
+  chat.chooseModel(model);
+}
+
+// --- data ----------------------------------------------------------------------------------
+
+async function loadModels() {
+  try {
+    const res = await api.models();
+    state.models = (res && res.data) || [];
+  } catch (err) {
+    state.models = [];
+    if (err.status !== 401) toast(t("error.generic", { msg: err.display || err.message }), "error");
+  }
+  chat.setModels(state.models);
+}
+
+async function loadKbs() {
+  try {
+    const res = await api.listKbs();
+    state.kbs = (res && res.data) || [];
+  } catch (err) {
+    state.kbs = [];
+    if (err.status !== 401) toast(t("error.generic", { msg: err.display || err.message }), "error");
+  }
+  renderKbList();
+}
+
+// --- sidebar -------------------------------------------------------------------------------
+
+function renderChatList() {
+  const chats = store.list();
+  if (!chats.length) {
+    els.chatList.replaceChildren(h("li", { class: "side-empty muted" }, t("chat.list.empty")));
+    return;
+  }
+  els.chatList.replaceChildren(
+    ...chats.map((c) => {
+      const active = state.route.view === "chat" && state.route.id === c.id;
+      const link = h(
+        "a",
+        {
+          href: `#/chat/${encodeURIComponent(c.id)}`,
+          class: "side-link",
+          "aria-current": active ? "page" : null,
+          title: c.title || t("chat.untitled"),
+        },
+        h("span", { class: "side-label" }, c.title || t("chat.untitled")),
+        c.model ? h("span", { class: "side-sub" }, c.model) : null,
+      );
+      const del = h(
+        "button",
+        { type: "button", class: "icon-btn side-del", "aria-label": `${t("chat.delete")}: ${c.title || ""}`, title: t("chat.delete") },
+        h("span", { "aria-hidden": "true" }, "✕"),
+      );
+      del.addEventListener("click", () => {
+        if (chat.chat && chat.chat.id === c.id) {
+          chat.stop();
+          chat.chat = null;
+          location.hash = "#/chat";
+        }
+        store.remove(c.id);
+        renderChatList();
+        if (state.route.view === "chat") chat.render();
+      });
+      return h("li", { class: active ? "active" : null, testid: "chat-item", "data-id": c.id }, link, del);
+    }),
+  );
+}
+
+function renderKbList() {
+  if (!state.kbs.length) {
+    els.kbList.replaceChildren(h("li", { class: "side-empty muted" }, t("kb.list.empty")));
+    return;
+  }
+  els.kbList.replaceChildren(
+    ...state.kbs.map((k) => {
+      const active = state.route.view === "kb" && state.route.id === k.name;
+      return h(
+        "li",
+        { class: active ? "active" : null, testid: "kb-item", "data-name": k.name },
+        h(
+          "a",
+          { href: `#/kb/${encodeURIComponent(k.name)}`, class: "side-link", "aria-current": active ? "page" : null },
+          h("span", { class: "side-label" }, k.name),
+          h("span", { class: "side-count", title: t("docs.title") }, String(k.documents ?? "")),
+        ),
+      );
+    }),
+  );
+}
+
+function setSidebar(open) {
+  els.sidebar.classList.toggle("open", open);
+  els.scrim.hidden = !open;
+  els.menu.setAttribute("aria-expanded", open ? "true" : "false");
+}
+
+// --- routing -------------------------------------------------------------------------------
+
+function parseHash() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const view = parts[0] === "kb" ? "kb" : "chat";
+  const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
+  return { view, id };
+}
+
+function route() {
+  state.route = parseHash();
+  setSidebar(false);
+  closeCitation();
+  const { view, id } = state.route;
+  els.chatView.hidden = view !== "chat";
+  els.kbView.hidden = view !== "kb";
+  if (view === "kb" && id) {
+    kb.show(id);
+  } else if (view === "kb") {
+    location.hash = "#/chat";
+    return;
+  } else {
+    if (!chat.streaming || !chat.chat || chat.chat.id !== id) chat.show(id && store.get(id) ? id : null);
+  }
+  renderChatList();
+  renderKbList();
+}
+
+// --- citation panel ------------------------------------------------------------------------
+
+let panelOpener = null;
+let panelCitation = null;
+
+async function openCitation(c, opener, kbName) {
+  const names = kbName ? await sourceNames(kbName) : null;
+  const shown = names && names.get(c.source) ? { ...c, source: names.get(c.source) } : c;
+  panelOpener = opener || null;
+  panelCitation = shown;
+  fillCitation(shown);
+  els.panel.hidden = false;
+  document.body.classList.add("panel-open");
+  els.panel.focus();
+}
+
+function fillCitation(c) {
+  const setField = (id, value) => {
+    const dd = document.getElementById(id);
+    const dt = document.getElementById(`${id}-label`);
+    const empty = value === null || value === undefined || value === "";
+    dd.hidden = empty;
+    if (dt) dt.hidden = empty;
+    if (!empty && typeof value === "string") dd.textContent = value;
+    else if (!empty) dd.replaceChildren(value);
+  };
+  document.getElementById("citation-n").textContent = `[${c.n}]`;
+  document.getElementById("citation-title").textContent = c.title || c.doc || c.source || "";
+  const src = c.source || c.doc || "";
+  setField(
+    "citation-source",
+    /^https?:\/\//i.test(src)
+      ? h("a", { href: src, target: "_blank", rel: "noopener noreferrer" }, src)
+      : h("code", {}, src),
+  );
+  setField("citation-headings", Array.isArray(c.heading_path) ? c.heading_path.join(" › ") : "");
+  let page = "";
+  if (c.page) page = c.page_end && c.page_end !== c.page ? `${c.page}–${c.page_end}` : String(c.page);
+  setField("citation-page", page);
+  setField(
+    "citation-span",
+    Number.isFinite(c.char_start) && Number.isFinite(c.char_end) ? `${c.char_start}–${c.char_end}` : "",
+  );
+  setField("citation-score", typeof c.score === "number" ? c.score.toFixed(4) : "");
+  document.getElementById("citation-snippet").textContent = c.snippet || c.text || "";
+}
+
+function closeCitation() {
+  if (els.panel.hidden) return;
+  els.panel.hidden = true;
+  panelCitation = null;
+  document.body.classList.remove("panel-open");
+  if (panelOpener && document.contains(panelOpener)) panelOpener.focus();
+  panelOpener = null;
+}
+
+// --- API key dialog ------------------------------------------------------------------------
+
+function askForKey() {
+  els.keyButton.hidden = false;
+  if (els.keyDialog.open) return;
+  els.keyInput.value = getApiKey();
+  els.keyDialog.showModal();
+  els.keyInput.focus();
+}
+
+async function reloadAll() {
+  await Promise.all([loadKbs(), loadModels()]);
+  if (state.route.view === "kb" && state.route.id) kb.refresh();
+}
+
+// --- wiring --------------------------------------------------------------------------------
+
+function init() {
+  applyI18n();
+  if (getApiKey()) els.keyButton.hidden = false;
+
+  document.getElementById("lang-toggle").addEventListener("click", toggleLang);
+  document.getElementById("new-chat").addEventListener("click", () => {
+    goNewChat();
+    renderChatList();
+    setSidebar(false);
+  });
+  els.menu.addEventListener("click", () => setSidebar(!els.sidebar.classList.contains("open")));
+  els.scrim.addEventListener("click", () => setSidebar(false));
+  document.getElementById("citation-close").addEventListener("click", closeCitation);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      closeCitation();
+      setSidebar(false);
+    }
+  });
+
+  document.getElementById("kb-create-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = document.getElementById("kb-name-input");
+    const name = input.value.trim();
+    if (!name) return;
+    try {
+      await api.createKb(name);
+      input.value = "";
+      toast(t("kb.created", { name }));
+      await Promise.all([loadKbs(), loadModels()]);
+      location.hash = `#/kb/${encodeURIComponent(name)}`;
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+    }
+  });
+
+  els.keyButton.addEventListener("click", askForKey);
+  document.getElementById("apikey-form").addEventListener("submit", () => {
+    setApiKey(els.keyInput.value.trim());
+    reloadAll();
+  });
+  document.getElementById("apikey-cancel").addEventListener("click", () => els.keyDialog.close());
+  document.getElementById("apikey-forget").addEventListener("click", () => {
+    setApiKey("");
+    els.keyInput.value = "";
+    els.keyDialog.close();
+  });
+  window.addEventListener("hanlin:auth-required", askForKey);
+
+  window.addEventListener("hanlin:lang", () => {
+    renderChatList();
+    renderKbList();
+    chat.setModels(state.models);
+    if (state.route.view === "chat") chat.render();
+    else kb.render();
+    if (panelCitation) fillCitation(panelCitation);
+  });
+
+  window.addEventListener("hashchange", route);
+  // Another tab changed the history: show it here too.
+  window.addEventListener("storage", (e) => {
+    if (e.key === "hanlin.chats" && !chat.streaming) {
+      Object.assign(store, new ChatStore());
+      renderChatList();
+    }
+  });
+
+  route();
+  reloadAll();
+}
+
+init();

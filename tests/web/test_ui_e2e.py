@@ -1,0 +1,199 @@
+"""The web UI end to end in headless Chromium against the real server: create a knowledge base,
+upload a document, wait for it to index, search it, ask about it in chat with a streamed answer,
+open a citation, switch to Chinese. Screenshots land in ``test-artifacts/ui/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+KB = "e2e-docs"
+FACT = "PERSIMMON-4471"
+QUESTION = "What is the secret password of the Qingdao lighthouse?"
+
+DOCUMENT = f"""# Qingdao Lighthouse Handbook 青岛灯塔手册
+
+## History 历史
+
+The Qingdao lighthouse was built on a granite headland in 1900 and still guides ships into
+the bay. Its lamp was converted from kerosene to electricity in 1954.
+
+青岛灯塔于一九〇〇年建在花岗岩海角上，至今仍为进港的船只导航。灯塔的灯在一九五四年由煤油改为电力。
+
+## Access 出入
+
+The secret password of the Qingdao lighthouse is {FACT}. The keeper asks every visitor for it
+at the iron gate before the tower is opened.
+
+青岛灯塔的秘密口令是 {FACT}。看守人会在铁门前向每位访客询问口令，然后才打开塔门。
+
+## The keeper's cat 看守人的猫
+
+The keeper's cat sleeps on the warm lens housing every winter night and chases gulls in summer.
+
+看守人的猫每个冬夜都睡在温暖的灯罩上，夏天则追逐海鸥。
+"""
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    """Errors the page logged to the browser console (and uncaught exceptions)."""
+    return []
+
+
+@pytest.fixture
+def page(chromium_path: str, artifacts_dir: Path, console_errors: list[str]) -> Iterator[Any]:
+    """A 1280×800 English page in headless Chromium, recording console errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        pg = context.new_page()
+        pg.set_default_timeout(20_000)
+
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                console_errors.append(f"{message.text} @ {message.location}")
+
+        pg.on("console", on_console)
+        pg.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
+        try:
+            yield pg
+        finally:
+            # The browser may be gone already after a failure.
+            with contextlib.suppress(Exception):
+                pg.screenshot(path=str(artifacts_dir / "99-last-state.png"), full_page=True)
+            context.close()
+            browser.close()
+
+
+def test_upload_search_ask_cite_and_switch_language(
+    page: Any, server_url: str, artifacts_dir: Path, tmp_path: Path, console_errors: list[str]
+) -> None:
+    from playwright.sync_api import expect
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(artifacts_dir / name))
+
+    page.goto(server_url + "/")
+    expect(page.get_by_test_id("lang-toggle")).to_have_text("中文")
+    expect(page.get_by_test_id("chat-empty")).to_be_visible()
+
+    # --- create a knowledge base -------------------------------------------------------------
+    page.get_by_test_id("kb-name-input").fill(KB)
+    page.get_by_test_id("kb-create").click()
+    expect(page.get_by_test_id("kb-title")).to_have_text(KB)
+    expect(page.locator(f'[data-testid="kb-item"][data-name="{KB}"]')).to_be_visible()
+
+    # --- upload a document and wait until it is indexed -------------------------------------
+    doc = tmp_path / "qingdao-lighthouse.md"
+    doc.write_text(DOCUMENT, encoding="utf-8")
+    page.get_by_test_id("file-input").set_input_files(str(doc))
+    item = page.locator(f'[data-testid="upload-item"][data-filename="{doc.name}"]')
+    expect(item).to_be_visible()
+    expect(item).to_have_attribute("data-status", "done", timeout=240_000)
+    expect(page.get_by_test_id("doc-row")).to_have_count(1, timeout=20_000)
+    expect(page.get_by_test_id("doc-row").first).to_contain_text("lighthouse", ignore_case=True)
+    shot("01-knowledge-base-uploaded.png")
+
+    # --- search playground: fused, keyword and dense scores side by side --------------------
+    page.get_by_test_id("search-input").fill("secret password lighthouse")
+    page.get_by_test_id("search-go").click()
+    first = page.get_by_test_id("search-result").first
+    expect(first).to_contain_text(FACT)
+    for testid in ("score-fused", "score-keyword", "score-dense"):
+        value = first.get_by_test_id(testid).get_attribute("data-value")
+        assert value and float(value) == float(value), f"{testid} has no number: {value!r}"
+    expect(first.get_by_test_id("score-keyword")).to_contain_text("rank")
+    shot("02-search-hybrid.png")
+    page.locator('label[for="mode-keyword"]').click()
+    expect(page.get_by_test_id("search-mode-keyword")).to_be_checked()
+    expect(page.get_by_test_id("search-summary")).to_be_visible()
+    expect(page.get_by_test_id("search-result").first).to_contain_text(FACT)
+    shot("03-search-keyword.png")
+
+    # --- chat with kb:<name>: streamed answer, citations, side panel -------------------------
+    page.get_by_test_id("kb-chat").click()
+    expect(page.get_by_test_id("chat-view")).to_be_visible()
+    expect(page.get_by_test_id("model-select")).to_have_value(f"kb:{KB}")
+    page.get_by_test_id("chat-input").fill(QUESTION)
+    with page.expect_response(re.compile(r"/v1/chat/completions$")) as resp_info:
+        page.get_by_test_id("chat-input").press("Enter")
+    response = resp_info.value
+    assert response.status == 200
+    assert response.headers.get("content-type", "").startswith("text/event-stream")
+
+    answer = page.get_by_test_id("message-assistant").last
+    expect(answer).to_have_attribute("data-status", "done", timeout=120_000)
+    text = answer.get_by_test_id("answer-text")
+    expect(text).to_contain_text(FACT)
+    assert not re.search(r"^\[\d+\]:", text.inner_text(), re.M), "footnotes were not stripped"
+    expect(answer.get_by_test_id("answer-mode")).to_be_visible()
+    chips = answer.get_by_test_id("citation-chip")
+    expect(chips.first).to_be_visible()
+
+    panel = page.get_by_test_id("citation-panel")
+    snippets = []
+    for i in range(chips.count()):
+        chips.nth(i).click()
+        expect(panel).to_be_visible()
+        expect(page.get_by_test_id("citation-title")).not_to_be_empty()
+        snippets.append(page.get_by_test_id("citation-snippet").inner_text())
+        if FACT in snippets[-1]:
+            break
+    assert any(FACT in s for s in snippets), f"no citation shows the fact: {snippets}"
+    expect(page.get_by_test_id("citation-source")).to_contain_text("qingdao-lighthouse")
+    shot("04-chat-citation.png")
+
+    # The conversation is in the sidebar history.
+    expect(page.get_by_test_id("chat-item").first).to_contain_text("secret password")
+
+    # --- a question the document cannot answer is refused, with the closest sources ----------
+    page.get_by_test_id("citation-close").click()
+    expect(panel).to_be_hidden()
+    page.get_by_test_id("chat-input").fill("Who won the football world cup in 1966?")
+    page.get_by_test_id("chat-send").click()
+    refused = page.get_by_test_id("message-assistant").nth(1)
+    expect(refused).to_have_attribute("data-status", "done", timeout=120_000)
+    expect(refused.get_by_test_id("refusal")).to_be_visible()
+    expect(refused.get_by_test_id("answer-mode")).to_have_attribute("data-mode", "refused")
+    expect(refused.get_by_test_id("citation-chip").first).to_be_visible()
+    shot("05-chat-refusal.png")
+
+    # --- Chinese UI, persisted across a reload ------------------------------------------------
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.get_by_test_id("lang-toggle")).to_have_text("English")
+    expect(page.get_by_test_id("chat-send")).to_have_text("发送")
+    expect(page.locator("#kbs-heading")).to_have_text("知识库")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    shot("06-chinese.png")
+    page.reload()
+    expect(page.get_by_test_id("new-chat")).to_contain_text("新对话")
+    page.locator(f'[data-testid="kb-item"][data-name="{KB}"] a').click()
+    expect(page.get_by_role("heading", name="检索试验台")).to_be_visible()
+    shot("07-chinese-knowledge-base.png")
+
+    # --- narrow screen ------------------------------------------------------------------------
+    page.set_viewport_size({"width": 390, "height": 800})
+    expect(page.get_by_test_id("menu-toggle")).to_be_visible()
+    page.wait_for_timeout(300)  # the sidebar slides away when the layout narrows
+    shot("08-narrow.png")
+    page.get_by_test_id("menu-toggle").click()
+    expect(page.get_by_test_id("sidebar")).to_be_in_viewport()
+    page.wait_for_timeout(300)  # the slide-in transition
+    shot("09-narrow-sidebar.png")
+
+    assert console_errors == [], f"browser console errors: {console_errors}"
