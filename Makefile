@@ -7,7 +7,7 @@ SAMPLE_KB ?= sample
 # wheel cache makes re-installs instant.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 
-.PHONY: run test install install-dev lint typecheck bench clean
+.PHONY: run search test install install-dev lint typecheck bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,10 +24,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## make run: install, ingest the bundled sample documents, open an interactive search
+## make run: install, ingest the bundled sample documents (unchanged files are skipped on later
+## runs), then serve the API and the web UI on http://127.0.0.1:8321
 run: install
 	$(BIN)/hanlin kb create $(SAMPLE_KB) --exist-ok
 	$(BIN)/hanlin kb add $(SAMPLE_KB) samples/
+	$(BIN)/hanlin serve
+
+## make search: the interactive terminal search over the sample knowledge base
+search: install
 	$(BIN)/hanlin kb search $(SAMPLE_KB)
 
 ## make test: install with dev tools, lint, type-check, run the whole suite (slow tests included)
