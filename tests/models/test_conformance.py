@@ -9,8 +9,9 @@ arguments, usage (including cached tokens), finish reasons and typed errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -248,3 +249,79 @@ def test_malformed_json_is_an_upstream_error(
     upstream.app.script(vendor.path, Reply(raw=b"{not json"), Reply(raw=b"<html>502</html>"))
     with pytest.raises(UpstreamUnavailableError, match="JSON"):
         gw.chat("hi", _model(vendor))
+
+
+# --- the in-process local provider: the same translation cases on a real model ----------------
+# It has no recorded wire format to replay, so it runs the same cases against the bundled GGUF:
+# text streams incrementally and joins to the non-streamed answer; a tool call streams as
+# ToolCallDelta pieces that join to valid arguments; its result goes back into the conversation.
+
+
+@pytest.fixture(scope="module")
+def local_gguf(tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (hanlin[local])")
+    from hanlin.models.providers.llamacpp import bundled_model_path
+
+    return str(bundled_model_path(tmp_path_factory.mktemp("models-home")))
+
+
+@pytest.fixture()
+def local_gw(local_gguf: str) -> Iterator[Gateway]:
+    from hanlin.config import load_settings
+
+    gw = Gateway(
+        load_settings(
+            models={
+                "endpoints": {
+                    "local": {"provider": "llamacpp", "options": {"model_path": local_gguf}}
+                }
+            }
+        )
+    )
+    yield gw
+    gw.close()
+
+
+LOCAL = "local/gemma3-270m"
+
+
+@pytest.mark.slow
+def test_local_streamed_text_joins_to_the_whole_answer(local_gw: Gateway) -> None:
+    kw: dict[str, Any] = {"temperature": 0, "seed": 3, "max_tokens": 12}
+    local_gw.chat(
+        "Name a colour.", LOCAL, **kw
+    )  # warm the prompt cache (greedy output depends on it)
+    whole = local_gw.chat("Name a colour.", LOCAL, **kw)
+    stream = local_gw.stream("Name a colour.", LOCAL, **kw)
+    deltas = [e.text for e in stream if e.type == "text"]
+    assert len(deltas) > 1 and "".join(deltas) == whole.text
+    assert stream.response is not None
+    assert stream.response.usage.completion_tokens == whole.usage.completion_tokens > 0
+
+
+@pytest.mark.slow
+def test_local_streamed_tool_call_joins_to_valid_arguments(local_gw: Gateway) -> None:
+    acc = StreamAccumulator()
+    for event in local_gw.stream(
+        "Weather in Hangzhou?", LOCAL, tools=[WEATHER], tool_choice="required", max_tokens=48
+    ):
+        acc.add(event)
+    assert acc.finish_reason == "tool_calls"
+    [call] = acc.tool_calls
+    assert call.name == "get_weather" and call.id
+    assert isinstance(json.loads(call.arguments)["location"], str)
+
+
+@pytest.mark.slow
+def test_local_tool_call_round_trip(local_gw: Gateway) -> None:
+    resp = local_gw.chat(
+        "Weather in Hangzhou?", LOCAL, tools=[WEATHER], tool_choice="get_weather", max_tokens=48
+    )
+    [call] = resp.tool_calls
+    history = [
+        {"role": "user", "content": "Weather in Hangzhou?"},
+        resp.message,
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 21}'},
+    ]
+    answer = local_gw.chat(history, LOCAL, tools=[WEATHER], tool_choice="none", max_tokens=16)
+    assert answer.finish_reason in ("stop", "length") and not answer.tool_calls
