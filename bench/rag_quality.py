@@ -15,7 +15,7 @@ CPU, so it gets a short answer budget and a smaller context). Reported per mode:
   p50/p95 latency per question.
 
 Texts are compared after NFKC, lower-casing and removing whitespace. Knowledge bases are
-cached in bench/.cache/home. Writes bench/out/rag_quality.json and .md.
+cached in bench/.cache/home. Writes bench/out/rag_quality.json and .md (``--out`` renames).
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--gen-n", type=int, default=100, help="questions per set, generative mode")
     ap.add_argument("--gen-tokens", type=int, default=32, help="answer budget, generative mode")
     ap.add_argument("--gen-context", type=int, default=600, help="source tokens, generative")
+    ap.add_argument("--out", default="rag_quality", help="name of the result files in bench/out")
     args = ap.parse_args()
     use_bench_home()
     from hanlin.config import RagSettings
@@ -136,7 +137,7 @@ def main() -> None:
         },
         "rows": rows,
     }
-    (out / "rag_quality.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    (out / f"{args.out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v:.3f}"
@@ -153,7 +154,7 @@ def main() -> None:
             f"{pct(r['first_citation_precision'])} | {pct(r['evidence_hit'])} | "
             f"{pct(r['refusal_rate'])} | {r['latency_p50_ms']:.0f} | {r['latency_p95_ms']:.0f} |"
         )
-    (out / "rag_quality.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -208,8 +208,7 @@ def ask(
 ) -> None:
     """Answer a question from a knowledge base, citing numbered sources (RAG).
 
-    The answer streams to stdout, then the sources it cites (or, when it refuses, the closest
-    ones); notes and timings go to stderr.
+    The answer streams to stdout, then its sources (or the closest ones); notes go to stderr.
     """
     import sys
 

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import fnmatch
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
 from hanlin.config import RagSettings
@@ -328,8 +328,8 @@ class RagEngine:
         mode: RequestedMode = "auto",
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
-    ) -> Iterator[RagEvent]:
-        """Synchronous :meth:`astream`."""
+    ) -> Generator[RagEvent, None, None]:
+        """Synchronous :meth:`astream` (``close()`` it to stop early; the model stops too)."""
         portal = self._portal()
         events = self.astream(
             question, model=model, history=history, mode=mode, k=k, filters=filters
