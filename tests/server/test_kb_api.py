@@ -83,6 +83,11 @@ def test_upload_poll_documents_search_and_delete(
     hits = client.post("/api/kb/kb1/search", json={"query": "oolong tea Fujian", "k": 3}).json()
     top = hits["data"][0]
     assert top["title"] == "Oolong tea" and set(top["scores"]) == {"dense", "keyword"}
+    assert top["source"] == "tea.md", "results name the upload, not where the server stores it"
+    answer = client.post("/api/kb/kb1/ask", json={"question": "Where does oolong tea come from?"})
+    cited = [c["source"] for c in answer.json()["citations"]]
+    assert cited and all(s in ("tea.md", "garden.txt") for s in cited)
+    assert not any(str(home) in e["citation"]["source"] for e in answer.json()["evidence"])
     assert top["score"] >= hits["data"][-1]["score"]
     keyword = client.post("/api/kb/kb1/search", json={"query": "tomatoes", "mode": "keyword"})
     assert set(keyword.json()["data"][0]["scores"]) == {"keyword"}

@@ -16,6 +16,7 @@ from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.knowledge.kb import KBInfo, KnowledgeBase
 from hanlin.rag.base import AnswerDelta, RagEvent, RetrievalEvent
 from hanlin.rag.engine import RagEngine
+from hanlin.rag.retrieval import show_display_names
 from hanlin.server import sse
 from hanlin.server.auth import Principal, kb_scope, principal
 from hanlin.server.errors import ApiError, error_event
@@ -261,9 +262,12 @@ async def delete_document(
 async def search(
     name: str, body: SearchBody, state: ServerState = Depends(get_state), caller: Principal = Read
 ) -> dict[str, Any]:
-    results = await state.kbs.run(
-        name, lambda kb: kb.search(body.query, k=body.k, mode=body.mode, filters=body.filters)
-    )
+    def run(kb: KnowledgeBase) -> list[Any]:
+        results = kb.search(body.query, k=body.k, mode=body.mode, filters=body.filters)
+        show_display_names(kb, results)
+        return results
+
+    results = await state.kbs.run(name, run)
     return {"data": [r.to_dict() for r in results]}
 
 
