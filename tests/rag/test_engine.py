@@ -410,3 +410,15 @@ def test_settings_reject_unknown_rag_keys(rag_settings: Settings) -> None:
     assert load_settings(rag={"k": 3}).rag.k == 3
     with pytest.raises(ConfigError):
         load_settings(rag={"top_k": 3})
+
+
+def test_the_caller_is_recorded_with_the_model_call(
+    kb: KnowledgeBase, upstream: UpstreamServer, fake_gateway: Callable[..., Gateway]
+) -> None:
+    upstream.app.script("/v1/chat/completions", sse(["The Danube rises [1]."]))
+    gw = fake_gateway()
+    engine = RagEngine(kb, gateway=gw, settings=RagSettings(generator=FAKE), user="alice")
+    engine.ask("Where does the Danube rise?")
+    (body,) = requests(upstream)
+    assert body["user"] == "alice"  # per-key budgets see RAG answers too
+    assert [r["key"] for r in gw.ledger.rows()][-1] == "alice"

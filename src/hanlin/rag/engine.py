@@ -69,9 +69,13 @@ class RagEngine:
         kb: KnowledgeBase,
         gateway: Gateway | None = None,
         settings: RagSettings | None = None,
+        *,
+        user: str | None = None,
     ) -> None:
         self.kb = kb
         self.settings = settings or kb.settings.rag
+        #: the caller, recorded with every model call (per-key budgets in the usage ledger)
+        self.user = user
         self._gateway = gateway
         self._owns_gateway = False
 
@@ -224,7 +228,9 @@ class RagEngine:
             )
             return
 
-        gen = Generation(self.gateway, gen_model, self.settings, self.kb.settings.home)
+        gen = Generation(
+            self.gateway, gen_model, self.settings, self.kb.settings.home, user=self.user
+        )
         events = generate(gen, question, standalone, turns, found, lang)
         try:
             async for event in events:
@@ -255,7 +261,9 @@ class RagEngine:
                 question=question,
             )
             try:
-                resp = await self.gateway.achat(prompt, rewriter, max_tokens=128, temperature=0.0)
+                resp = await self.gateway.achat(
+                    prompt, rewriter, max_tokens=128, temperature=0.0, user=self.user
+                )
             except HanlinError as exc:
                 notes.append(f"the rewrite model failed ({exc.message}); rewrote without it")
             else:

@@ -34,6 +34,7 @@ class Generation:
     model: str
     settings: RagSettings
     home: Path | None = None
+    user: str | None = None
 
 
 @dataclass(slots=True)
@@ -126,7 +127,7 @@ async def generate(
     pieces: list[str] = []
     t1 = time.perf_counter()
     stream = gen.gateway.astream(
-        messages, gen.model, max_tokens=s.answer_tokens, temperature=s.temperature
+        messages, gen.model, max_tokens=s.answer_tokens, temperature=s.temperature, user=gen.user
     )
     try:
         async for event in stream:

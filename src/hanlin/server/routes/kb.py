@@ -288,10 +288,12 @@ async def ask(
     }
     if not body.stream:
         async with state.kbs.use(name) as kb:
-            answer = await RagEngine(kb, state.gateway).aask(body.question, **kwargs)
+            answer = await RagEngine(kb, state.gateway, user=caller.user).aask(
+                body.question, **kwargs
+            )
         return JSONResponse(answer.to_dict())
     kb = await state.kbs.checkout(name)
-    events = RagEngine(kb, state.gateway).astream(body.question, **kwargs)
+    events = RagEngine(kb, state.gateway, user=caller.user).astream(body.question, **kwargs)
     try:
         first = await anext(events)  # errors before any output get a proper status
     except BaseException:

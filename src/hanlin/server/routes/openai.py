@@ -135,12 +135,12 @@ async def _kb_chat(
     }
     if not req.stream:
         async with state.kbs.use(name) as kb:
-            answer = await RagEngine(kb, state.gateway).aask(question, **kwargs)
+            answer = await RagEngine(kb, state.gateway, user=caller.user).aask(question, **kwargs)
             label = await _labeler(kb)
         return JSONResponse(answer_completion(req.model, answer, label))
 
     kb = await state.kbs.checkout(name)
-    events = RagEngine(kb, state.gateway).astream(question, **kwargs)
+    events = RagEngine(kb, state.gateway, user=caller.user).astream(question, **kwargs)
     finished = False
 
     async def release() -> None:
