@@ -1,8 +1,10 @@
-// Entry point: wires the sidebar (chats, knowledge bases), the hash router (#/chat/<id>,
-// #/kb/<name>), the citation side panel, the language toggle and the API-key dialog.
+// Entry point: wires the sidebar (chats, knowledge bases, compute), the hash router
+// (#/chat/<id>, #/kb/<name>, #/compute/<tab>), the citation side panel, the language toggle and
+// the API-key dialog.
 
 import { api, getApiKey, setApiKey, sourceNames } from "./api.js";
 import { ChatStore, ChatView } from "./chat.js";
+import { ComputeView } from "./compute.js";
 import { h, toast } from "./dom.js";
 import { applyI18n, t, toggleLang } from "./i18n.js";
 import { KbView } from "./kb.js";
@@ -18,6 +20,7 @@ const els = {
   kbList: document.getElementById("kb-list"),
   chatView: document.getElementById("chat-view"),
   kbView: document.getElementById("kb-view"),
+  computeView: document.getElementById("compute-view"),
   panel: document.getElementById("citation-panel"),
   keyDialog: document.getElementById("apikey-dialog"),
   keyInput: document.getElementById("apikey-input"),
@@ -48,6 +51,8 @@ const kb = new KbView({
     location.hash = "#/chat";
   },
 });
+
+const compute = new ComputeView();
 
 /** Show the chat view with no conversation selected (a new chat starts on the first message). */
 function goNewChat() {
@@ -164,7 +169,7 @@ function setSidebar(open) {
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  const view = parts[0] === "kb" ? "kb" : "chat";
+  const view = parts[0] === "kb" || parts[0] === "compute" ? parts[0] : "chat";
   const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
   return { view, id };
 }
@@ -176,7 +181,11 @@ function route() {
   const { view, id } = state.route;
   els.chatView.hidden = view !== "chat";
   els.kbView.hidden = view !== "kb";
-  if (view === "kb" && id) {
+  els.computeView.hidden = view !== "compute";
+  if (view !== "compute") compute.markNav(null);
+  if (view === "compute") {
+    compute.show(id);
+  } else if (view === "kb" && id) {
     kb.show(id);
   } else if (view === "kb") {
     location.hash = "#/chat";
@@ -257,6 +266,7 @@ function askForKey() {
 async function reloadAll() {
   await Promise.all([loadKbs(), loadModels()]);
   if (state.route.view === "kb" && state.route.id) kb.refresh();
+  if (state.route.view === "compute") compute.loadLists(true);
 }
 
 // --- wiring --------------------------------------------------------------------------------
@@ -315,6 +325,7 @@ function init() {
     renderKbList();
     chat.setModels(state.models);
     if (state.route.view === "chat") chat.render();
+    else if (state.route.view === "compute") compute.render();
     else kb.render();
     if (panelCitation) fillCitation(panelCitation);
   });
