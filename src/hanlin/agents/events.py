@@ -1,0 +1,114 @@
+"""What an agent run streams: model text, tool calls and results, approval requests, step
+boundaries and the final answer. The CLI, the server and the UI all consume these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hanlin.errors import HanlinError
+from hanlin.models.types import Message, Usage
+
+StopReason = Literal["answer", "max_steps", "max_seconds", "max_tokens", "max_cost", "error"]
+
+
+class AgentStepError(HanlinError):
+    """A step of an agent run failed (the model call); the message names the step."""
+
+
+@dataclass(slots=True)
+class TextEvent:
+    """More of the model's text in the current step."""
+
+    text: str
+    step: int
+    type: Literal["text"] = "text"
+
+
+@dataclass(slots=True)
+class ToolCallEvent:
+    """The model asked for a tool call; ``arguments`` is the raw text it sent."""
+
+    id: str
+    name: str
+    arguments: str
+    step: int
+    type: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(slots=True)
+class ToolResultEvent:
+    """What a call returned (or why it failed), exactly as the model will read it."""
+
+    id: str
+    name: str
+    content: str
+    is_error: bool
+    seconds: float
+    step: int
+    type: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(slots=True)
+class ApprovalRequest:
+    """A call with side effects waits for a decision from the approval policy's callback.
+
+    ``decision`` resolves to True (run it) or False (the model is told it was not approved)
+    once the policy has decided; a UI can await it to show the outcome.
+    """
+
+    id: str
+    tool: str
+    arguments: dict[str, Any]
+    side_effects: frozenset[str]
+    step: int
+    decision: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future(), repr=False
+    )
+    type: Literal["approval_request"] = "approval_request"
+
+
+@dataclass(slots=True)
+class StepEvent:
+    """A model step finished: its number and the usage and cost of the run so far."""
+
+    step: int
+    usage: Usage
+    cost_usd: float
+    type: Literal["step"] = "step"
+
+
+@dataclass(slots=True)
+class FinalEvent:
+    """The run ended. ``error`` holds the message when ``stop_reason`` is "error"."""
+
+    text: str
+    steps: int
+    usage: Usage
+    cost_usd: float
+    stop_reason: StopReason
+    error: str | None = None
+    type: Literal["final"] = "final"
+
+
+AgentEvent = TextEvent | ToolCallEvent | ToolResultEvent | ApprovalRequest | StepEvent | FinalEvent
+
+
+@dataclass(slots=True)
+class AgentResult:
+    """A finished run: the final event's fields plus the whole transcript and every event."""
+
+    text: str
+    steps: int
+    usage: Usage
+    cost_usd: float
+    stop_reason: StopReason
+    error: str | None
+    messages: list[Message]
+    events: list[AgentEvent]
+
+    @property
+    def tool_results(self) -> list[ToolResultEvent]:
+        return [e for e in self.events if isinstance(e, ToolResultEvent)]

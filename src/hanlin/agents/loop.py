@@ -1,0 +1,349 @@
+"""The tool-calling loop: stream the model with the tools' specs, run the calls it asks for (in
+parallel), feed the results back, and stop at an answer or a limit.
+
+The loop never hangs and never crashes on a tool: malformed arguments are repaired or sent back
+for a bounded number of retries, raising or hanging tools become error results, and every step
+and tool batch runs under the run's wall-time deadline. A failing model call ends the run with
+``stop_reason="error"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from hanlin.agents.events import (
+    AgentEvent,
+    AgentResult,
+    AgentStepError,
+    ApprovalRequest,
+    FinalEvent,
+    StepEvent,
+    StopReason,
+    TextEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from hanlin.agents.repair import repair_json
+from hanlin.agents.tools.base import AgentTool, ToolResult
+from hanlin.errors import HanlinError
+from hanlin.models.gateway import Gateway, MessagesLike, as_messages
+from hanlin.models.types import (
+    ChatOptions,
+    Message,
+    StreamAccumulator,
+    TextDelta,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
+
+ApproveCallback = Callable[[ApprovalRequest], Awaitable[bool] | bool]
+
+
+@dataclass(slots=True)
+class AgentLimits:
+    """When a run stops: model steps, wall seconds, total tokens, USD spent; and a cap in
+    seconds on any one tool call (on top of the tool's own timeout)."""
+
+    max_steps: int = 8
+    max_seconds: float = 120.0
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    tool_timeout: float | None = None
+
+
+@dataclass(slots=True)
+class ApprovalPolicy:
+    """Which calls need a decision, and who decides.
+
+    Tools with side effects (``writes``, ``network``, ``exec``) need approval unless named in
+    ``auto_approve``; tools in ``always_ask`` need it even when read-only. With no ``approve``
+    callback every call that needs approval is denied.
+    """
+
+    approve: ApproveCallback | None = None
+    auto_approve: set[str] = field(default_factory=set)
+    always_ask: set[str] = field(default_factory=set)
+
+    def needs_approval(self, tool: AgentTool) -> bool:
+        if tool.name in self.always_ask:
+            return True
+        if tool.name in self.auto_approve:
+            return False
+        return tool.needs_approval
+
+    async def decide(self, request: ApprovalRequest) -> bool:
+        """Ask the callback (sync or async); no callback means no."""
+        if self.approve is None:
+            return False
+        answer = self.approve(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return bool(answer)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One requested call on its way through parsing, validation and approval."""
+
+    call: ToolCall
+    tool: AgentTool | None = None
+    arguments: dict[str, Any] | None = None
+    result: ToolResult | None = None
+    seconds: float = 0.0
+
+
+class Agent:
+    """A model, its tools and limits. ``astream`` yields events; ``arun``/``run`` return the result.
+
+    ``first_tool_choice`` forces the first step's ``tool_choice`` (e.g. ``"required"`` or a tool
+    name); later steps let the model choose. ``max_repairs`` bounds how often one tool's
+    invalid arguments are sent back to the model before the loop gives up on them.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        model: str | None,
+        tools: Sequence[AgentTool] = (),
+        *,
+        system: str | None = None,
+        limits: AgentLimits | None = None,
+        approval: ApprovalPolicy | None = None,
+        max_repairs: int = 2,
+        options: ChatOptions | None = None,
+        first_tool_choice: ToolChoice | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.model = model
+        self.tools = {t.name: t for t in tools}
+        self.system = system
+        self.limits = limits or AgentLimits()
+        self.approval = approval or ApprovalPolicy()
+        self.max_repairs = max_repairs
+        self.options = options
+        self.first_tool_choice = first_tool_choice
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def messages_for(self, task_or_messages: MessagesLike) -> list[Message]:
+        """The opening transcript: the system prompt (unless one is given) and the task."""
+        messages = as_messages(task_or_messages)
+        if self.system and not (messages and messages[0].role == "system"):
+            messages.insert(0, Message.system(self.system))
+        return messages
+
+    async def astream(self, task_or_messages: MessagesLike) -> AsyncIterator[AgentEvent]:
+        """Run the task, yielding every event; the last one is a :class:`FinalEvent`."""
+        async for event in self._loop(self.messages_for(task_or_messages)):
+            yield event
+
+    async def arun(self, task_or_messages: MessagesLike) -> AgentResult:
+        """Run the task to the end and return the answer, transcript and events."""
+        messages = self.messages_for(task_or_messages)
+        events = [e async for e in self._loop(messages)]
+        final = events[-1]
+        assert isinstance(final, FinalEvent)
+        return AgentResult(
+            final.text,
+            final.steps,
+            final.usage,
+            final.cost_usd,
+            final.stop_reason,
+            final.error,
+            messages,
+            events,
+        )
+
+    def run(self, task_or_messages: MessagesLike) -> AgentResult:
+        """Synchronous :meth:`arun`, on the gateway's event-loop thread."""
+        result: AgentResult = self.gateway._run(self.arun(task_or_messages))
+        return result
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _loop(self, messages: list[Message]) -> AsyncIterator[AgentEvent]:
+        limits = self.limits
+        deadline = time.monotonic() + limits.max_seconds
+        usage, cost, text, step = Usage(), 0.0, "", 0
+        repairs: dict[str, int] = {}
+        specs = [t.spec() for t in self.tools.values()] or None
+
+        def final(reason: StopReason, error: str | None = None) -> FinalEvent:
+            return FinalEvent(text, step, usage, cost, reason, error)
+
+        while True:
+            step += 1
+            overrides: dict[str, Any] = {"tools": specs} if specs else {}
+            choice = self.first_tool_choice if step == 1 else None
+            if specs and choice is not None:
+                overrides["tool_choice"] = choice
+            acc = StreamAccumulator()
+            try:
+                stream = self.gateway.astream(messages, self.model, self.options, **overrides)
+                try:
+                    while True:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError
+                        try:
+                            event = await asyncio.wait_for(stream.__anext__(), left)
+                        except StopAsyncIteration:
+                            break
+                        acc.add(event)
+                        if isinstance(event, TextDelta) and event.text:
+                            yield TextEvent(event.text, step)
+                finally:
+                    await stream.aclose()
+            except TimeoutError:
+                yield final("max_seconds")
+                return
+            except Exception as exc:  # the orchestration boundary: wrap once, with the step
+                yield final("error", str(self._step_error(step, exc)))
+                return
+            resp = stream.response
+            usage = usage + (resp.usage if resp else acc.usage)
+            if resp is not None and resp.cost is not None:
+                cost += resp.cost.usd
+            text = acc.text
+            calls = acc.tool_calls
+            messages.append(Message.assistant(text or None, calls or None))
+            yield StepEvent(step, usage, cost)
+            if not calls:
+                yield final("answer")
+                return
+
+            pending = [_Call(c) for c in calls]
+            for p in pending:
+                yield ToolCallEvent(p.call.id, p.call.name, p.call.arguments, step)
+                self._prepare(p, repairs)
+            try:
+                for p in pending:
+                    if p.result is None and p.tool and self.approval.needs_approval(p.tool):
+                        request = ApprovalRequest(
+                            p.call.id, p.tool.name, p.arguments or {}, p.tool.side_effects, step
+                        )
+                        yield request
+                        left = deadline - time.monotonic()
+                        approved = await asyncio.wait_for(self._decide(request), max(left, 0.001))
+                        if not approved:
+                            p.result = ToolResult(
+                                f"not approved: {p.tool.name} has side effects "
+                                f"({', '.join(sorted(p.tool.side_effects))}) and requires "
+                                "approval, which was not given; do not retry it",
+                                True,
+                            )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(asyncio.gather(*(self._execute(p) for p in pending)), left)
+            except TimeoutError:
+                yield final("max_seconds")
+                return
+            for p in pending:
+                result = p.result or ToolResult("the call produced no result", True)
+                messages.append(Message.tool(p.call.id, result.content, p.call.name))
+                yield ToolResultEvent(
+                    p.call.id, p.call.name, result.content, result.is_error, p.seconds, step
+                )
+
+            if step >= limits.max_steps:
+                yield final("max_steps")
+                return
+            if limits.max_tokens is not None and usage.total_tokens >= limits.max_tokens:
+                yield final("max_tokens")
+                return
+            if limits.max_cost_usd is not None and cost >= limits.max_cost_usd:
+                yield final("max_cost")
+                return
+
+    # -- steps of a call ----------------------------------------------------------------------
+
+    def _step_error(self, step: int, exc: Exception) -> AgentStepError:
+        reason = exc.message if isinstance(exc, HanlinError) else f"{type(exc).__name__}: {exc}"
+        hint = exc.hint if isinstance(exc, HanlinError) else None
+        error = AgentStepError(
+            f"agent step {step} (model call to {self.model or 'the default model'}) failed: "
+            f"{reason}",
+            hint=hint,
+        )
+        error.__cause__ = exc
+        return error
+
+    def _prepare(self, p: _Call, repairs: dict[str, int]) -> None:
+        """Find the tool and parse and validate the arguments; failures become results."""
+        name = p.call.name
+        p.tool = self.tools.get(name)
+        if p.tool is None:
+            names = ", ".join(sorted(self.tools)) or "(none)"
+            p.result = ToolResult(f"unknown tool '{name}'; the available tools are: {names}", True)
+            return
+        try:
+            raw = p.call.arguments.strip()
+            try:
+                parsed = json.loads(raw) if raw else {}
+            except ValueError:
+                parsed = repair_json(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError(f"arguments must be a JSON object, not {type(parsed).__name__}")
+            p.tool.validate(parsed)
+        except (ValueError, ValidationError) as exc:
+            tries = repairs.get(name, 0) + 1
+            repairs[name] = tries
+            reason = _reason(exc)
+            if tries > self.max_repairs:
+                p.result = ToolResult(
+                    f"invalid arguments for {name}: {reason}; gave up after {self.max_repairs} "
+                    "retries — answer without this tool or with different arguments",
+                    True,
+                )
+            else:
+                p.result = ToolResult(
+                    f"invalid arguments for {name}: {reason}; send the call again with "
+                    f"arguments matching the schema {json.dumps(p.tool.parameters)}",
+                    True,
+                )
+            return
+        repairs.pop(name, None)
+        p.arguments = parsed
+
+    async def _decide(self, request: ApprovalRequest) -> bool:
+        try:
+            approved = await self.approval.decide(request)
+        except Exception:  # a broken callback denies rather than crashing the run
+            approved = False
+        if not request.decision.done():
+            request.decision.set_result(approved)
+        return approved
+
+    async def _execute(self, p: _Call) -> None:
+        if p.result is not None or p.tool is None:
+            return
+        cap = self.limits.tool_timeout
+        started = time.monotonic()
+        try:
+            if cap is None:
+                p.result = await p.tool.run(p.arguments or {})
+            else:
+                p.result = await asyncio.wait_for(p.tool.run(p.arguments or {}), cap)
+        except TimeoutError:
+            p.result = ToolResult(f"{p.tool.name} timed out after {cap:g} s", True)
+        except Exception as exc:  # AgentTool.run does not raise; a custom subclass might
+            p.result = ToolResult(f"{p.tool.name} failed: {type(exc).__name__}: {exc}", True)
+        p.seconds = time.monotonic() - started
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)

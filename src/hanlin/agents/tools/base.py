@@ -1,0 +1,156 @@
+"""A tool is a typed Python function: its docstring and type hints become the JSON schema the
+model sees, pydantic validates the arguments the model sends, and its declared side effects decide
+whether a call needs approval.
+
+A tool never raises into the agent loop: bad arguments, exceptions and timeouts all become an
+error :class:`ToolResult` that the model reads and can react to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from hanlin.models.types import Tool
+
+SideEffect = Literal["read_only", "writes", "network", "exec"]
+#: side effects that need approval before the call runs (unless a policy says otherwise)
+NEEDS_APPROVAL: frozenset[str] = frozenset({"writes", "network", "exec"})
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """What a call returned, as text for the model; ``is_error`` marks failures it should see."""
+
+    content: str
+    is_error: bool = False
+    data: Any = None
+
+
+@dataclass(slots=True)
+class AgentTool:
+    """A callable tool with its schema and side effects. Build one with :func:`tool`."""
+
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    args_model: type[BaseModel]
+    side_effects: frozenset[str] = frozenset({"read_only"})
+    timeout: float | None = 30.0
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_approval(self) -> bool:
+        return bool(self.side_effects & NEEDS_APPROVAL)
+
+    def spec(self) -> Tool:
+        """The definition the model sees."""
+        return Tool(name=self.name, description=self.description, parameters=self.parameters)
+
+    def validate(self, arguments: dict[str, Any] | str) -> BaseModel:
+        """Parsed, validated arguments (raises ValueError / ValidationError with the reason)."""
+        if isinstance(arguments, str):
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        if not isinstance(arguments, dict):
+            raise ValueError("arguments must be a JSON object")
+        return self.args_model.model_validate(arguments)
+
+    async def run(self, arguments: dict[str, Any] | str) -> ToolResult:
+        """Validate and call; every failure becomes an error result, never an exception."""
+        try:
+            args = self.validate(arguments)
+        except (ValueError, ValidationError) as exc:
+            return ToolResult(f"invalid arguments for {self.name}: {_reason(exc)}", True)
+        kwargs = {k: getattr(args, k) for k in self.args_model.model_fields}
+        try:
+            if inspect.iscoroutinefunction(self.fn):
+                call: Awaitable[Any] = self.fn(**kwargs)
+            else:
+                call = asyncio.to_thread(self.fn, **kwargs)
+            value = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
+        except TimeoutError:
+            return ToolResult(f"{self.name} timed out after {self.timeout:g} s", True)
+        except Exception as exc:
+            return ToolResult(f"{self.name} failed: {type(exc).__name__}: {exc}", True)
+        if isinstance(value, ToolResult):
+            return value
+        text = (
+            value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        )
+        return ToolResult(text, False, value)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
+
+
+def _describe(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
+    """The summary and per-parameter descriptions from a Google- or reST-style docstring."""
+    doc = inspect.getdoc(fn) or ""
+    summary: list[str] = []
+    params: dict[str, str] = {}
+    section = "summary"
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.lower() in ("args:", "arguments:", "parameters:"):
+            section = "args"
+            continue
+        if stripped.lower() in ("returns:", "raises:", "example:", "examples:"):
+            section = "other"
+            continue
+        if section == "summary":
+            summary.append(stripped)
+        elif section == "args" and ":" in stripped:
+            name, _, text = stripped.partition(":")
+            params[name.split("(")[0].strip()] = text.strip()
+        elif stripped.startswith(":param ") and ":" in stripped[7:]:
+            name, _, text = stripped[7:].partition(":")
+            params[name.strip()] = text.strip()
+    return " ".join(s for s in summary if s).strip(), params
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    side_effects: tuple[SideEffect, ...] = ("read_only",),
+    timeout: float | None = 30.0,
+) -> Any:
+    """Turn a typed function into an :class:`AgentTool` (use as ``@tool`` or ``@tool(...)``)."""
+
+    def build(f: Callable[..., Any]) -> AgentTool:
+        hints = get_type_hints(f)
+        summary, docs = _describe(f)
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(f).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            annotation = hints.get(pname, Any)
+            default = ... if param.default is param.empty else param.default
+            fields[pname] = (annotation, Field(default, description=docs.get(pname)))
+        model = create_model(f"{f.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return AgentTool(
+            name=name or f.__name__,
+            description=summary,
+            fn=f,
+            args_model=model,
+            side_effects=frozenset(side_effects),
+            timeout=timeout,
+            parameters=schema,
+        )
+
+    return build(fn) if fn is not None else build
