@@ -393,7 +393,7 @@ def test_the_bundled_model_runs_a_forced_tool_call(tmp_path: Any) -> None:
         first_tool_choice="required",
     )
     try:
-        result = gw._run(agent.arun("What is 2 + 3? Use the add tool."))
+        result = gw.run_sync(agent.arun("What is 2 + 3? Use the add tool."))
     finally:
         gw.close()
     first = result.tool_results[0]

@@ -165,7 +165,7 @@ class Agent:
 
     def run(self, task_or_messages: MessagesLike) -> AgentResult:
         """Synchronous :meth:`arun`, on the gateway's event-loop thread."""
-        result: AgentResult = self.gateway._run(self.arun(task_or_messages))
+        result: AgentResult = self.gateway.run_sync(self.arun(task_or_messages))
         return result
 
     # -- the loop -----------------------------------------------------------------------------

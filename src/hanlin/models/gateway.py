@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -358,30 +358,53 @@ class Gateway:
 
     # -- sync wrappers -----------------------------------------------------------------------
 
-    def _run(self, coro: Any) -> Any:
+    def _loop(self) -> _Portal:
         if self._portal is None:
             self._portal = _Portal()
-        return self._portal.run(coro)
+        return self._portal
+
+    def run_sync(self, coro: Awaitable[T]) -> T:
+        """Run a coroutine on the gateway's own event-loop thread and wait for it.
+
+        Sync wrappers built on the gateway (RAG, agents) use this, so providers and their HTTP
+        clients stay on one event loop however the gateway is called.
+        """
+        result: T = self._loop().run(coro)
+        return result
+
+    def iterate_sync(self, events: AsyncIterator[T]) -> Iterator[T]:
+        """Iterate an async iterator on the gateway's loop; closing this closes that."""
+        loop = self._loop()
+        try:
+            while True:
+                try:
+                    yield loop.run(events.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                loop.run(aclose())
 
     def chat(self, messages: MessagesLike, model: str | None = None, **kw: Any) -> ChatResponse:
         """Synchronous :meth:`achat`."""
-        result: ChatResponse = self._run(self.achat(messages, model, **kw))
+        result: ChatResponse = self.run_sync(self.achat(messages, model, **kw))
         return result
 
     def stream(self, messages: MessagesLike, model: str | None = None, **kw: Any) -> SyncChatStream:
         """Synchronous :meth:`astream`: iterate events as they arrive; ``.response`` after."""
-        if self._portal is None:
-            self._portal = _Portal()
-        return SyncChatStream(self._portal, self.astream(messages, model, **kw))
+        return SyncChatStream(self._loop(), self.astream(messages, model, **kw))
 
     def embed(self, texts: Sequence[str], model: str) -> list[list[float]]:
-        result: list[list[float]] = self._run(self.aembed(texts, model))
+        result: list[list[float]] = self.run_sync(self.aembed(texts, model))
         return result
 
     def rerank(
         self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
     ) -> list[tuple[int, float]]:
-        result: list[tuple[int, float]] = self._run(self.arerank(query, documents, model, top_n))
+        result: list[tuple[int, float]] = self.run_sync(
+            self.arerank(query, documents, model, top_n)
+        )
         return result
 
     async def aclose(self) -> None:

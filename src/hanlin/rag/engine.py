@@ -338,18 +338,10 @@ class RagEngine:
         filters: dict[str, Any] | Filter | None = None,
     ) -> Generator[RagEvent, None, None]:
         """Synchronous :meth:`astream` (``close()`` it to stop early; the model stops too)."""
-        portal = self._portal()
         events = self.astream(
             question, model=model, history=history, mode=mode, k=k, filters=filters
         )
-        try:
-            while True:
-                try:
-                    yield portal.run(events.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            portal.run(events.aclose())
+        yield from self.gateway.iterate_sync(events)
 
     def ask(
         self,
@@ -362,20 +354,9 @@ class RagEngine:
         filters: dict[str, Any] | Filter | None = None,
     ) -> Answer:
         """Synchronous :meth:`aask`."""
-        answer: Answer = self._portal().run(
+        return self.gateway.run_sync(
             self.aask(question, model=model, history=history, mode=mode, k=k, filters=filters)
         )
-        return answer
-
-    def _portal(self) -> Any:
-        # The gateway's own loop thread: providers (HTTP clients) stay on one event loop
-        # whether the gateway is used through this engine or directly.
-        gw = self.gateway
-        if gw._portal is None:
-            from hanlin.models.gateway import _Portal
-
-            gw._portal = _Portal()
-        return gw._portal
 
     def close(self) -> None:
         """Close the gateway if this engine created it."""
