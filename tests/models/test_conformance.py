@@ -303,7 +303,13 @@ def test_local_streamed_text_joins_to_the_whole_answer(local_gw: Gateway) -> Non
 def test_local_streamed_tool_call_joins_to_valid_arguments(local_gw: Gateway) -> None:
     acc = StreamAccumulator()
     for event in local_gw.stream(
-        "Weather in Hangzhou?", LOCAL, tools=[WEATHER], tool_choice="required", max_tokens=48
+        "Weather in Hangzhou?",
+        LOCAL,
+        tools=[WEATHER],
+        tool_choice="required",
+        max_tokens=96,
+        temperature=0,
+        seed=1,
     ):
         acc.add(event)
     assert acc.finish_reason == "tool_calls"
@@ -314,8 +320,15 @@ def test_local_streamed_tool_call_joins_to_valid_arguments(local_gw: Gateway) ->
 
 @pytest.mark.slow
 def test_local_tool_call_round_trip(local_gw: Gateway) -> None:
+    # greedy, with room for the whole call: a sampled call can run past a small max_tokens
     resp = local_gw.chat(
-        "Weather in Hangzhou?", LOCAL, tools=[WEATHER], tool_choice="get_weather", max_tokens=48
+        "Weather in Hangzhou?",
+        LOCAL,
+        tools=[WEATHER],
+        tool_choice="get_weather",
+        max_tokens=96,
+        temperature=0,
+        seed=1,
     )
     [call] = resp.tool_calls
     history = [

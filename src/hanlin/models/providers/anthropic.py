@@ -28,14 +28,13 @@ from hanlin.models.providers.anthropic_wire import (
     DEFAULT_TIMEOUT,
     LIMITS,
     broken,
-    garbage,
     http_error,
     parse_response,
     request_body,
     timed_out,
     translate_stream,
 )
-from hanlin.models.providers.openai_compat import drain
+from hanlin.models.providers.wire import drain, malformed
 from hanlin.models.types import ChatOptions, ChatResponse, Message, StreamEvent
 
 # Prices: https://www.anthropic.com/pricing (API tab; also docs.anthropic.com/en/docs/about-claude/
@@ -155,7 +154,7 @@ class AnthropicProvider:
         try:
             data = json.loads(response.content)
         except ValueError:
-            raise self._redact(garbage(provider, response.content)) from None
+            raise self._redact(malformed(provider, response.content)) from None
         try:
             return parse_response(data, model, json_mode)
         except (KeyError, TypeError, AttributeError) as exc:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from hanlin.models.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from hanlin.models.providers.wire import malformed, retry_after
 from hanlin.models.types import (
     ChatOptions,
     ChatResponse,
@@ -323,7 +322,7 @@ async def translate_stream(
         try:
             data = json.loads(line[5:])
         except ValueError:
-            raise garbage(provider, line[5:]) from None
+            raise malformed(provider, line[5:]) from None
         try:
             kind = data["type"]
             if kind == "content_block_delta":
@@ -383,32 +382,6 @@ async def translate_stream(
 # --- errors -------------------------------------------------------------------------------------
 
 
-def garbage(provider: str, raw: str | bytes) -> UpstreamUnavailableError:
-    snippet = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
-    return UpstreamUnavailableError(
-        f"{provider} sent malformed JSON: {snippet!r}",
-        hint="the upstream (or a proxy in front of it) is misbehaving; retry or fail over",
-        provider=provider,
-    )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _typed_error(
     status: int, message: str, etype: str | None, provider: str, retry_after: float | None
 ) -> ModelError:
@@ -432,8 +405,7 @@ def http_error(response: httpx.Response, provider: str) -> ModelError:
     except (ValueError, KeyError, TypeError, AttributeError):
         if response.content:
             message = f"{message}: {response.content[:200].decode('utf-8', 'replace')!r}"
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    return _typed_error(status, message, etype, provider, retry_after)
+    return _typed_error(status, message, etype, provider, retry_after(response.headers))
 
 
 def broken(provider: str, exc: httpx.TransportError, mid_stream: bool = False) -> ModelError:

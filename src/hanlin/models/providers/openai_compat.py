@@ -23,6 +23,7 @@ from hanlin.models.errors import (
 )
 from hanlin.models.providers.dialects import get_dialect
 from hanlin.models.providers.presets import PRESETS
+from hanlin.models.providers.wire import drain, malformed, retry_after
 from hanlin.models.types import (
     ChatOptions,
     ChatResponse,
@@ -128,28 +129,6 @@ def request_body(
     return body
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    raw = headers.get("retry-after-ms")
-    if raw:
-        try:
-            return float(raw) / 1000
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-        from time import time
-
-        try:
-            return max(0.0, parsedate_to_datetime(raw).timestamp() - time())
-        except (TypeError, ValueError):
-            return None
-
-
 def http_error(status: int, headers: httpx.Headers, content: bytes, provider: str) -> ModelError:
     """The typed error for a non-2xx answer, using the body's machine-readable code if any."""
     message = f"HTTP {status} from {provider}"
@@ -167,7 +146,7 @@ def http_error(status: int, headers: httpx.Headers, content: bytes, provider: st
         elif isinstance(err, str):
             message = f"{message}: {err}"
     return error_for_status(
-        status, message, provider=provider, retry_after=_retry_after(headers), code=code
+        status, message, provider=provider, retry_after=retry_after(headers), code=code
     )
 
 
@@ -175,22 +154,7 @@ def _loads(raw: str | bytes, provider: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        snippet = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
-        raise UpstreamUnavailableError(
-            f"{provider} sent a body that is not JSON: {snippet!r}",
-            hint="the endpoint may be a proxy error page; check the base URL",
-            provider=provider,
-        ) from None
-
-
-async def drain(lines: AsyncIterator[str], limit: int = 64) -> None:
-    """Read what is left of a finished stream (its chunked-encoding terminator, at most a few
-    lines), so the connection goes back to the pool instead of being closed."""
-    for _ in range(limit):
-        try:
-            await anext(lines)
-        except StopAsyncIteration:
-            return
+        raise malformed(provider, raw) from None
 
 
 def _pooled(embedding: list[Any]) -> list[float]:
