@@ -61,6 +61,13 @@ def build_corpus(root: Path, n_scifact: int) -> Path:
     return root
 
 
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def folder_stats(root: Path) -> tuple[int, int]:
     files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     return len(files), sum(p.stat().st_size for p in files)
@@ -80,10 +87,10 @@ def sample_queries(n: int) -> dict[str, list[tuple[str, str, dict[str, int]]]]:
 
 def evaluate(
     search: Any, queries: dict[str, list[tuple[str, str, dict[str, int]]]]
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     from hanlin.knowledge.evaluation import ndcg_at_k
 
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, Any]] = {}
     for mode in ("keyword", "dense", "hybrid"):
         for name, items in queries.items():
             total = 0.0
@@ -106,9 +113,18 @@ def run_hanlin(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     from hanlin import KnowledgeBase
 
     t0 = time.perf_counter()
+    cpu0, kids0 = time.process_time(), _children_cpu()
     kb = KnowledgeBase.create("ingest", embedding_model="fast-use")
     report = kb.add(folder)
     ingest_s = time.perf_counter() - t0
+    # CPU-seconds are robust on a shared machine where wall-clock is not; the embedding
+    # workers are child processes, counted once they have exited (kb.add closes them)
+    cpu = {
+        "main_cpu_s": round(time.process_time() - cpu0, 1),
+        "workers_cpu_s": round(_children_cpu() - kids0, 1),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(f"  ingest {ingest_s:.1f}s, {cpu}", flush=True)
     t0 = time.perf_counter()
     again = kb.sync()
     sync_s = time.perf_counter() - t0
@@ -123,6 +139,7 @@ def run_hanlin(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     kb.close()
     return {
         "ingest_s": round(ingest_s, 1),
+        **cpu,
         "sync_nochange_s": round(sync_s, 2),
         "documents": stats.documents,
         "chunks": stats.chunks,
@@ -135,9 +152,14 @@ def run_llamaindex(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     from anchor_llamaindex import ingest_folder_llamaindex, search_llamaindex
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     index, bm25, timings = ingest_folder_llamaindex(folder, "fast-use", show_progress=False)
     ingest_s = time.perf_counter() - t0
-    print(f"  ingest {ingest_s:.1f}s, timings {timings}", flush=True)
+    cpu = {
+        "main_cpu_s": round(time.process_time() - cpu0, 1),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(f"  ingest {ingest_s:.1f}s, {cpu}, timings {timings}", flush=True)
 
     def search(text: str, mode: str) -> list[str]:
         hits = search_llamaindex(index, bm25, text, 20, mode)  # type: ignore[arg-type]
@@ -146,6 +168,7 @@ def run_llamaindex(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     quality = evaluate(search, queries)
     return {
         "ingest_s": round(ingest_s, 1),
+        **cpu,
         "timings": timings,
         "chunks": len(index.docstore.docs),
         "quality": quality,

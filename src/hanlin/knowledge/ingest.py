@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,13 +26,15 @@ from hanlin.knowledge.loaders import LoaderOptions, load_bytes
 from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, Store
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel
-from hanlin.models.embeddings.pool import EmbeddingPool
+from hanlin.models.embeddings.pool import EmbeddingPool, EmbedJob
 from hanlin.net.ssrf import FetchedURL, FetchError
 
 #: chunks gathered before one embed + write round (spread over the embedding workers)
 GROUP_CHUNKS = 512
 #: a group is also written after this many seconds, so progress is never held back long
 GROUP_SECONDS = 5.0
+#: groups queued for embedding before loading waits for the oldest (bounds memory)
+MAX_GROUPS_IN_FLIGHT = 4
 
 
 @dataclass
@@ -110,6 +112,17 @@ class _Pending:
     slots: list[ChunkWrite]
 
 
+@dataclass
+class _Group:
+    """Files queued for embedding together and written in one transaction."""
+
+    files: list[_Pending]
+    n_slots: int
+    todo: list[ChunkWrite]  # chunks whose vectors `job` computes, in order
+    aliases: list[tuple[ChunkWrite, ChunkWrite]]  # (chunk, chunk with the same text in `todo`)
+    job: EmbedJob
+
+
 class Ingestor:
     """Runs the pipeline for one knowledge base."""
 
@@ -136,8 +149,9 @@ class Ingestor:
         self._pending_chunks = 0
         self._last_write = time.monotonic()
         self.pool = EmbeddingPool(embedder, embed_workers)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hanlin-embed")
-        self._inflight: tuple[list[_Pending], int, Future[int]] | None = None
+        self._inflight: deque[_Group] = deque()
+        #: text hash → the chunk whose vector is being computed (queued, not yet stored)
+        self._embedding: dict[str, ChunkWrite] = {}
 
     # --- entry points ----------------------------------------------------------------------
     def ingest_files(
@@ -166,6 +180,10 @@ class Ingestor:
                 self._pending and time.monotonic() - self._last_write > GROUP_SECONDS
             ):
                 self._write_pending(report, wait=False)
+            elif self._inflight and self._inflight[0].job.done():
+                self._write_pending_done(report)
+            if self._pending_chunks >= self.pool.min_parallel // 2:
+                self.pool.start()  # real work ahead: workers load the model while we parse
             if progress:
                 progress(done, total, str(path))
         self._write_pending(report)
@@ -333,45 +351,63 @@ class Ingestor:
 
     # --- embedding and writing --------------------------------------------------------------
     def _write_pending(self, report: IngestReport, *, wait: bool = True) -> None:
-        """Embed the pending group in the background and write it when done.
+        """Queue the pending group for embedding, then write every group whose vectors are done.
 
-        Embedding group N overlaps with loading and segmenting group N+1 on the calling
-        thread; writes stay on the calling thread (one SQLite connection, one writer).
+        Groups are written in the order they were queued, each in one transaction. While the
+        workers embed, the calling thread goes on loading and segmenting the next files; it
+        blocks only when more than :data:`MAX_GROUPS_IN_FLIGHT` groups wait (bounded memory),
+        or at the end (``wait``). Writes stay on the calling thread (one SQLite connection).
         """
-        self._finish_inflight(report)
         if self._pending:
             group, self._pending = self._pending, []
             self._pending_chunks = 0
             self._last_write = time.monotonic()
-            slots = [s for p in group for s in p.slots]
-            texts = [t for p in group for t in p.texts]
-            reuse = self.store.vectors_for_text_hashes([s.text_hash for s in slots])
-            for s in slots:
-                s.vector = reuse.get(s.text_hash)
-            todo = [(s, t) for s, t in zip(slots, texts, strict=True) if s.vector is None]
-            self._inflight = (group, len(slots), self._pool.submit(self._embed, todo))
-        if wait:
-            self._finish_inflight(report)
+            self._inflight.append(self._submit(group))
+        while self._inflight and (wait or len(self._inflight) > MAX_GROUPS_IN_FLIGHT):
+            self._write_group(self._inflight.popleft(), report)
+        self._write_pending_done(report)
 
-    def _embed(self, todo: list[tuple[ChunkWrite, str]]) -> int:
-        vecs = self.pool.embed([t for _, t in todo])
-        for (s, _), v in zip(todo, vecs, strict=True):
+    def _write_pending_done(self, report: IngestReport) -> None:
+        """Write the queued groups whose vectors are ready, oldest first, without waiting."""
+        while self._inflight and self._inflight[0].job.done():
+            self._write_group(self._inflight.popleft(), report)
+
+    def _submit(self, group: list[_Pending]) -> _Group:
+        slots = [s for p in group for s in p.slots]
+        texts = [t for p in group for t in p.texts]
+        reuse = self.store.vectors_for_text_hashes([s.text_hash for s in slots])
+        todo: list[ChunkWrite] = []
+        todo_texts: list[str] = []
+        aliases: list[tuple[ChunkWrite, ChunkWrite]] = []
+        for s, t in zip(slots, texts, strict=True):
+            s.vector = reuse.get(s.text_hash)
+            if s.vector is not None:
+                continue
+            first = self._embedding.get(s.text_hash)
+            if first is not None:  # the same text is already being embedded: embed it once
+                aliases.append((s, first))
+                continue
+            self._embedding[s.text_hash] = s
+            todo.append(s)
+            todo_texts.append(t)
+        return _Group(group, len(slots), todo, aliases, self.pool.submit(todo_texts))
+
+    def _write_group(self, g: _Group, report: IngestReport) -> None:
+        vecs = g.job.result()
+        for s, v in zip(g.todo, vecs, strict=True):
             s.vector = v
-        return len(todo)
-
-    def _finish_inflight(self, report: IngestReport) -> None:
-        if self._inflight is None:
-            return
-        group, n_slots, future = self._inflight
-        self._inflight = None
-        report.chunks_embedded += future.result()
+        for s, first in g.aliases:  # `first` is in this group or an earlier (written) one
+            s.vector = first.vector
+        report.chunks_embedded += len(g.todo)
         self.store.write(
-            [d for p in group for d in p.docs],
-            files=[p.record for p in group],
-            delete_keys=[k for p in group for k in p.delete_keys],
+            [d for p in g.files for d in p.docs],
+            files=[p.record for p in g.files],
+            delete_keys=[k for p in g.files for k in p.delete_keys],
         )
-        report.chunks_written += n_slots
-        for p in group:
+        for s in g.todo:  # stored now: later groups find these vectors in the store
+            self._embedding.pop(s.text_hash, None)
+        report.chunks_written += g.n_slots
+        for p in g.files:
             self._emit(p.record.path, "done", chunks=len(p.slots))
 
     def _emit(
@@ -381,5 +417,4 @@ class Ingestor:
             self.on_file(FileEvent(path, status, reason, chunks))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
         self.pool.close()

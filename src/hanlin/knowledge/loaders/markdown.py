@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -28,8 +29,14 @@ _RAW_KINDS: dict[str, BlockKind] = {
 }
 
 
+_parsers = threading.local()  # building a MarkdownIt costs about as much as parsing a page
+
+
 def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True}).enable("table")
+    md: MarkdownIt | None = getattr(_parsers, "md", None)
+    if md is None:
+        md = _parsers.md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    return md
 
 
 def markdown_blocks(text: str, builder: DocBuilder) -> str | None:

@@ -2,7 +2,10 @@
 
 The bundled models are CPU-bound numpy/C code that scales by processes, not threads. Each
 worker (``hanlin.models.embeddings.worker``) is pinned to one BLAS thread so N workers use N
-cores without oversubscription. Small jobs skip the pool: starting a worker costs ~1 s.
+cores without oversubscription. Work is a shared queue of model-sized batches: whichever worker
+is free takes the next one, so the workers stay busy while the caller queues the next group
+(no worker waits for the slowest one at the end of each group). Small jobs skip the pool:
+starting a worker costs ~1 s.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import contextlib
 import io
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -69,42 +73,115 @@ class _Worker:
             self.proc.kill()
 
 
+class EmbedJob:
+    """The vectors of one :meth:`EmbeddingPool.submit` call, computed in the background."""
+
+    def __init__(self, parts: list[Future[Vectors]], dim: int) -> None:
+        self._parts = parts
+        self._dim = dim
+
+    def done(self) -> bool:
+        return all(p.done() for p in self._parts)
+
+    def result(self) -> Vectors:
+        """Wait for every batch; shape ``(len(texts), dim)``, in the submitted order. Raises
+        :class:`HanlinError` when a worker died."""
+        if not self._parts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return np.vstack([p.result() for p in self._parts]).astype(np.float32, copy=False)
+
+
+_Batch = tuple[list[str], "Future[Vectors]"]
+
+
 class EmbeddingPool:
     """Embeds document batches with ``model`` in ``workers`` processes (1 = in this process)."""
 
-    #: below this many texts a job runs in-process
+    #: below this many texts (submitted so far) a job runs in-process
     min_parallel = 256
 
     def __init__(self, model: EmbeddingModel, workers: int | None = None) -> None:
         self.model = model
         self.workers = default_workers() if workers is None else max(1, workers)
         self._procs: list[_Worker] = []
-        self._threads: ThreadPoolExecutor | None = None
+        self._feeders: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._local: ThreadPoolExecutor | None = None
+        self._submitted = 0
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        """Embed ``texts`` in model-sized batches spread over the workers; order is kept."""
+    @property
+    def started(self) -> bool:
+        return bool(self._procs)
+
+    def start(self) -> None:
+        """Start the worker processes now; they load the model while the caller goes on."""
+        if self.workers == 1 or self._procs:
+            return
+        self._procs = [_Worker(self.model.name) for _ in range(self.workers)]
+        for i, w in enumerate(self._procs):
+            t = threading.Thread(target=self._feed, args=(w,), name=f"embed-{i}", daemon=True)
+            t.start()
+            self._feeders.append(t)
+
+    def _feed(self, worker: _Worker) -> None:
+        while (item := self._queue.get()) is not None:
+            texts, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(worker.embed(texts))
+            except BaseException as exc:  # handed to whoever waits on the job
+                fut.set_exception(exc)
+
+    def submit(self, texts: Sequence[str]) -> EmbedJob:
+        """Queue ``texts`` in model-sized batches and return at once; free workers take the
+        batches in order. Jobs submitted before the pool has seen :attr:`min_parallel` texts
+        (and every job when ``workers == 1``) run in this process, on a background thread."""
         size = self.model.batch_size
         batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-        if not batches:
-            return np.zeros((0, self.model.dim), dtype=np.float32)
-        if self.workers == 1 or len(texts) < self.min_parallel:
-            parts = [self.model.embed_documents(b) for b in batches]
+        self._submitted += len(texts)
+        if not self._procs and self.workers > 1 and self._submitted >= self.min_parallel:
+            self.start()
+        parts: list[Future[Vectors]] = []
+        if self._procs:
+            for b in batches:
+                fut: Future[Vectors] = Future()
+                self._queue.put((b, fut))
+                parts.append(fut)
         else:
-            if not self._procs:
-                self._procs = [_Worker(self.model.name) for _ in range(self.workers)]
-                self._threads = ThreadPoolExecutor(self.workers)
-            assert self._threads is not None
-            jobs = [
-                self._threads.submit(self._procs[i % self.workers].embed, b)
-                for i, b in enumerate(batches)
+            if self._local is None:
+                self._local = ThreadPoolExecutor(1, thread_name_prefix="hanlin-embed-local")
+            parts = [self._local.submit(self.model.embed_documents, b) for b in batches]
+        return EmbedJob(parts, self.model.dim)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` and wait; order is kept."""
+        if self.workers == 1 or (not self._procs and len(texts) < self.min_parallel):
+            size = self.model.batch_size
+            parts = [
+                self.model.embed_documents(texts[i : i + size]) for i in range(0, len(texts), size)
             ]
-            parts = [j.result() for j in jobs]
-        return np.vstack(parts).astype(np.float32, copy=False)
+            if not parts:
+                return np.zeros((0, self.model.dim), dtype=np.float32)
+            return np.vstack(parts).astype(np.float32, copy=False)
+        self.start()
+        return self.submit(texts).result()
 
     def close(self) -> None:
+        """Stop the workers. Batches still queued (the caller gave up on them) are cancelled."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is not None:
+                    item[1].cancel()
+        for _ in self._feeders:
+            self._queue.put(None)
+        for t in self._feeders:
+            t.join(timeout=60)
+        self._feeders = []
         for w in self._procs:
             w.close()
         self._procs = []
-        if self._threads is not None:
-            self._threads.shutdown()
-            self._threads = None
+        if self._local is not None:
+            self._local.shutdown()
+            self._local = None

@@ -39,6 +39,7 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 
 def main(name: str) -> None:
     model = get_embedder(name)
+    model.embed_documents(["warm up"])  # load the weights now, while the parent is still parsing
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while (frame := read_frame(stdin)) is not None:
         texts = pickle.loads(frame)
