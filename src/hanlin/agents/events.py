@@ -82,7 +82,8 @@ class StepEvent:
 
 @dataclass(slots=True)
 class FinalEvent:
-    """The run ended. ``error`` holds the message when ``stop_reason`` is "error"."""
+    """The run ended. ``error`` holds the message when ``stop_reason`` is "error" or a limit
+    (which limit, and where it hit)."""
 
     text: str
     steps: int
@@ -93,7 +94,65 @@ class FinalEvent:
     type: Literal["final"] = "final"
 
 
-AgentEvent = TextEvent | ToolCallEvent | ToolResultEvent | ApprovalRequest | StepEvent | FinalEvent
+SubtaskStatus = Literal["pending", "running", "done", "failed", "skipped"]
+
+
+@dataclass(slots=True)
+class PlanEvent:
+    """The planner made (``revision`` 0) or revised a plan; ``subtasks`` is the whole plan.
+
+    Each subtask is a dict with ``id``, ``title``, ``description``, ``depends_on`` (ids),
+    ``status`` (pending / running / done / failed / skipped) and ``result`` (text or None).
+    ``reason`` says why a revision was made (the failure that caused it), or that the model's
+    plan was unusable and a single-subtask plan stands in for it.
+    """
+
+    subtasks: list[dict[str, Any]]
+    revision: int
+    reason: str | None = None
+    type: Literal["plan"] = "plan"
+
+
+@dataclass(slots=True)
+class SubtaskEvent:
+    """A subtask started, finished or failed (or was skipped: a dependency failed).
+
+    The inner agent's events for a subtask arrive between its ``running`` and its ``done`` /
+    ``failed`` event; ``result`` holds the subtask's answer, ``error`` why it failed.
+    """
+
+    id: str
+    title: str
+    status: SubtaskStatus
+    result: str | None = None
+    error: str | None = None
+    type: Literal["subtask"] = "subtask"
+
+
+@dataclass(slots=True)
+class MemoryEvent:
+    """Memory changed what the model sees: older turns were ``summarized`` (``summary`` is the
+    new summary; tokens before and after), or long-term facts were ``recalled`` into the first
+    turn (``summary`` is the note the model gets)."""
+
+    action: Literal["summarized", "recalled"]
+    summary: str
+    tokens_before: int = 0
+    tokens_after: int = 0
+    type: Literal["memory"] = "memory"
+
+
+AgentEvent = (
+    TextEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | ApprovalRequest
+    | StepEvent
+    | PlanEvent
+    | SubtaskEvent
+    | MemoryEvent
+    | FinalEvent
+)
 
 
 @dataclass(slots=True)
@@ -108,6 +167,23 @@ class AgentResult:
     error: str | None
     messages: list[Message]
     events: list[AgentEvent]
+
+    @classmethod
+    def of(cls, events: list[AgentEvent], messages: list[Message]) -> AgentResult:
+        """The result of a finished run: its events (the last one a FinalEvent) and transcript."""
+        final = events[-1]
+        if not isinstance(final, FinalEvent):
+            raise TypeError(f"a run ends with a FinalEvent, not {type(final).__name__}")
+        return cls(
+            final.text,
+            final.steps,
+            final.usage,
+            final.cost_usd,
+            final.stop_reason,
+            final.error,
+            messages,
+            events,
+        )
 
     @property
     def tool_results(self) -> list[ToolResultEvent]:

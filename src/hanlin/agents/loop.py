@@ -32,7 +32,7 @@ from hanlin.agents.events import (
     ToolResultEvent,
 )
 from hanlin.agents.repair import repair_json
-from hanlin.agents.tools.base import AgentTool, ToolResult
+from hanlin.agents.tools.base import AgentTool, ToolResult, bounded
 from hanlin.errors import HanlinError
 from hanlin.models.gateway import Gateway, MessagesLike, as_messages
 from hanlin.models.types import (
@@ -41,6 +41,7 @@ from hanlin.models.types import (
     StreamAccumulator,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolChoice,
     Usage,
 )
@@ -150,18 +151,7 @@ class Agent:
         """Run the task to the end and return the answer, transcript and events."""
         messages = self.messages_for(task_or_messages)
         events = [e async for e in self._loop(messages)]
-        final = events[-1]
-        assert isinstance(final, FinalEvent)
-        return AgentResult(
-            final.text,
-            final.steps,
-            final.usage,
-            final.cost_usd,
-            final.stop_reason,
-            final.error,
-            messages,
-            events,
-        )
+        return AgentResult.of(events, messages)
 
     def run(self, task_or_messages: MessagesLike) -> AgentResult:
         """Synchronous :meth:`arun`, on the gateway's event-loop thread."""
@@ -180,6 +170,18 @@ class Agent:
         def final(reason: StopReason, error: str | None = None) -> FinalEvent:
             return FinalEvent(text, step, usage, cost, reason, error)
 
+        def stopped(reason: StopReason, waiting: str = "") -> FinalEvent:
+            """A limit ended the run: the final event says which, and where it was."""
+            why = {
+                "max_steps": f"the step limit (max_steps={limits.max_steps})",
+                "max_seconds": f"the wall-time limit (max_seconds={limits.max_seconds:g})",
+                "max_tokens": f"the token limit (max_tokens={limits.max_tokens}; "
+                f"{usage.total_tokens} used)",
+                "max_cost": f"the cost limit (max_cost_usd={limits.max_cost_usd}; "
+                f"${cost:.4f} spent)",
+            }[reason]
+            return final(reason, f"the agent stopped at {why} after {step} step(s){waiting}")
+
         while True:
             step += 1
             overrides: dict[str, Any] = {"tools": specs} if specs else {}
@@ -187,6 +189,7 @@ class Agent:
             if specs and choice is not None:
                 overrides["tool_choice"] = choice
             acc = StreamAccumulator()
+            streamed = 0
             try:
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
                 try:
@@ -201,10 +204,20 @@ class Agent:
                         acc.add(event)
                         if isinstance(event, TextDelta) and event.text:
                             yield TextEvent(event.text, step)
+                        streamed += _chars(event)
+                        # usage comes at the end of a stream: ~4 characters a token (a lower
+                        # bound) stops a runaway answer before it ends
+                        if limits.max_tokens is not None and (
+                            usage.total_tokens + streamed // 4 > limits.max_tokens
+                        ):
+                            text = acc.text
+                            yield stopped("max_tokens", " (while the model was still writing)")
+                            return
                 finally:
                     await stream.aclose()
             except TimeoutError:
-                yield final("max_seconds")
+                text = acc.text
+                yield stopped("max_seconds", " (while waiting for the model)")
                 return
             except Exception as exc:  # the orchestration boundary: wrap once, with the step
                 yield final("error", str(self._step_error(step, exc)))
@@ -233,7 +246,7 @@ class Agent:
                         )
                         yield request
                         left = deadline - time.monotonic()
-                        approved = await asyncio.wait_for(self._decide(request), max(left, 0.001))
+                        approved = await bounded(self._decide(request), max(left, 0.001))
                         if not approved:
                             p.result = ToolResult(
                                 f"not approved: {p.tool.name} has side effects "
@@ -244,9 +257,12 @@ class Agent:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
-                await asyncio.wait_for(asyncio.gather(*(self._execute(p) for p in pending)), left)
+                await bounded(asyncio.gather(*(self._execute(p) for p in pending)), left)
             except TimeoutError:
-                yield final("max_seconds")
+                busy = sorted({p.call.name for p in pending if p.result is None})
+                yield stopped(
+                    "max_seconds", f" (while waiting for {', '.join(busy) or 'approval'})"
+                )
                 return
             for p in pending:
                 result = p.result or ToolResult("the call produced no result", True)
@@ -256,13 +272,13 @@ class Agent:
                 )
 
             if step >= limits.max_steps:
-                yield final("max_steps")
+                yield stopped("max_steps")
                 return
             if limits.max_tokens is not None and usage.total_tokens >= limits.max_tokens:
-                yield final("max_tokens")
+                yield stopped("max_tokens")
                 return
             if limits.max_cost_usd is not None and cost >= limits.max_cost_usd:
-                yield final("max_cost")
+                yield stopped("max_cost")
                 return
 
     # -- steps of a call ----------------------------------------------------------------------
@@ -295,6 +311,9 @@ class Agent:
             if not isinstance(parsed, dict):
                 raise ValueError(f"arguments must be a JSON object, not {type(parsed).__name__}")
             p.tool.validate(parsed)
+        except RecursionError:  # json.loads on "[[[[…" nested thousands deep
+            p.result = ToolResult(f"invalid arguments for {name}: nested too deeply to parse", True)
+            return
         except (ValueError, ValidationError) as exc:
             tries = repairs.get(name, 0) + 1
             repairs[name] = tries
@@ -333,12 +352,21 @@ class Agent:
             if cap is None:
                 p.result = await p.tool.run(p.arguments or {})
             else:
-                p.result = await asyncio.wait_for(p.tool.run(p.arguments or {}), cap)
+                p.result = await bounded(p.tool.run(p.arguments or {}), cap)
         except TimeoutError:
             p.result = ToolResult(f"{p.tool.name} timed out after {cap:g} s", True)
         except Exception as exc:  # AgentTool.run does not raise; a custom subclass might
             p.result = ToolResult(f"{p.tool.name} failed: {type(exc).__name__}: {exc}", True)
         p.seconds = time.monotonic() - started
+
+
+def _chars(event: object) -> int:
+    """Characters of text or tool arguments a stream event carries."""
+    if isinstance(event, TextDelta):
+        return len(event.text)
+    if isinstance(event, ToolCallDelta):
+        return len(event.arguments)
+    return 0
 
 
 def _reason(exc: Exception) -> str:

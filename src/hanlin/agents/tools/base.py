@@ -9,11 +9,14 @@ error :class:`ToolResult` that the model reads and can react to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -22,6 +25,74 @@ from hanlin.models.types import Tool
 SideEffect = Literal["read_only", "writes", "network", "exec"]
 #: side effects that need approval before the call runs (unless a policy says otherwise)
 NEEDS_APPROVAL: frozenset[str] = frozenset({"writes", "network", "exec"})
+T = TypeVar("T")
+
+
+class ToolAborted(Exception):
+    """A sync tool raised ``SystemExit`` (``sys.exit`` in a wrapped script) or another
+    ``BaseException``: the call failed; the process and the agent go on."""
+
+
+async def bounded(aw: Awaitable[T], timeout: float | None) -> T:
+    """``await aw`` for at most ``timeout`` seconds, then cancel it and raise TimeoutError at once.
+
+    Unlike :func:`asyncio.wait_for`, it does not wait for the cancelled work to finish: a tool
+    that swallows ``CancelledError`` is abandoned instead of hanging the caller.
+    """
+    if timeout is None:
+        return await aw
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(timeout, 0))
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget)
+        raise TimeoutError
+    return task.result()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it
+
+
+async def in_thread(fn: Callable[..., T], kwargs: dict[str, Any], name: str) -> T:
+    """Run a sync tool in a daemon thread of its own.
+
+    Python cannot stop a thread: a call that hangs past its timeout keeps its thread until it
+    returns. A thread of its own (not the loop's default executor, a handful of workers) means
+    hung calls cannot starve later tools, and the loop's shutdown and the interpreter's exit
+    do not wait for them.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def work() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(fn, **kwargs)
+        except Exception as exc:
+            error = exc
+        except BaseException as exc:  # sys.exit() in a tool must not reach the event loop
+            error = ToolAborted(f"the tool raised {type(exc).__name__}({exc})")
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=f"tool:{name}", daemon=True).start()
+    return await future
 
 
 @dataclass(slots=True)
@@ -72,8 +143,8 @@ class AgentTool:
             if inspect.iscoroutinefunction(self.fn):
                 call: Awaitable[Any] = self.fn(**kwargs)
             else:
-                call = asyncio.to_thread(self.fn, **kwargs)
-            value = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
+                call = in_thread(self.fn, kwargs, self.name)
+            value = await bounded(call, self.timeout or None)
         except TimeoutError:
             return ToolResult(f"{self.name} timed out after {self.timeout:g} s", True)
         except Exception as exc:
