@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hanlin.agents.tools.websearch_providers import SEARCH_PROVIDERS
 from hanlin.cli.chat import stdin_state
 from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError, NotFoundError
@@ -84,15 +85,15 @@ def set_(
         ),
     ] = None,
 ) -> None:
-    """Store a provider's API key. Prompts with hidden input, or reads one line from a pipe."""
+    """Store a provider's API key (a model provider, or a web_search engine such as tavily or
+    bocha). Prompts with hidden input, or reads one line from a pipe."""
     settings = load_settings()
+    search = SEARCH_PROVIDERS.get(provider.lower())
+    if search is not None:  # SearXNG's "key" is its URL
+        _set_search_key(settings, search.name, search.label, search.env, value)
+        return
     endpoint = Catalog(settings.models).endpoint(provider)  # unknown → did-you-mean
-    raw = value if value is not None else _read_value(endpoint.name)
-    key = raw.strip()
-    if not key:
-        raise InvalidInputError(
-            "an empty key was given", hint="paste the key, or use `hanlin keys rm`"
-        )
+    key = _clean(value if value is not None else _read_value(endpoint.name))
     store = key_store(settings)
     store.set(endpoint.name, key)
     err.print(
@@ -108,6 +109,28 @@ def set_(
             "the stored key[/]",
             highlight=False,
         )
+
+
+def _clean(raw: str) -> str:
+    key = raw.strip()
+    if not key:
+        raise InvalidInputError(
+            "an empty key was given", hint="paste the key, or use `hanlin keys rm`"
+        )
+    return key
+
+
+def _set_search_key(settings: Settings, name: str, label: str, env: str, value: str | None) -> None:
+    key = _clean(value if value is not None else _read_value(name))
+    store = key_store(settings)
+    store.set(name, key)
+    err.print(
+        f"[green]✓[/] stored the web_search key for [bold]{escape(label)}[/] "
+        f"({Secret(key).masked}) in {escape(str(store.path))}",
+        highlight=False,
+    )
+    if os.environ.get(env):
+        err.print(f"  [yellow]{env} is set in the environment and wins over the stored key[/]")
 
 
 @app.command("ls")
@@ -142,8 +165,21 @@ def list_(
                     "in_use": not env_value,
                 }
             )
+    for name, search in SEARCH_PROVIDERS.items():  # web_search engines
+        env_value, stored = os.environ.get(search.env), store.get(name)
+        for source, secret in (("env", env_value and Secret(env_value)), ("file", stored)):
+            if secret:
+                rows.append(
+                    {
+                        "provider": name,
+                        "source": source,
+                        "variable": search.env,
+                        "key": secret.masked,
+                        "in_use": source == "env" or not env_value,
+                    }
+                )
     for name in store.names():
-        if name not in endpoints:
+        if name not in endpoints and name not in SEARCH_PROVIDERS:
             secret = store.get(name)
             rows.append(
                 {
@@ -165,7 +201,7 @@ def list_(
         table.add_column(col)
     for row in rows:
         name = str(row["provider"])
-        if name not in endpoints:
+        if name not in endpoints and name not in SEARCH_PROVIDERS:
             note = "[yellow]no such provider any more[/] (`hanlin keys rm`)"
         elif row["source"] == "env":
             note = f"from {row['variable']}"
