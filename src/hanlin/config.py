@@ -185,6 +185,8 @@ class Settings(BaseSettings):
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    #: MCP servers agents can use, ``[mcpServers.<name>]`` (see hanlin.agents.mcp.config)
+    mcp_servers: dict[str, dict[str, object]] = Field(default_factory=dict, alias="mcpServers")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,69 @@
+"""Serving the MCP server: over stdio, or over streamable HTTP at ``/mcp`` with the same API
+keys as ``hanlin serve`` (``Authorization: Bearer hk-…``, required off loopback or with
+``server.require_keys``; a missing or bad key is a 401 before any MCP message is read).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hanlin.agents.mcp.server import HanlinMcp
+from hanlin.server.apikeys import APIKeyStore
+from hanlin.server.auth import Authenticator, check_startup, keys_required
+from hanlin.server.errors import ApiError, error_body
+
+
+class BearerAuth:
+    """ASGI middleware: authenticate every HTTP request, put the caller in the scope as
+    ``hanlin.principal`` (the MCP handlers read it to apply scopes)."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for key, value in scope.get("headers", []):
+            if key == b"authorization":
+                kind, _, rest = value.decode("latin-1").partition(" ")
+                token = rest.strip() if kind.lower() == "bearer" else None
+        try:
+            scope["hanlin.principal"] = self.auth.authenticate(token)
+        except ApiError as exc:
+            body = json.dumps(error_body(exc.message, exc.type, exc.hint, exc.code)).encode()
+            headers = [(b"content-type", b"application/json")]
+            headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def http_app(mcp: HanlinMcp, host: str = "127.0.0.1", *, require_keys: bool | None = None) -> Any:
+    """The ASGI app serving ``mcp`` at ``/mcp`` behind API-key authentication.
+
+    Raises :class:`hanlin.errors.ConfigError` when keys are required and none exists.
+    """
+    settings = mcp.settings
+    require = settings.server.require_keys if require_keys is None else require_keys
+    store = APIKeyStore(settings.home / "apikeys.json")
+    check_startup(host, require, store)
+    app = mcp.server.streamable_http_app(host=host)
+    return BearerAuth(app, Authenticator(store, keys_required(host, require)))
+
+
+async def serve_stdio(mcp: HanlinMcp) -> None:
+    """Serve one client over this process's stdin/stdout until it closes them."""
+    from mcp.server.stdio import stdio_server
+
+    async with stdio_server() as (read, write):
+        await mcp.server.run(read, write, mcp.server.create_initialization_options())
+
+
+__all__ = ["BearerAuth", "http_app", "serve_stdio"]

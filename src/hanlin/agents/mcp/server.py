@@ -1,0 +1,481 @@
+"""Hanlin as an MCP server (``hanlin mcp serve``): knowledge-base search / ask / ingest and the
+registered agent tools as tools, knowledge-base documents as resources
+(``hanlin://kb/<name>/doc/<id>``), and the RAG prompt templates as prompts.
+
+The handlers are thin: they check the caller's scopes and call the same library functions as
+the CLI and the HTTP API. Over HTTP the caller is the API key that :mod:`.http` verified
+(scopes as for ``hanlin serve``: ``kb:read`` to search, ask and read documents, ``kb:write`` to
+ingest, ``chat`` for the other tools); over stdio the caller is the local user and may do
+everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import mcp_types as mt
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+
+from hanlin import __version__
+from hanlin.agents.mcp.hanlin_tools import KbService, doc_uri, dumps, parse_doc_uri
+from hanlin.agents.tools.base import AgentTool
+from hanlin.config import Settings
+from hanlin.errors import HanlinError
+from hanlin.server.auth import Principal
+
+RESOURCE_NOT_FOUND = -32002
+PAGE = 200
+_KB_NAME = {"type": "string", "description": "the knowledge base's name (see kb_list)"}
+
+
+@dataclass(slots=True)
+class _Tool:
+    spec: mt.Tool
+    scope: str | None
+    run: Callable[[dict[str, Any], Principal | None], Awaitable[str]]
+    #: seconds before the caller gets an error result (the work itself may go on in a thread)
+    timeout: float
+
+
+def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    return scope.get("hanlin.principal") if isinstance(scope, dict) else None
+
+
+def _allowed(caller: Principal | None, scope: str | None, kb: str | None = None) -> str | None:
+    """Why ``caller`` may not do this (None when it may)."""
+    if caller is None:
+        return None
+    if scope is not None and not caller.can(scope):
+        return f"this API key lacks the scope '{scope}' (create one with --scope {scope})"
+    if kb is not None and not caller.can_kb(kb):
+        return f"this API key may not use the knowledge base '{kb}'"
+    return None
+
+
+class HanlinMcp:
+    """The MCP server's state: knowledge bases, agent tools, prompts. :attr:`server` is the
+    SDK's low-level :class:`~mcp.server.Server` to run on any transport."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tools: Sequence[AgentTool] = (),
+        knowledge_bases: list[str] | None = None,
+        allow_paths: bool = False,
+        model: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kbs = KbService(settings, knowledge_bases, allow_paths=allow_paths)
+        self.model = model
+        self.tools: dict[str, _Tool] = {}
+        self._kb_tools()
+        for t in tools:
+            self._agent_tool(t)
+        self.server: Server[Any] = Server(
+            "hanlin",
+            version=__version__,
+            title="Hanlin",
+            instructions="Search and ask Hanlin's knowledge bases (kb_list, kb_search, kb_ask), "
+            "add documents (kb_add) and read them as hanlin://kb/<name>/doc/<id> resources.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_templates,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+        )
+        # logging/setLevel is accepted (the server sends no log notifications to filter);
+        # registered after construction, as the SDK warns about the deprecated constructor arg
+        self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._level)
+        self._subscribers: dict[str, list[Any]] = {}
+
+    # -- tools ----------------------------------------------------------------------------------
+    def _add(
+        self,
+        name: str,
+        description: str,
+        schema: dict[str, Any],
+        scope: str | None,
+        run: Callable[[dict[str, Any], Principal | None], Awaitable[str]],
+        *,
+        read_only: bool = True,
+        open_world: bool = False,
+        timeout: float = 120.0,
+    ) -> None:
+        hints = mt.ToolAnnotations(
+            read_only_hint=read_only,
+            destructive_hint=False if not read_only else None,
+            open_world_hint=open_world,
+        )
+        spec = mt.Tool(name=name, description=description, input_schema=schema, annotations=hints)
+        self.tools[name] = _Tool(spec, scope, run, timeout)
+
+    def _kb_tools(self) -> None:
+        kbs = self.kbs
+
+        async def kb_list(args: dict[str, Any], caller: Principal | None) -> str:
+            names = [n for n in kbs.names() if caller is None or caller.can_kb(n)]
+            return dumps(names)
+
+        async def kb_search(args: dict[str, Any], caller: Principal | None) -> str:
+            hits = await kbs.search(
+                args["kb"], args["query"], args.get("k", 5), args.get("mode", "hybrid")
+            )
+            return dumps(hits) if hits else f"no results in '{args['kb']}' for {args['query']!r}"
+
+        async def kb_ask(args: dict[str, Any], caller: Principal | None) -> str:
+            model = args.get("model") or self.model
+            return dumps(
+                await kbs.ask(args["kb"], args["question"], model, args.get("mode", "auto"))
+            )
+
+        async def kb_add(args: dict[str, Any], caller: Principal | None) -> str:
+            out = await kbs.add(
+                args["kb"], args.get("urls", []), args.get("files", []), args.get("paths", [])
+            )
+            await self._changed(args["kb"])
+            return dumps(out)
+
+        self._add(
+            "kb_list",
+            "List the knowledge bases this server serves.",
+            {"type": "object", "properties": {}},
+            "kb:read",
+            kb_list,
+        )
+        self._add(
+            "kb_search",
+            "Search a knowledge base (hybrid keyword + vector search); returns the best passages "
+            "with their sources.",
+            {
+                "type": "object",
+                "properties": {
+                    "kb": _KB_NAME,
+                    "query": {"type": "string", "description": "what to look for"},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                    "mode": {"type": "string", "enum": ["hybrid", "dense", "keyword"]},
+                },
+                "required": ["kb", "query"],
+            },
+            "kb:read",
+            kb_search,
+        )
+        self._add(
+            "kb_ask",
+            "Answer a question from a knowledge base; the answer cites its sources as [n].",
+            {
+                "type": "object",
+                "properties": {
+                    "kb": _KB_NAME,
+                    "question": {"type": "string"},
+                    "mode": {"type": "string", "enum": ["auto", "generative", "extractive"]},
+                    "model": {"type": "string", "description": "gateway model (optional)"},
+                },
+                "required": ["kb", "question"],
+            },
+            "kb:read",
+            kb_ask,
+            open_world=True,
+            timeout=600.0,
+        )
+        file_item = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "file name with extension, e.g. a.md"},
+                "content": {"type": "string"},
+                "encoding": {"type": "string", "enum": ["text", "base64"], "default": "text"},
+            },
+            "required": ["name", "content"],
+        }
+        props: dict[str, Any] = {
+            "kb": _KB_NAME,
+            "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+            "files": {"type": "array", "items": file_item, "maxItems": 100},
+        }
+        if self.kbs.allow_paths:
+            props["paths"] = {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "files, folders or globs on this machine",
+            }
+        self._add(
+            "kb_add",
+            "Add documents to a knowledge base now: URLs (fetched through the SSRF guard) and "
+            "file contents" + (", or local paths" if self.kbs.allow_paths else "") + ".",
+            {"type": "object", "properties": props, "required": ["kb"]},
+            "kb:write",
+            kb_add,
+            read_only=False,
+            open_world=True,
+            timeout=3600.0,
+        )
+
+    def _agent_tool(self, tool: AgentTool) -> None:
+        async def run(args: dict[str, Any], caller: Principal | None) -> str:
+            result = await tool.run(args)
+            if result.is_error:
+                raise _ToolFailed(result.content)
+            return result.content
+
+        effects = tool.side_effects
+        self._add(
+            tool.name,
+            tool.description,
+            tool.parameters or {"type": "object", "properties": {}},
+            "chat" if effects <= {"read_only"} else "admin",
+            run,
+            read_only=effects <= {"read_only"},
+            open_world="network" in effects,
+            timeout=(tool.timeout or 600.0) + 5,
+        )
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListToolsResult:
+        caller = _principal(ctx)
+        return mt.ListToolsResult(
+            tools=[t.spec for t in self.tools.values() if _allowed(caller, t.scope) is None]
+        )
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.CallToolRequestParams
+    ) -> mt.CallToolResult:
+        tool = self.tools.get(params.name)
+        if tool is None:
+            raise MCPError(mt.INVALID_PARAMS, f"unknown tool '{params.name}'")
+        args = dict(params.arguments or {})
+        from hanlin.agents.mcp.convert import schema_errors
+
+        caller = _principal(ctx)
+        kb = args.get("kb") if isinstance(args.get("kb"), str) else None
+        problem = schema_errors(tool.spec.input_schema, args) or _allowed(caller, tool.scope, kb)
+        if problem:
+            return _error(f"{params.name}: {problem}")
+        try:
+            text = await asyncio.wait_for(tool.run(args, caller), tool.timeout)
+        except TimeoutError:
+            return _error(f"{params.name} did not finish within {tool.timeout:g} s")
+        except _ToolFailed as exc:
+            return _error(str(exc))
+        except HanlinError as exc:
+            return _error(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        except Exception as exc:
+            return _error(f"{params.name} failed: {type(exc).__name__}: {exc}")
+        return mt.CallToolResult(content=[mt.TextContent(text=text)])
+
+    # -- resources ------------------------------------------------------------------------------
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListResourcesResult:
+        caller = _principal(ctx)
+        if _allowed(caller, "kb:read"):
+            return mt.ListResourcesResult(resources=[])
+        found: list[mt.Resource] = []
+        for name in self.kbs.names():
+            if caller is not None and not caller.can_kb(name):
+                continue
+            for d in await self.kbs.documents(name):
+                found.append(
+                    mt.Resource(
+                        uri=doc_uri(name, d["id"]),
+                        name=f"{name}: {d['title'] or d['key']}",
+                        description=f"document {d['key']} in knowledge base '{name}' "
+                        f"(source: {d['source']})",
+                        mime_type="text/plain",
+                        size=d["chars"],
+                    )
+                )
+        cursor = params.cursor if params else None
+        start = int(cursor) if cursor and cursor.isdigit() else 0
+        page = found[start : start + PAGE]
+        more = str(start + PAGE) if start + PAGE < len(found) else None
+        return mt.ListResourcesResult(resources=page, next_cursor=more)
+
+    async def _list_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListResourceTemplatesResult:
+        template = mt.ResourceTemplate(
+            uri_template="hanlin://kb/{kb}/doc/{id}",
+            name="knowledge-base document",
+            description="the text of a document stored in a Hanlin knowledge base",
+            mime_type="text/plain",
+        )
+        return mt.ListResourceTemplatesResult(resource_templates=[template])
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.ReadResourceRequestParams
+    ) -> mt.ReadResourceResult:
+        uri = str(params.uri)
+        try:
+            kb, doc_id = parse_doc_uri(uri)
+            self.kbs.check(kb)
+            problem = _allowed(_principal(ctx), "kb:read", kb)
+            if problem:
+                raise MCPError(mt.INVALID_REQUEST, problem)
+            meta, text = await self.kbs.read(kb, doc_id)
+        except HanlinError as exc:
+            raise MCPError(RESOURCE_NOT_FOUND, exc.message, {"uri": uri}) from None
+        return mt.ReadResourceResult(
+            contents=[mt.TextResourceContents(uri=uri, mime_type="text/plain", text=text)],
+            _meta={"hanlin/document": meta},
+        )
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.SubscribeRequestParams
+    ) -> mt.EmptyResult:
+        """Subscribers hear ``notifications/resources/updated`` after kb_add changes the
+        document's knowledge base."""
+        sessions = self._subscribers.setdefault(str(params.uri), [])
+        if ctx.session not in sessions:
+            sessions.append(ctx.session)
+        return mt.EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.UnsubscribeRequestParams
+    ) -> mt.EmptyResult:
+        sessions = self._subscribers.get(str(params.uri), [])
+        if ctx.session in sessions:
+            sessions.remove(ctx.session)
+        return mt.EmptyResult()
+
+    async def _changed(self, kb: str) -> None:
+        prefix = f"hanlin://kb/{kb}/"
+        for uri, sessions in self._subscribers.items():
+            if not uri.startswith(prefix):
+                continue
+            for session in list(sessions):
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception:  # the client went away: forget it
+                    sessions.remove(session)
+
+    async def _level(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.SetLevelRequestParams
+    ) -> mt.EmptyResult:
+        return mt.EmptyResult()
+
+    # -- prompts --------------------------------------------------------------------------------
+    def _templates(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Bundled prompt templates: name → (languages, fields)."""
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        for entry in sorted(resources.files("hanlin.rag").joinpath("prompts").iterdir(), key=str):
+            parts = entry.name.split(".")
+            if len(parts) < 2 or parts[-1] != "txt":
+                continue
+            base, lang = parts[0], (parts[1] if len(parts) == 3 else "")
+            fields = [f for _, f, _, _ in string.Formatter().parse(entry.read_text("utf-8")) if f]
+            langs, known = found.setdefault(f"rag_{base}", ([], []))
+            if lang:
+                langs.append(lang)
+            known.extend(f for f in fields if f not in known)
+        return found
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListPromptsResult:
+        prompts = []
+        for name, (langs, fields) in self._templates().items():
+            args = [mt.PromptArgument(name=f, required=True) for f in fields]
+            if langs:
+                args.append(
+                    mt.PromptArgument(
+                        name="lang", description=f"one of {', '.join(langs)} (default en)"
+                    )
+                )
+            prompts.append(
+                mt.Prompt(
+                    name=name,
+                    description=f"Hanlin's RAG prompt template '{name[4:]}' "
+                    "(HANLIN_HOME/prompts/rag/ overrides apply)",
+                    arguments=args,
+                )
+            )
+        return mt.ListPromptsResult(prompts=prompts)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.GetPromptRequestParams
+    ) -> mt.GetPromptResult:
+        from hanlin.rag.templates import _bundled, template
+
+        known = self._templates()
+        if params.name not in known:
+            raise MCPError(mt.INVALID_PARAMS, f"unknown prompt '{params.name}'")
+        langs, fields = known[params.name]
+        args = dict(params.arguments or {})
+        missing = [f for f in fields if f not in args]
+        if missing:
+            raise MCPError(mt.INVALID_PARAMS, f"missing prompt arguments: {', '.join(missing)}")
+        base = params.name[4:]
+        if langs:
+            lang = args.get("lang", "en")
+            if lang not in (*langs, "zh-Hant"):
+                raise MCPError(mt.INVALID_PARAMS, f"lang must be one of {', '.join(langs)}")
+            text = template(base, lang, self.settings.home)  # type: ignore[arg-type]
+        else:
+            text = _bundled(f"{base}.txt").rstrip("\n")
+        for f in fields:
+            text = text.replace("{" + f + "}", args[f])
+        return mt.GetPromptResult(
+            description=f"Hanlin RAG prompt '{base}'",
+            messages=[mt.PromptMessage(role="user", content=mt.TextContent(text=text))],
+        )
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.CompleteRequestParams
+    ) -> mt.CompleteResult:
+        """Completions for prompt ``lang`` values and ``kb`` names."""
+        value, arg = params.argument.value, params.argument.name
+        options: list[str] = []
+        if isinstance(params.ref, mt.PromptReference) and arg == "lang":
+            options = self._templates().get(params.ref.name, ([], []))[0]
+        elif arg in ("kb", "name"):
+            caller = _principal(ctx)
+            options = [n for n in self.kbs.names() if caller is None or caller.can_kb(n)]
+        hits = [o for o in options if o.startswith(value)]
+        return mt.CompleteResult(
+            completion=mt.Completion(values=hits[:100], total=len(hits), has_more=len(hits) > 100)
+        )
+
+
+class _ToolFailed(Exception):
+    """A registered tool returned an error result."""
+
+
+def _error(text: str) -> mt.CallToolResult:
+    return mt.CallToolResult(content=[mt.TextContent(text=text)], is_error=True)
+
+
+def build_server(
+    settings: Settings | None = None,
+    *,
+    tools: Sequence[AgentTool] | None = None,
+    knowledge_bases: list[str] | None = None,
+    allow_paths: bool = False,
+) -> HanlinMcp:
+    """The MCP server over ``settings`` (``load_settings()``); ``tools`` defaults to the
+    ``calculator`` and ``current_time`` built-ins."""
+    from hanlin.agents.tools import calculator, current_time
+    from hanlin.config import load_settings
+
+    return HanlinMcp(
+        settings or load_settings(),
+        tools=[calculator(), current_time()] if tools is None else tools,
+        knowledge_bases=knowledge_bases,
+        allow_paths=allow_paths,
+    )
+
+
+__all__ = ["HanlinMcp", "build_server"]
