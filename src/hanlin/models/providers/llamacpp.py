@@ -44,7 +44,12 @@ checks the grammar against the whole 262k-token vocabulary at each step.
 Endpoint options (``models.endpoints.local.options`` in ``hanlin.toml``): ``model_path`` (the
 GGUF for any model name not listed in ``models``), ``models`` (``{name = "/path/x.gguf"}`` or
 ``{name = {path = ..., prompt_format = ...}}``), ``n_ctx`` (default 8192), ``n_threads``,
-``n_batch`` and ``prompt_format``. ``n_threads`` defaults to 1 on machines with at most 2 cores,
+``n_batch`` and ``prompt_format``. A model entry may add a GGUF LoRA adapter applied on top of its
+base (``{path = "base.gguf", lora_path = "adapter.gguf", lora_scale = 1.0}``). Models deployed by
+``hanlin tune deploy`` are read from ``HANLIN_HOME/models/deployed.json`` (entries of the same
+shape) after the endpoint's own ``models``, so ``local/<name>`` serves them without a config edit.
+
+``n_threads`` defaults to 1 on machines with at most 2 cores,
 else cores - 1: llama.cpp's threads wait for each other at every step, so a thread that loses
 its core stalls the rest. On a 2-core machine shared with other work (load 1.4-2.2),
 ``bench/local_model.py`` measured 30.8 tok/s with 1 thread and 27.3 with 2; under heavier load
@@ -73,7 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from hanlin.errors import ConfigError, NotFoundError
 from hanlin.models.base import Endpoint, ModelInfo, Price
@@ -85,9 +90,13 @@ from hanlin.models.errors import (
 )
 from hanlin.models.providers.llamacpp_models import (
     _MODELS,
+    LlamaCppOptions,
+    _DeployedEntry,
     _LoadedModel,
+    _ModelEntry,
     bundled_model_path,
     default_threads,
+    deployed_models,
     unload_models,
 )
 from hanlin.models.providers.llamacpp_prompt import (
@@ -310,26 +319,6 @@ def _emit_reply(text: str, plan: _Plan, finish: FinishReason, emit: _Emit) -> Fi
 # --- the provider ---------------------------------------------------------------------------
 
 
-class _ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    path: str
-    prompt_format: str | dict[str, Any] | None = None
-
-
-class LlamaCppOptions(BaseModel):
-    """The ``local`` endpoint's options; unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model_path: str | None = None
-    models: dict[str, str | _ModelEntry] = Field(default_factory=dict)
-    n_ctx: int = Field(default=8192, ge=256)
-    n_threads: int | None = Field(default=None, ge=1)
-    n_batch: int = Field(default=512, ge=1)
-    prompt_format: str | dict[str, Any] = "transcript"
-
-
 class LlamaCppProvider:
     """Chat with local GGUF models through llama.cpp; the bundled model is ``local/gemma3-270m``.
 
@@ -364,6 +353,10 @@ class LlamaCppProvider:
 
     @staticmethod
     def presets() -> Sequence[Endpoint]:
+        try:  # models deployed from tuning runs are listed too (`hanlin models ls`, /v1/models)
+            deployed = deployed_models()
+        except ConfigError:
+            deployed = {}  # a damaged registry must not take the gateway down; calls report it
         return (
             Endpoint(
                 "local",
@@ -376,6 +369,12 @@ class LlamaCppProvider:
                         supports_tools=True,
                         supports_json_schema=True,
                     ),
+                    *(
+                        ModelInfo(
+                            name, context=int(e.get("context") or 8192), price=Price(0.0, 0.0)
+                        )
+                        for name, e in deployed.items()
+                    ),
                 ),
                 dialect="",
                 description="GGUF models in-process via llama.cpp; bundled Gemma 3 270M (base)",
@@ -386,13 +385,42 @@ class LlamaCppProvider:
     def _label(self, model: str) -> str:
         return f"{self.endpoint.name}/{model}"
 
-    def _entry(self, model: str) -> tuple[str | None, str | dict[str, Any]]:
+    def _model_entry(self, model: str) -> _ModelEntry | str | None:
+        """The endpoint's own entry for ``model``, else a deployed one, else None."""
         entry = self.options.models.get(model)
+        if entry is not None:
+            return entry
+        raw = deployed_models().get(model)
+        if raw is None:
+            return None
+        try:
+            return _DeployedEntry(**raw)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"the deployed model '{model}' has an invalid entry: {exc.errors()[0]['msg']}",
+                hint=f"run `hanlin tune undeploy {model}` and deploy it again",
+            ) from None
+
+    def _entry(self, model: str) -> tuple[str | None, str | dict[str, Any]]:
+        entry = self._model_entry(model)
         if isinstance(entry, _ModelEntry):
             return entry.path, entry.prompt_format or self.options.prompt_format
         if isinstance(entry, str):
             return entry, self.options.prompt_format
         return self.options.model_path, self.options.prompt_format
+
+    def lora(self, model: str) -> tuple[Path | None, float]:
+        """The GGUF LoRA adapter applied to ``model`` and its scale; ConfigError if missing."""
+        entry = self._model_entry(model)
+        if not isinstance(entry, _ModelEntry) or not entry.lora_path:
+            return None, 1.0
+        resolved = Path(entry.lora_path).expanduser()
+        if not resolved.is_file():
+            raise ConfigError(
+                f"the LoRA adapter for {self._label(model)} does not exist: {resolved}",
+                hint="export it again (`hanlin tune export-gguf RUN`) or fix lora_path",
+            )
+        return resolved, entry.lora_scale
 
     def model_path(self, model: str) -> Path:
         """The GGUF file that serves ``model``; assembles the bundled one on first use.
@@ -403,7 +431,7 @@ class LlamaCppProvider:
         if path is None:
             if model == DEFAULT_MODEL:
                 return bundled_model_path()
-            names = ", ".join(sorted({DEFAULT_MODEL, *self.options.models}))
+            names = ", ".join(sorted({DEFAULT_MODEL, *self.options.models, *deployed_models()}))
             raise NotFoundError(
                 f"no local model '{model}' on endpoint '{self.endpoint.name}' (known: {names})",
                 hint=f"point it at a GGUF file: models.endpoints.{self.endpoint.name}.options"
@@ -432,7 +460,15 @@ class LlamaCppProvider:
         loaded = self._loaded.get(model)
         if loaded is None or loaded.closed:  # closed: unload_models() ran since
             path = self.model_path(model)
-            loaded = _MODELS.get(path, self.options.n_ctx, self.n_threads, self.options.n_batch)
+            lora_path, lora_scale = self.lora(model)
+            loaded = _MODELS.get(
+                path,
+                self.options.n_ctx,
+                self.n_threads,
+                self.options.n_batch,
+                lora_path,
+                lora_scale,
+            )
             self._loaded[model] = loaded
         return loaded
 

@@ -1,7 +1,10 @@
 """Locating, loading and sharing GGUF models for the ``llamacpp`` provider.
 
 The bundled Gemma 3 270M is assembled once into ``HANLIN_HOME/models``; every loaded model is
-kept once per process (keyed by path and settings) and its calls are serialized by a lock.
+kept once per process (keyed by path, LoRA adapter and settings) and its calls are serialized by
+a lock. Models deployed by ``hanlin tune deploy`` (a base GGUF plus a GGUF LoRA adapter and the
+prompt format they were trained with) are listed in ``HANLIN_HOME/models/deployed.json``, which
+the ``llamacpp`` provider reads, so no edit of ``hanlin.toml`` is needed to serve them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.errors import ConfigError, MissingDependencyError
 from hanlin.models.errors import BadRequestError
@@ -90,10 +95,104 @@ def _verified(target: Path, marker: Path, sha256: str) -> bool:
     )
 
 
+# --- endpoint options ------------------------------------------------------------------------
+
+
+class _ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    prompt_format: str | dict[str, Any] | None = None
+    #: a GGUF LoRA adapter applied on top of ``path`` (``hanlin tune export-gguf``)
+    lora_path: str | None = None
+    lora_scale: float = 1.0
+
+
+class _DeployedEntry(_ModelEntry):
+    """An entry of ``deployed.json``: a model entry plus what ``hanlin tune`` records."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class LlamaCppOptions(BaseModel):
+    """The ``local`` endpoint's options; unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str | None = None
+    models: dict[str, str | _ModelEntry] = Field(default_factory=dict)
+    n_ctx: int = Field(default=8192, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=1)
+    prompt_format: str | dict[str, Any] = "transcript"
+
+
+# --- deployed models (written by `hanlin tune deploy`) -----------------------------------------
+
+_deployed_lock = threading.Lock()
+
+
+def deployed_registry_path(home: Path | None = None) -> Path:
+    """``HANLIN_HOME/models/deployed.json``: ``{name: {path, lora_path, lora_scale, ...}}``."""
+    return (home or hanlin_home()) / "models" / "deployed.json"
+
+
+def deployed_models(home: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The models deployed into the ``local`` endpoint; empty when there are none.
+
+    Raises ConfigError when the registry file is damaged.
+    """
+    path = deployed_registry_path(home)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"the registry of deployed local models is damaged: {path}: {exc}",
+            hint="fix or delete the file, then run `hanlin tune deploy` again",
+        ) from exc
+    models = data.get("models", {}) if isinstance(data, dict) else {}
+    return {str(k): dict(v) for k, v in models.items() if isinstance(v, dict)}
+
+
+def update_deployed(
+    name: str, entry: dict[str, Any] | None, home: Path | None = None
+) -> dict[str, Any] | None:
+    """Add (or replace) ``name`` with ``entry``, or remove it when ``entry`` is None.
+
+    Returns the previous entry. The file is rewritten atomically under a lock.
+    """
+    from filelock import FileLock
+
+    path = deployed_registry_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _deployed_lock, FileLock(str(path) + ".lock"):
+        models = deployed_models(home)
+        previous = models.pop(name, None)
+        if entry is not None:
+            models[name] = entry
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({"models": dict(sorted(models.items()))}, ensure_ascii=False, indent=2),
+            "utf-8",
+        )
+        os.replace(tmp, path)
+    return previous
+
+
 class _LoadedModel:
     """One llama.cpp model + context, and the single worker thread that runs its calls."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        lora_path: Path | None = None,
+        lora_scale: float = 1.0,
+    ) -> None:
         try:
             import llama_cpp
             from llama_cpp.llama_grammar import LlamaGrammar
@@ -102,14 +201,26 @@ class _LoadedModel:
                 "llama-cpp-python", "local", "the local llama.cpp provider"
             ) from exc
         self.path = path
-        self.llm: Any = llama_cpp.Llama(
-            str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=min(n_batch, n_ctx),
-            verbose=False,
-        )
+        self.lora_path = lora_path
+        try:
+            self.llm: Any = llama_cpp.Llama(
+                str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_batch=min(n_batch, n_ctx),
+                lora_path=str(lora_path) if lora_path else None,
+                lora_scale=lora_scale,
+                verbose=False,
+            )
+        except (RuntimeError, ValueError) as exc:
+            if lora_path is None:
+                raise
+            raise ConfigError(
+                f"llama.cpp cannot apply the LoRA adapter {lora_path} to {path.name}: {exc}",
+                hint="export the adapter again against this base GGUF "
+                "(`hanlin tune export-gguf RUN`)",
+            ) from exc
         self.n_ctx = int(self.llm.n_ctx())
         self.n_train = int(llama_cpp.llama_model_n_ctx_train(self.llm.model))
         self.n_threads = n_threads
@@ -155,21 +266,34 @@ class _LoadedModel:
             self.llm.close()
 
 
+_Key = tuple[str, int, int, int, str, float]
+
+
 class _ModelCache:
-    """Loaded models of this process, keyed by (GGUF path, n_ctx, n_threads, n_batch)."""
+    """Loaded models of this process, keyed by GGUF path, settings and LoRA adapter."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: dict[tuple[str, int, int, int], _LoadedModel] = {}
+        self._models: dict[_Key, _LoadedModel] = {}
 
-    def get(self, path: Path, n_ctx: int, n_threads: int, n_batch: int) -> _LoadedModel:
-        key = (str(path), n_ctx, n_threads, n_batch)
+    def get(
+        self,
+        path: Path,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        lora_path: Path | None = None,
+        lora_scale: float = 1.0,
+    ) -> _LoadedModel:
+        key = (str(path), n_ctx, n_threads, n_batch, str(lora_path or ""), lora_scale)
         found = self._models.get(key)
         if found is None:
             with self._lock:
                 found = self._models.get(key)
                 if found is None:
-                    found = self._models[key] = _LoadedModel(path, n_ctx, n_threads, n_batch)
+                    found = self._models[key] = _LoadedModel(
+                        path, n_ctx, n_threads, n_batch, lora_path, lora_scale
+                    )
         return found
 
     def clear(self) -> None:
