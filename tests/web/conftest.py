@@ -8,6 +8,7 @@ instead of starting one, and ``HANLIN_CHROMIUM`` to use another Chromium binary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +124,40 @@ def artifacts_dir() -> Path:
     """Where screenshots go (``test-artifacts/ui`` under the repo root, git-ignored)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    """Errors the page logged to the browser console (and uncaught exceptions)."""
+    return []
+
+
+@pytest.fixture
+def page(chromium_path: str, artifacts_dir: Path, console_errors: list[str]) -> Iterator[Any]:
+    """A 1280×800 English page in headless Chromium, recording console errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        pg = context.new_page()
+        pg.set_default_timeout(20_000)
+
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                console_errors.append(f"{message.text} @ {message.location}")
+
+        pg.on("console", on_console)
+        pg.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
+        try:
+            yield pg
+        finally:
+            # The browser may be gone already after a failure.
+            with contextlib.suppress(Exception):
+                pg.screenshot(path=str(artifacts_dir / "99-last-state.png"), full_page=True)
+            context.close()
+            browser.close()

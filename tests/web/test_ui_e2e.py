@@ -5,9 +5,7 @@ open a citation, switch to Chinese. Screenshots land in ``test-artifacts/ui/``.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,43 +39,6 @@ The keeper's cat sleeps on the warm lens housing every winter night and chases g
 
 看守人的猫每个冬夜都睡在温暖的灯罩上，夏天则追逐海鸥。
 """
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    """Errors the page logged to the browser console (and uncaught exceptions)."""
-    return []
-
-
-@pytest.fixture
-def page(chromium_path: str, artifacts_dir: Path, console_errors: list[str]) -> Iterator[Any]:
-    """A 1280×800 English page in headless Chromium, recording console errors."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path,
-            headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-        pg = context.new_page()
-        pg.set_default_timeout(20_000)
-
-        def on_console(message: Any) -> None:
-            if message.type == "error":
-                console_errors.append(f"{message.text} @ {message.location}")
-
-        pg.on("console", on_console)
-        pg.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
-        try:
-            yield pg
-        finally:
-            # The browser may be gone already after a failure.
-            with contextlib.suppress(Exception):
-                pg.screenshot(path=str(artifacts_dir / "99-last-state.png"), full_page=True)
-            context.close()
-            browser.close()
 
 
 def test_upload_search_ask_cite_and_switch_language(

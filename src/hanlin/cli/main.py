@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hanlin import __version__
-from hanlin.cli import apikeys, chat, compute, kb, keys, models, serve
+from hanlin.cli import agent, apikeys, chat, compute, kb, keys, mcp, models, serve, tune
 from hanlin.errors import HanlinError
 
 app = typer.Typer(
@@ -27,6 +27,9 @@ app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
 app.add_typer(apikeys.app, name="apikeys")
 app.command("serve")(serve.serve)
+app.add_typer(agent.app, name="agent")
+app.add_typer(mcp.app, name="mcp")
+app.add_typer(tune.app, name="tune")
 err = Console(stderr=True)
 
 

@@ -31,6 +31,7 @@ SCOPES = {
     "chat": "/v1/chat/completions, /v1/embeddings, /v1/models",
     "kb:read": "list, search and ask knowledge bases, list documents and jobs",
     "kb:write": "create knowledge bases, upload files, add URLs, sync, delete documents",
+    "agents": "list and run agents (/v1/agents, agent:<name> models), answer their approvals",
     "admin": "everything, including deleting knowledge bases",
 }
 PREFIX = "hk-"

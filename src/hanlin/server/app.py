@@ -17,17 +17,19 @@ from hanlin import __version__
 from hanlin.config import Settings, load_settings
 from hanlin.models.gateway import Gateway
 from hanlin.server import errors
+from hanlin.server.agentruns import AgentRuns
 from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.auth import Authenticator, check_startup, keys_required
 from hanlin.server.jobs import JobManager
 from hanlin.server.kbpool import KnowledgeBases
-from hanlin.server.routes import compute, ingest, kb, openai
+from hanlin.server.routes import agents, compute, ingest, kb, openai
 from hanlin.server.state import ServerState
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 DESCRIPTION = """Hanlin's HTTP API: OpenAI-compatible chat, embeddings and models under `/v1`
-(use any OpenAI client; `model: "kb:<name>"` answers from a knowledge base with citations), and
-knowledge-base and compute-planner routes under `/api`. Errors are
+(use any OpenAI client; `model: "kb:<name>"` answers from a knowledge base with citations,
+`model: "agent:<name>"` runs an agent), agent runs with SSE events and approvals under
+`/v1/agents`, and knowledge-base and compute-planner routes under `/api`. Errors are
 `{"error": {"message", "type", "hint", "code"}}`. See docs/server.md."""
 
 
@@ -82,6 +84,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.hanlin = state
+    app.state.agent_runs = AgentRuns()
     errors.install(app)
     if server.cors_origins:
         app.add_middleware(
@@ -94,6 +97,7 @@ def create_app(
     app.include_router(kb.router)
     app.include_router(ingest.router)
     app.include_router(compute.router)
+    app.include_router(agents.router)
 
     @app.get("/api/health", tags=["health"], summary="Liveness and version")
     async def health() -> dict[str, Any]:

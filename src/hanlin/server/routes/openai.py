@@ -19,6 +19,7 @@ from hanlin.models.catalog import AliasStore
 from hanlin.rag.base import Citation, RagEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
+from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import Principal, scope
 from hanlin.server.errors import error_event
 from hanlin.server.openai_wire import (
@@ -34,6 +35,7 @@ from hanlin.server.openai_wire import (
     parse_kb_model,
     split_conversation,
 )
+from hanlin.server.routes.agents import agent_chat, agent_runs, parse_agent_model
 from hanlin.server.state import ServerState, get_state
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -89,14 +91,18 @@ async def list_models(
 
 @router.post(
     "/chat/completions",
-    summary="Chat (OpenAI format; stream=true for SSE). model may be kb:<name>",
+    summary="Chat (OpenAI format; stream=true for SSE). model may be kb:<name> or agent:<name>",
     response_model=None,
 )
 async def chat_completions(
     req: ChatCompletionRequest,
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("chat")),
+    runs: AgentRuns = Depends(agent_runs),
 ) -> Response:
+    agent = parse_agent_model(req.model)
+    if agent is not None:
+        return await agent_chat(req, agent, state, caller, runs)
     kb_model = parse_kb_model(req.model)
     if kb_model is not None:
         return await _kb_chat(req, kb_model[0], kb_model[1], state, caller)

@@ -2,14 +2,15 @@
 // (#/chat/<id>, #/kb/<name>, #/compute/<tab>), the citation side panel, the language toggle and
 // the API-key dialog.
 
-import { api, getApiKey, setApiKey, sourceNames } from "./api.js";
+import { AgentView } from "./agent.js";
+import { api, getApiKey, request, setApiKey, sourceNames } from "./api.js";
 import { ChatStore, ChatView } from "./chat.js";
 import { ComputeView } from "./compute.js";
 import { h, toast } from "./dom.js";
 import { applyI18n, t, toggleLang } from "./i18n.js";
 import { KbView } from "./kb.js";
 
-const state = { kbs: [], models: [], route: { view: "chat", id: null } };
+const state = { kbs: [], models: [], agents: [], route: { view: "chat", id: null } };
 const store = new ChatStore();
 
 const els = {
@@ -18,6 +19,8 @@ const els = {
   menu: document.getElementById("menu-toggle"),
   chatList: document.getElementById("chat-list"),
   kbList: document.getElementById("kb-list"),
+  agentList: document.getElementById("agent-list"),
+  agentView: document.getElementById("agent-view"),
   chatView: document.getElementById("chat-view"),
   kbView: document.getElementById("kb-view"),
   computeView: document.getElementById("compute-view"),
@@ -53,6 +56,7 @@ const kb = new KbView({
 });
 
 const compute = new ComputeView();
+const agent = new AgentView();
 
 /** Show the chat view with no conversation selected (a new chat starts on the first message). */
 function goNewChat() {
@@ -95,7 +99,41 @@ async function loadKbs() {
   renderKbList();
 }
 
+async function loadAgents() {
+  try {
+    const res = await request("GET", "/v1/agents");
+    state.agents = ((res && res.data) || []).filter((a) => !a.error);
+  } catch (err) {
+    state.agents = [];
+    if (err.status !== 401 && err.status !== 403) toast(t("error.generic", { msg: err.display || err.message }), "error");
+  }
+  renderAgentList();
+  if (state.route.view === "agent" && state.route.id) agent.show(state.route.id, state.agents);
+}
+
 // --- sidebar -------------------------------------------------------------------------------
+
+function renderAgentList() {
+  if (!state.agents.length) {
+    els.agentList.replaceChildren(h("li", { class: "side-empty muted" }, t("agent.list.empty")));
+    return;
+  }
+  els.agentList.replaceChildren(
+    ...state.agents.map((a) => {
+      const active = state.route.view === "agent" && state.route.id === a.name;
+      return h(
+        "li",
+        { class: active ? "active" : null, testid: "agent-item", "data-name": a.name },
+        h(
+          "a",
+          { href: `#/agent/${encodeURIComponent(a.name)}`, class: "side-link", "aria-current": active ? "page" : null, title: a.description || a.name },
+          h("span", { class: "side-label" }, a.name),
+          h("span", { class: "side-sub" }, a.mode === "planner" ? "planner" : ""),
+        ),
+      );
+    }),
+  );
+}
 
 function renderChatList() {
   const chats = store.list();
@@ -169,7 +207,7 @@ function setSidebar(open) {
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  const view = parts[0] === "kb" || parts[0] === "compute" ? parts[0] : "chat";
+  const view = ["kb", "compute", "agent"].includes(parts[0]) ? parts[0] : "chat";
   const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
   return { view, id };
 }
@@ -182,8 +220,14 @@ function route() {
   els.chatView.hidden = view !== "chat";
   els.kbView.hidden = view !== "kb";
   els.computeView.hidden = view !== "compute";
+  els.agentView.hidden = view !== "agent";
   if (view !== "compute") compute.markNav(null);
-  if (view === "compute") {
+  if (view === "agent" && id) {
+    agent.show(id, state.agents);
+  } else if (view === "agent") {
+    location.hash = "#/chat";
+    return;
+  } else if (view === "compute") {
     compute.show(id);
   } else if (view === "kb" && id) {
     kb.show(id);
@@ -195,6 +239,7 @@ function route() {
   }
   renderChatList();
   renderKbList();
+  renderAgentList();
 }
 
 // --- citation panel ------------------------------------------------------------------------
@@ -264,7 +309,7 @@ function askForKey() {
 }
 
 async function reloadAll() {
-  await Promise.all([loadKbs(), loadModels()]);
+  await Promise.all([loadKbs(), loadModels(), loadAgents()]);
   if (state.route.view === "kb" && state.route.id) kb.refresh();
   if (state.route.view === "compute") compute.loadLists(true);
 }
@@ -323,9 +368,11 @@ function init() {
   window.addEventListener("hanlin:lang", () => {
     renderChatList();
     renderKbList();
+    renderAgentList();
     chat.setModels(state.models);
     if (state.route.view === "chat") chat.render();
     else if (state.route.view === "compute") compute.render();
+    else if (state.route.view === "agent") agent.show(state.route.id, state.agents);
     else kb.render();
     if (panelCitation) fillCitation(panelCitation);
   });
