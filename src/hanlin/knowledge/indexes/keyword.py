@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import tantivy
+from filelock import FileLock
 
 from hanlin.knowledge.indexes import read_sidecar, write_sidecar
 
@@ -36,22 +37,27 @@ class KeywordIndex:
         self.analyzer_version = analyzer_version
         self.schema = _schema()
         self.applied_seq = 0
-        state = read_sidecar(self.sidecar)
-        valid = bool(state and state.get("analyzer") == analyzer_version and self.dir.exists())
-        if not valid:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.sidecar.unlink(missing_ok=True)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._index = tantivy.Index(self.schema, path=str(self.dir), reuse=True)
-        except ValueError:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir.mkdir(parents=True)
-            self._index = tantivy.Index(self.schema, path=str(self.dir), reuse=False)
-            self.sidecar.unlink(missing_ok=True)
-            valid = False
-        if valid and state:
-            self.applied_seq = int(state.get("seq", 0))
+        # Two processes may open one knowledge base at once: deciding to rebuild and creating
+        # the index happen under a lock, and a fresh index is recorded at once (seq 0), so the
+        # second process reuses it instead of deleting the directory under the first.
+        with FileLock(str(directory / "keyword.lock")):
+            state = read_sidecar(self.sidecar)
+            valid = bool(state and state.get("analyzer") == analyzer_version and self.dir.exists())
+            if not valid:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.sidecar.unlink(missing_ok=True)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._index = tantivy.Index(self.schema, path=str(self.dir), reuse=True)
+            except ValueError:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir.mkdir(parents=True)
+                self._index = tantivy.Index(self.schema, path=str(self.dir), reuse=False)
+                valid = False
+            if valid and state:
+                self.applied_seq = int(state.get("seq", 0))
+            else:
+                write_sidecar(self.sidecar, {"seq": 0, "analyzer": analyzer_version})
         self._writer: Any = None
 
     def _w(self) -> Any:
