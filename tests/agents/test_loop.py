@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,33 +22,6 @@ from hanlin.testing.upstream import Reply, UpstreamServer
 
 PATH = "/v1/chat/completions"
 MODEL = "fake/m"
-
-
-@pytest.fixture(scope="module")
-def upstream_server() -> Iterator[UpstreamServer]:
-    with UpstreamServer() as server:
-        yield server
-
-
-@pytest.fixture()
-def upstream(upstream_server: UpstreamServer) -> Iterator[UpstreamServer]:
-    upstream_server.app.reset()
-    yield upstream_server
-    upstream_server.app.reset()
-
-
-@pytest.fixture()
-def gateway(upstream: UpstreamServer) -> Iterator[Gateway]:
-    cfg: dict[str, Any] = {
-        "endpoints": {"fake": {"base_url": upstream.url}},
-        "retries": 0,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
-        "cooldown": 0.0,
-    }
-    gw = Gateway(load_settings(models=cfg))
-    yield gw
-    gw.close()
 
 
 def calls_stream(*calls: tuple[str, str]) -> Reply:

@@ -1,8 +1,6 @@
 """Conversation memory (summaries past a token budget) and long-term memory (facts in a
 knowledge base per user), against the fake upstream and the default offline embedder."""
 
-# ruff: noqa: F811  (the upstream and gateway fixtures are shared from test_planner)
-
 from __future__ import annotations
 
 import asyncio
@@ -29,14 +27,11 @@ from hanlin.models.types import Message
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
-from tests.agents.test_planner import (  # noqa: F401  (fixtures)
+from tests.agents.test_planner import (
     MODEL,
     PATH,
     bodies,
-    gateway,
     prompt_text,
-    upstream,
-    upstream_server,
 )
 
 TURNS = [

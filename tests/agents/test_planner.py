@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,40 +25,12 @@ from hanlin.agents.plan import PlanError, parse_plan
 from hanlin.agents.planner import PlannerAgent
 from hanlin.agents.tools import calculator, workspace_tools
 from hanlin.agents.tools.base import tool
-from hanlin.config import load_settings
 from hanlin.models.gateway import Gateway
 from hanlin.testing.upstream import Reply, UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
 
 PATH = "/v1/chat/completions"
 MODEL = "fake/m"
-
-
-@pytest.fixture(scope="module")
-def upstream_server() -> Iterator[UpstreamServer]:
-    with UpstreamServer() as server:
-        yield server
-
-
-@pytest.fixture()
-def upstream(upstream_server: UpstreamServer) -> Iterator[UpstreamServer]:
-    upstream_server.app.reset()
-    yield upstream_server
-    upstream_server.app.reset()
-
-
-@pytest.fixture()
-def gateway(upstream: UpstreamServer) -> Iterator[Gateway]:
-    cfg: dict[str, Any] = {
-        "endpoints": {"fake": {"base_url": upstream.url}},
-        "retries": 0,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
-        "cooldown": 0.0,
-    }
-    gw = Gateway(load_settings(models=cfg))
-    yield gw
-    gw.close()
 
 
 def plan(*subtasks: tuple[str, str, list[str]]) -> Reply:

@@ -1,8 +1,6 @@
 """Agent definitions: YAML and Python specs, clear errors, lookup by name, and building agents
 (tools, approvals, planner mode, MCP servers) that run against the fake upstream."""
 
-# ruff: noqa: F811  (the upstream and gateway fixtures are shared from test_planner)
-
 from __future__ import annotations
 
 import asyncio
@@ -27,15 +25,12 @@ from hanlin.errors import NotFoundError
 from hanlin.models.gateway import Gateway
 from hanlin.testing.upstream import UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
-from tests.agents.test_planner import (  # noqa: F401  (fixtures)
+from tests.agents.test_planner import (
     MODEL,
     PATH,
     bodies,
-    gateway,
     plan,
     prompt_text,
-    upstream,
-    upstream_server,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
