@@ -1,6 +1,7 @@
 """Ingest throughput and Chinese retrieval quality, Hanlin vs LlamaIndex, side by side in one run.
 
     .bench-venv/bin/python bench/ingest.py            # needs the bench venv (see bench/README.md)
+    .bench-venv/bin/python bench/ingest.py --rounds 4 # H L, L H, …: fresh processes, ingest only
 
 The corpus is ≥ 5,000 mixed documents built from the shared evaluation sets: SciFact abstracts
 as Markdown and HTML files, DRCD and CMRC 2018 paragraphs as text files named by their ids.
@@ -175,31 +176,80 @@ def run_llamaindex(folder: Path, queries: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rounds(n: int, argv: list[str]) -> dict[str, Any]:
+    """Alternate the two systems n times (H L, L H, H L, …), each in a fresh process, timing
+    the ingest only (quality: run without --rounds). Returns every run and the median ratio."""
+    import statistics
+    import subprocess
+    import sys
+
+    runs: list[dict[str, Any]] = []
+    for r in range(n):
+        order = ["hanlin", "llamaindex"] if r % 2 == 0 else ["llamaindex", "hanlin"]
+        for name in order:
+            out = Path(tempfile.mkdtemp(prefix="ingest-round-")) / "r.json"
+            cmd = [
+                sys.executable,
+                __file__,
+                *argv,
+                "--only",
+                name,
+                "--out",
+                str(out),
+                "--no-quality",
+            ]
+            print(f"== round {r + 1}/{n}: {name}", flush=True)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            res = json.loads(out.read_text())[name]
+            runs.append({"round": r + 1, "system": name, **res})
+            print(f"   {res['ingest_s']} s, load {res['load_avg']}", flush=True)
+    times = {s: [x["ingest_s"] for x in runs if x["system"] == s] for s in ("hanlin", "llamaindex")}
+    ratios = [lt / ht for ht, lt in zip(times["hanlin"], times["llamaindex"], strict=True)]
+    return {
+        "runs": runs,
+        "ratios": [round(x, 3) for x in ratios],
+        "median_s": {s: statistics.median(t) for s, t in times.items()},
+        "median_ratio": round(statistics.median(ratios), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scifact-docs", type=int, default=3800)
     ap.add_argument("--queries", type=int, default=400, help="questions per Chinese set")
     ap.add_argument("--only", choices=["hanlin", "llamaindex"], default=None)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="alternate the systems N times in fresh processes, timing the ingest only",
+    )
+    ap.add_argument("--no-quality", action="store_true", help="time the ingest only")
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "ingest.json")
     args = ap.parse_args()
     # not under a dot-folder: LlamaIndex skips "hidden" paths
     folder = build_corpus(HERE / "data" / f"ingest-corpus-{args.scifact_docs}", args.scifact_docs)
     n_files, n_bytes = folder_stats(folder)
     print(f"corpus: {n_files} files, {n_bytes / 1e6:.1f} MB", flush=True)
-    queries = sample_queries(args.queries)
     result: dict[str, Any] = {"files": n_files, "bytes": n_bytes, "queries_per_set": args.queries}
-    runners = {"hanlin": run_hanlin, "llamaindex": run_llamaindex}
-    for name, run in runners.items():
-        if args.only and name != args.only:
-            continue
-        print(f"== {name}", flush=True)
-        r = run(folder, queries)
-        r["docs_per_s"] = round(n_files / r["ingest_s"], 1)
-        r["mb_per_s"] = round(n_bytes / 1e6 / r["ingest_s"], 3)
-        result[name] = r
-        print(json.dumps(r, indent=2), flush=True)
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(result, indent=2))
+    if args.rounds:
+        argv = ["--scifact-docs", str(args.scifact_docs), "--queries", str(args.queries)]
+        result["rounds"] = rounds(args.rounds, argv)
+        print(json.dumps({k: v for k, v in result["rounds"].items() if k != "runs"}), flush=True)
+    else:
+        queries = {} if args.no_quality else sample_queries(args.queries)
+        runners = {"hanlin": run_hanlin, "llamaindex": run_llamaindex}
+        for name, run in runners.items():
+            if args.only and name != args.only:
+                continue
+            print(f"== {name}", flush=True)
+            r = run(folder, queries)
+            r["docs_per_s"] = round(n_files / r["ingest_s"], 1)
+            r["mb_per_s"] = round(n_bytes / 1e6 / r["ingest_s"], 3)
+            result[name] = r
+            print(json.dumps(r, indent=2), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

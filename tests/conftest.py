@@ -1,7 +1,8 @@
-"""Test-wide fixtures: an isolated HANLIN_HOME and no network beyond loopback."""
+"""Test-wide fixtures: an isolated HANLIN_HOME and model cache, no network beyond loopback."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,18 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unpacked-model caches go to a folder of this session, not the user's ~/.cache."""
+    old = os.environ.get("HANLIN_CACHE")
+    os.environ["HANLIN_CACHE"] = str(tmp_path_factory.mktemp("hanlin-cache"))
+    yield
+    if old is None:
+        os.environ.pop("HANLIN_CACHE", None)
+    else:
+        os.environ["HANLIN_CACHE"] = old
 
 
 @pytest.fixture(autouse=True)

@@ -19,3 +19,13 @@ def kb_root(home: Path | None = None) -> Path:
     root = (home or hanlin_home()) / "kb"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def cache_dir() -> Path:
+    """Machine-wide caches that can always be rebuilt (unpacked model weights):
+    ``HANLIN_CACHE``, else ``$XDG_CACHE_HOME/hanlin``, else ``~/.cache/hanlin``."""
+    raw = os.environ.get("HANLIN_CACHE")
+    if raw:
+        return Path(raw).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hanlin"

@@ -52,17 +52,17 @@ def test_older_turns_are_summarized_past_the_budget_and_recent_turns_kept_verbat
     gateway: Gateway, upstream: UpstreamServer
 ) -> None:
     memory = ConversationMemory(
-        gateway, MODEL, max_tokens=150, keep_recent=2, summary_tokens=40, system="Be brief."
+        gateway, MODEL, max_tokens=120, keep_recent=2, summary_tokens=40, system="Be brief."
     )
     chat(memory, TURNS)
     before = memory.tokens()
-    assert before > 150
+    assert before > 120
     recent = memory.turns[-4:]
     summary = "Kyoto trip in April with sister; trains; late starts; budget $3000 for 10 days."
     upstream.app.script(PATH, rec.openai_text("openai", summary))
 
     assert memory.compact() is True
-    assert memory.tokens() <= 150 < before
+    assert memory.tokens() <= 120 < before
     messages = memory.messages
     assert messages[0] == Message.system("Be brief.")
     assert messages[1].role == "system" and messages[1].text == f"{SUMMARY_PREFIX}\n{summary}"
@@ -76,7 +76,7 @@ def test_older_turns_are_summarized_past_the_budget_and_recent_turns_kept_verbat
 
 
 def test_a_second_summary_folds_in_the_first(gateway: Gateway, upstream: UpstreamServer) -> None:
-    memory = ConversationMemory(gateway, MODEL, max_tokens=90, keep_recent=1, summary_tokens=30)
+    memory = ConversationMemory(gateway, MODEL, max_tokens=60, keep_recent=1, summary_tokens=30)
     chat(memory, TURNS[:3])
     upstream.app.script(PATH, rec.openai_text("openai", "Kyoto trip, trains."))
     assert memory.compact()

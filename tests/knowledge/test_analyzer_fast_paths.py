@@ -32,7 +32,7 @@ def jieba_tokenizer() -> object:
 
 
 def test_dag_segmenter_matches_jieba_word_for_word(jieba_tokenizer: object) -> None:
-    seg = DagSegmenter(jieba_tokenizer)
+    seg = DagSegmenter.from_jieba(jieba_tokenizer)
     runs = [m.group() for s in SENTENCES for m in _HAN_RUN_RE.finditer(s)]
     corpus = EVAL / "zh" / "cmrc2018-trial" / "corpus.jsonl"
     if corpus.exists():  # real paragraphs: thousands of runs, names and rare words included
@@ -75,3 +75,28 @@ def test_caches_belong_to_one_set_of_options() -> None:
     assert plain.analyze(text)[:4] == ["the", "runners", "were", "running"]
     assert Analyzer(AnalyzerOptions(cjk="bigram")).analyze("研究生命") == ["研究", "究生", "生命"]
     assert stemmed.analyze("研究生命") == ["研究", "生命", "究生"]
+
+
+def test_cached_default_dictionary_segments_like_jieba(
+    jieba_tokenizer: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANLIN_CACHE", str(tmp_path))
+    built: list[int] = []
+
+    def make() -> object:
+        built.append(1)
+        return jieba_tokenizer
+
+    cold = DagSegmenter.default(make)  # scores jieba's dictionary and writes the cache
+    [cached] = (tmp_path / "segment").iterdir()
+    warm = DagSegmenter.default(make)  # from the cache: jieba is not loaded again
+    assert built == [1]
+    runs = [m.group() for s in SENTENCES for m in _HAN_RUN_RE.finditer(s)]
+    for run in runs:
+        expected = jieba_tokenizer.lcut(run, HMM=False)  # type: ignore[attr-defined]
+        assert cold.cut(run) == warm.cut(run) == expected, run
+    cached.write_bytes(cached.read_bytes()[:5000])  # damaged: rebuilt, not trusted
+    again = DagSegmenter.default(make)
+    run = "长江大桥南京市长江大桥"
+    assert built == [1, 1] and again.cut(run) == warm.cut(run)
+    assert DagSegmenter.default(make) and built == [1, 1]  # the rewritten cache is whole

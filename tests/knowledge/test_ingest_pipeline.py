@@ -59,3 +59,14 @@ def test_many_groups_through_worker_processes_match_in_process(
     a = np.array([results[2][k] for k in sorted(results[2])])
     b = np.array([results[1][k] for k in sorted(results[1])])
     assert np.allclose(a, b, atol=1e-5)  # same vectors, stored against the right chunks
+
+
+def test_chunk_context_has_the_title_unless_it_is_only_an_id() -> None:
+    from hanlin.knowledge.ingest import context_text
+
+    body = "The river rises in the Black Forest."
+    assert context_text("The Danube", ["Course"], body) == f"The Danube\nCourse\n{body}"
+    assert context_text("多瑙河", [], body) == f"多瑙河\n{body}"
+    assert context_text("The Danube", [], "The Danube rises.") == "The Danube rises."  # no repeat
+    for id_like in ("6364-2", "20240101", "001_002", ""):  # file stems that say nothing
+        assert context_text(id_like, [], body) == body

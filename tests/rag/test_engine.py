@@ -199,7 +199,7 @@ def test_overlapping_chunks_and_copies_are_not_both_evidence(
     (tmp_path / "danube.md").write_text(DANUBE, "utf-8")
     (tmp_path / "danube-copy.md").write_text(DANUBE, "utf-8")
     small_chunks = rag_settings.knowledge.model_copy(
-        update={"chunk_tokens": 32, "chunk_overlap": 24}
+        update={"chunk_tokens": 14, "chunk_overlap": 12}
     )
     settings = rag_settings.model_copy(update={"knowledge": small_chunks})
     with KnowledgeBase.create("overlap", settings=settings) as small:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.base import Block, BlockKind, Chunk, LoadedDocument
-from hanlin.knowledge.tokenize import _CJK, _W, count_tokens
+from hanlin.knowledge.tokenize import _CJK, _W, LATIN_CHARS_PER_TOKEN, count_tokens
 
 __all__ = ["chunk_document"]
 
@@ -58,17 +58,18 @@ def chunk_document(doc: LoadedDocument, *, max_tokens: int = 320, overlap: int =
       split at row / line boundaries, and every piece of a split table after the first repeats
       the header row(s). A long paragraph is split at sentence ends (CJK and English), and a
       single over-long sentence at a clause mark or, failing that, at the token limit.
-    - Consecutive chunks of one split paragraph share whole trailing sentences, about
-      ``overlap`` tokens (at most 1.5 × ``overlap``; none when the last sentence alone is longer),
-      never across a heading.
+    - Consecutive chunks of one split paragraph share whole trailing sentences, as many as fit
+      in ``overlap`` tokens (none when the last sentence alone is longer), never across a
+      heading.
     - A trailing fragment under ``max_tokens // 8`` is merged into (or rebalanced with) the
       previous chunk of the same section, as far as the limit allows.
 
     Offsets: ``doc.text[c.char_start:c.char_end] == c.text`` for every chunk, except a table piece
     that repeats its header, whose text is ``header + "\\n" + doc.text[c.char_start:c.char_end]``.
     ``c.n_tokens <= max_tokens`` always holds: even a run of letters with no break is cut at
-    ``4 * max_tokens`` characters. A document without non-blank blocks gives no chunks (when
-    ``doc.blocks`` is empty, the whole text is treated as one paragraph).
+    ``6 * max_tokens`` characters (:data:`LATIN_CHARS_PER_TOKEN`). A document without non-blank
+    blocks gives no chunks (when ``doc.blocks`` is empty, the whole text is treated as one
+    paragraph).
 
     Raises :class:`InvalidInputError` when ``max_tokens < 8`` or ``overlap`` is not in
     ``[0, max_tokens)``.
@@ -286,8 +287,8 @@ class _Chunker:
         nxt = segs[b]
         if not (nxt.split and segs[b - 1].split and segs[b - 1].block == nxt.block):
             return b
-        # Whole sentences, until about ``overlap`` tokens: stop once reached, and never take a
-        # sentence that would bring the overlap past 1.5 × ``overlap`` or the chunk past the limit.
+        # Whole trailing sentences, as many as fit in ``overlap`` tokens (the parameter is a
+        # ceiling, as in other splitters) and in what the next chunk leaves under the limit.
         room = self.max - nxt.tokens - self._gap(segs, b)
         start, ov = b, 0
         while (
@@ -297,7 +298,7 @@ class _Chunker:
             and segs[start - 1].block == nxt.block
         ):
             add = segs[start - 1].tokens + (self._gap(segs, start) if start < b else 0)
-            if ov + add > 1.5 * self.overlap or ov + add > room:
+            if ov + add > self.overlap or ov + add > room:
                 break
             ov += add
             start -= 1
@@ -400,10 +401,10 @@ def _cut(text: str, start: int, end: int, limit: int) -> int:
     soft, soft_total = -1, 0
     for m in _UNIT_RE.finditer(text, start, end):
         word, other = m.group(2), m.group(3)
-        n = (len(word) + 3) // 4 if word else 1
+        n = -(-len(word) // LATIN_CHARS_PER_TOKEN) if word else 1
         if total + n > limit:
-            if total == 0:  # a single word longer than the limit: cut it at limit*4 chars
-                return m.start() + 4 * limit
+            if total == 0:  # a single word longer than the limit: cut it where it reaches limit
+                return m.start() + LATIN_CHARS_PER_TOKEN * limit
             if soft > start and soft_total >= 0.7 * total:
                 return soft
             return m.start()

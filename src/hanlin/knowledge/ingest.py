@@ -10,6 +10,7 @@ records) are skipped by their own hash, and unchanged chunk texts reuse their st
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel
 from hanlin.models.embeddings.pool import EmbeddingPool, EmbedJob
 from hanlin.net.ssrf import FetchedURL, FetchError
+
+_LETTER_RE = re.compile(r"[^\W\d_]")  # any letter, Latin or CJK
 
 #: chunks gathered before one embed + write round (spread over the embedding workers)
 GROUP_CHUNKS = 512
@@ -97,8 +100,11 @@ def _doc_hash(doc: LoadedDocument) -> str:
 
 def context_text(title: str, heading_path: list[str], text: str) -> str:
     """The text a chunk is embedded and keyword-indexed as: title and section path first, so a
-    chunk deep in a document still matches what the document is about."""
-    head = [title] if title and not text.startswith(title) else []
+    chunk deep in a document still matches what the document is about. A title without a
+    single letter (a file named ``6364-2.txt``, ``20240101.md``) says nothing about the text
+    and is left out."""
+    useful = bool(title) and _LETTER_RE.search(title) is not None
+    head = [title] if useful and not text.startswith(title) else []
     head += [h for h in heading_path if h and h != title and not text.startswith(h)]
     return "\n".join([*head, text]) if head else text
 

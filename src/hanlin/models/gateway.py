@@ -345,7 +345,7 @@ class Gateway:
         """Exact when the model's tokenizer is at hand (local models), else an estimate.
 
         The estimate is :func:`hanlin.knowledge.tokenize.count_tokens`: one token per CJK
-        character, one per four Latin letters or digits, one per other visible character.
+        character, one per six Latin letters or digits, one per other visible character.
         """
         dep = self.resolve(model).deployments[0]
         provider = self.provider(dep)

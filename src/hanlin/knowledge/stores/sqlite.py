@@ -1,5 +1,6 @@
-"""The embedded store: SQLite (WAL) is the source of truth; a usearch ANN index and a tantivy
-BM25 index are derived caches caught up from SQLite's change log (see ``indexes/``)."""
+"""The embedded store: SQLite (WAL) is the source of truth; a vector index (exact, then usearch
+HNSW past 20k vectors) and a tantivy BM25 index are derived caches caught up from SQLite's
+change log (see ``indexes/``)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ _BATCH = 5000
 
 
 class SQLiteStore:
-    """A knowledge store in one folder: ``kb.sqlite`` + ``vectors.usearch`` + ``keyword/``.
+    """A knowledge store in one folder: ``kb.sqlite`` + vectors (``vectors.flat.npz`` while
+    exact, ``vectors.usearch`` once an HNSW graph) + ``keyword/``.
 
     Vectors live in SQLite; the dimension and vector space (model name + version) are read from
     the ``embedding_dim`` / ``embedding_space`` meta keys, which the knowledge base sets.
@@ -318,7 +320,7 @@ class SQLiteStore:
             self.conn.execute("UPDATE chunks SET embedding = NULL")
         self._vectors = None
         with self.locked():
-            for f in ("vectors.usearch", "vectors.json"):
+            for f in ("vectors.usearch", "vectors.flat.npz", "vectors.json"):
                 (self.dir / f).unlink(missing_ok=True)
 
     # --- derived indexes ------------------------------------------------------------------------
@@ -327,7 +329,9 @@ class SQLiteStore:
             dim, space = self.get_meta("embedding_dim"), self.get_meta("embedding_space")
             if dim is None or space is None:
                 return None
-            self._vectors = VectorIndex(self.dir, int(dim), space)
+            self._vectors = VectorIndex(
+                self.dir, int(dim), space, hnsw_above=self.exact_search_below
+            )
         return self._vectors
 
     def refresh(self, write: bool = False) -> None:

