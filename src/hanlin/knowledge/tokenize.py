@@ -28,8 +28,8 @@ ALGORITHM_VERSION = 1
 CjkMode = Literal["jieba", "bigram", "jieba+bigram"]
 
 #: Latin letters/digits per token in :func:`count_tokens`. Measured against cl100k (tiktoken) and
-#: Gemma 3's tokenizer: 6 estimates English prose 10–17 % high and code/Markdown within 1–19 %,
-#: where 4 was 26–43 % high (bench/token_estimate.py).
+#: Gemma 3's tokenizer: 6 puts English prose 12–17 % high and code/Markdown −1 to +19 %, where
+#: 4 was 14–43 % high (bench/token_estimate.py).
 LATIN_CHARS_PER_TOKEN = 6
 
 # Character classes (Python's ``re`` has no \p{Han}). Han: CJK unified ideographs + extension A
