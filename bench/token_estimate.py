@@ -40,10 +40,12 @@ def texts() -> dict[str, list[str]]:
     }
 
 
+PATTERNS = {d: re.compile(rf"[{_CJK}]|{_W}{{1,{d}}}|[^\s{_CJK}\w]|_") for d in DIVISORS}
+
+
 def estimate(text: str, divisor: int) -> int:
     """count_tokens with another divisor: CJK characters, ceil(run / divisor), other marks."""
-    pattern = re.compile(rf"[{_CJK}]|{_W}{{1,{divisor}}}|[^\s{_CJK}\w]|_")
-    return len(pattern.findall(text))
+    return len(PATTERNS[divisor].findall(text))
 
 
 def tokenizer(name: str) -> Callable[[str], int]:

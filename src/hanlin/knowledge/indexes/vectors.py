@@ -26,6 +26,7 @@ import numpy.typing as npt
 from usearch.index import Index
 
 from hanlin.knowledge.indexes import read_sidecar, write_sidecar
+from hanlin.models.embeddings.base import normalize
 
 Vector = npt.NDArray[np.float32]
 #: HNSW build parameters; a change rebuilds existing indexes from SQLite.
@@ -53,7 +54,7 @@ class FlatVectors:
         return key in self._row
 
     def add(self, keys: Sequence[int], vectors: Vector) -> None:
-        vectors = _unit(vectors)
+        vectors = normalize(vectors)
         n = len(self._row)
         need = n + sum(1 for k in keys if int(k) not in self._row)
         if need > len(self.keys):  # grow geometrically: appends stay amortised O(1)
@@ -83,7 +84,7 @@ class FlatVectors:
         k = min(k, n)
         if k <= 0:
             return []
-        scores = self.matrix[:n] @ _unit(np.asarray(vector, dtype=np.float32)[None, :])[0]
+        scores = self.matrix[:n] @ normalize(np.asarray(vector, dtype=np.float32)[None, :])[0]
         top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.keys[i]), float(scores[i])) for i in top]
@@ -103,13 +104,6 @@ class FlatVectors:
         flat.keys, flat.matrix = keys.astype(np.uint64), vectors.astype(np.float32)
         flat._row = {int(k): i for i, k in enumerate(keys)}
         return flat
-
-
-def _unit(v: Vector) -> Vector:
-    v = np.asarray(v, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return v / norms
 
 
 class VectorIndex:
