@@ -167,6 +167,10 @@ class ServerSettings(BaseModel):
     #: largest single uploaded file, and largest whole upload request, in MB
     max_upload_mb: int = Field(default=256, ge=1)
     max_request_mb: int = Field(default=1024, ge=1)
+    #: files in one upload request, at most
+    max_upload_files: int = Field(default=100, ge=1)
+    #: largest request body of every other route (JSON), in MB
+    max_json_mb: int = Field(default=4, ge=1)
     #: let clients add URLs that resolve to loopback / private / link-local addresses
     allow_private_urls: bool = False
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hanlin.cli.interrupt import stop_on_interrupt
 from hanlin.cli.progress import progress_bar
 from hanlin.config import load_settings
 from hanlin.errors import InvalidInputError
@@ -92,18 +93,38 @@ def add(
         id_field=id_field,
         title_field=title_field,
     )
-    with KnowledgeBase(name) as kb, progress_bar(f"adding to {name}", err) as progress:
-        report = kb.add(*items, loader_options=options, progress=progress)
+    with (
+        KnowledgeBase(name) as kb,
+        stop_on_interrupt(err) as stop,
+        progress_bar(f"adding to {name}", err) as progress,
+    ):
+        report = kb.add(*items, loader_options=options, progress=progress, stop=stop.is_set)
     _print_report(report)
-    raise typer.Exit(0 if report.ok else 1)
+    _exit(name, report)
 
 
 @app.command()
 def sync(name: str) -> None:
     """Re-scan sources: ingest new and changed files, drop deleted ones, skip unchanged ones."""
-    with KnowledgeBase(name) as kb, progress_bar(f"syncing {name}", err) as progress:
-        report = kb.sync(progress=progress)
+    with (
+        KnowledgeBase(name) as kb,
+        stop_on_interrupt(err) as stop,
+        progress_bar(f"syncing {name}", err) as progress,
+    ):
+        report = kb.sync(progress=progress, stop=stop.is_set)
     _print_report(report)
+    _exit(name, report)
+
+
+def _exit(name: str, report: IngestReport) -> None:
+    """Exit 130 when Ctrl-C stopped the ingest, 1 when files were skipped, else 0."""
+    if report.cancelled:
+        err.print(
+            f"[yellow]stopped:[/] {len(report.cancelled)} files not ingested yet; what was "
+            f"ingested is stored. Run `hanlin kb sync {name}` to finish.",
+            highlight=False,
+        )
+        raise typer.Exit(130)
     raise typer.Exit(0 if report.ok else 1)
 
 

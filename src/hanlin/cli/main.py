@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hanlin import __version__
-from hanlin.cli import agent, apikeys, chat, compute, kb, keys, mcp, models, serve, tune
+from hanlin.cli import agent, apikeys, chat, compute, jobs, kb, keys, mcp, models, serve, tune
 from hanlin.errors import HanlinError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+kb.app.command("jobs")(jobs.jobs)
+kb.app.command("cancel")(jobs.cancel)
 app.add_typer(kb.app, name="kb")
 app.add_typer(compute.app, name="compute")
 app.command("chat")(chat.chat)

@@ -56,6 +56,8 @@ class IngestReport:
     ignored: int = 0
     seconds: float = 0.0
     skipped: list[SkippedFile] = field(default_factory=list)
+    #: files (or URLs) not ingested because the caller stopped the ingest (``stop``)
+    cancelled: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -165,9 +167,15 @@ class Ingestor:
         files: list[tuple[Path, int, LoaderOptions]],
         report: IngestReport,
         progress: ProgressCallback | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
+        """``stop`` is asked before each file; once it says yes, the files left are recorded
+        in ``report.cancelled`` and what was read so far is written as usual."""
         total = len(files)
         for done, (path, source_id, options) in enumerate(files, 1):
+            if stop is not None and stop():
+                report.cancelled.extend(str(f[0]) for f in files[done - 1 :])
+                break
             report.files_seen += 1
             self._emit(str(path), "parsing")
             try:

@@ -259,10 +259,14 @@ class KnowledgeBase:
         loader_options: LoaderOptions | None = None,
         progress: ProgressCallback | None = None,
         on_file: FileStatusCallback | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> IngestReport:
         """Add files, folders (recursively), globs or URLs, and ingest them now.
 
-        ``on_file`` hears each file's stage (parsing, embedding, done, failed + reason)."""
+        ``on_file`` hears each file's stage (parsing, embedding, done, failed + reason).
+        ``stop`` is asked between files: once it returns true the ingest ends after the current
+        file, with what was read stored and the files left in ``report.cancelled`` (a later
+        ``sync`` ingests them)."""
         if not items:
             raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
         options = loader_options or LoaderOptions()
@@ -274,16 +278,20 @@ class KnowledgeBase:
                     uri, classify(str(item)), options.model_dump(exclude_defaults=True)
                 )
             )
-        return self._ingest(sources, progress, full_sync=False, on_file=on_file)
+        return self._ingest(sources, progress, full_sync=False, on_file=on_file, stop=stop)
 
     def sync(
         self,
         progress: ProgressCallback | None = None,
         on_file: FileStatusCallback | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> IngestReport:
         """Re-scan every source: new and changed files are ingested, deleted ones removed,
-        unchanged ones skipped. Also finishes an ingest that was interrupted."""
-        return self._ingest(self.store.list_sources(), progress, full_sync=True, on_file=on_file)
+        unchanged ones skipped. Also finishes an ingest that was interrupted. ``stop`` as in
+        :meth:`add`."""
+        return self._ingest(
+            self.store.list_sources(), progress, full_sync=True, on_file=on_file, stop=stop
+        )
 
     def _ingest(
         self,
@@ -292,6 +300,7 @@ class KnowledgeBase:
         *,
         full_sync: bool,
         on_file: FileStatusCallback | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> IngestReport:
         started = time.monotonic()
         report = IngestReport()
@@ -316,9 +325,12 @@ class KnowledgeBase:
                     seen.add(str(f))
                     files.append((f, src.id, options))
         try:
-            ingestor.ingest_files(files, report, progress)
+            ingestor.ingest_files(files, report, progress, stop)
             for src in urls:
                 seen.add(src.uri)
+                if report.cancelled or (stop is not None and stop()):
+                    report.cancelled.append(src.uri)
+                    continue
                 ingestor.ingest_url(
                     src.uri, src.id, LoaderOptions(**src.options), report, self._fetch
                 )

@@ -22,6 +22,7 @@ from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.auth import Authenticator, check_startup, keys_required
 from hanlin.server.jobs import JobManager
 from hanlin.server.kbpool import KnowledgeBases
+from hanlin.server.limits import BodyLimit, MiB
 from hanlin.server.routes import agents, compute, ingest, kb, openai
 from hanlin.server.state import ServerState
 
@@ -86,6 +87,7 @@ def create_app(
     app.state.hanlin = state
     app.state.agent_runs = AgentRuns()
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=server.max_json_mb * MiB)
     if server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

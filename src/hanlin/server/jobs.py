@@ -4,8 +4,10 @@ Each job runs on its own worker thread and takes its knowledge base's writer loc
 writes a knowledge base at a time (others queue behind it) while searches go on. Per-file status
 comes from the ingest pipeline's ``on_file`` hook — queued → parsing → embedding → done, or
 failed with the reason — and is pushed to subscribers (``GET /api/kb/{name}/events``) as it
-changes. Jobs live in memory (the last few per knowledge base); what was ingested, and which
-files failed and why, is recorded durably by the knowledge base itself.
+changes. A job can be cancelled: it stops after the file in hand, and the files left are marked
+cancelled (a later sync ingests them). Jobs live in memory (the last few per knowledge base);
+what was ingested, and which files failed and why, is recorded durably by the knowledge base
+itself. Job summaries carry counts only; the per-file list is read a page at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +35,7 @@ JobKind = Literal["files", "urls", "sync"]
 #: finished jobs kept per knowledge base
 KEEP_JOBS = 50
 _UNFINISHED = ("queued", "parsing", "embedding")
+_FINISHED = ("done", "failed", "cancelled")
 
 
 @dataclass(slots=True)
@@ -61,23 +65,41 @@ class Job:
     kb: str
     kind: JobKind
     files: list[FileState]
-    status: str = "running"  # running | done | failed
+    status: str = "running"  # running | done | failed | cancelled
     error: str | None = None
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    #: set by :meth:`JobManager.cancel`; the job stops after the current file
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    #: the cancel took effect (files were left, or the job never started)
+    stopped: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        done = sum(f.status in ("done", "failed") for f in self.files)
+    def summary(self) -> dict[str, Any]:
+        """The job without its file list: files counted per status."""
+        counts = Counter(f.status for f in list(self.files))
+        total = sum(counts.values())
         return {
             "job": self.id,
             "kb": self.kb,
             "kind": self.kind,
             "status": self.status,
             "error": self.error,
-            "files": [f.to_dict() for f in self.files],
-            "progress": {"done": done, "total": len(self.files)},
+            "cancel_requested": self.cancel.is_set(),
+            "counts": dict(counts),
+            "progress": {"done": sum(counts[s] for s in _FINISHED), "total": total},
             "created_at": self.created_at,
             "finished_at": self.finished_at,
+        }
+
+    def page(self, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The summary with files ``offset`` … ``offset + limit - 1`` and the file ``total``."""
+        files = list(self.files)
+        shown = files[offset : offset + limit]
+        return self.summary() | {
+            "files": [f.to_dict() for f in shown],
+            "offset": offset,
+            "limit": limit,
+            "total": len(files),
         }
 
 
@@ -112,7 +134,7 @@ class JobManager:
             jobs = self._jobs.setdefault(kb, [])
             jobs.append(job)
             del jobs[:-KEEP_JOBS]
-        self._publish(kb, "job", job.to_dict())
+        self._publish(kb, "job", job.summary())
         if job.status == "running":
             thread = threading.Thread(
                 target=self._run, args=(job,), name=f"hanlin-{job.id}", daemon=True
@@ -129,6 +151,14 @@ class JobManager:
     def jobs(self, kb: str) -> list[Job]:
         with self._mutex:
             return list(self._jobs.get(kb, []))
+
+    def cancel(self, job: Job) -> bool:
+        """Ask a running job to stop after its current file; False when it already finished."""
+        if job.status != "running":
+            return False
+        job.cancel.set()
+        self._publish(job.kb, "job", job.summary())
+        return True
 
     def unfinished_files(self, kb: str) -> list[FileState]:
         """Files of recent jobs that are not stored: in progress, or failed."""
@@ -155,20 +185,37 @@ class JobManager:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self, job: Job) -> None:
+        lock = self.writer_lock(job.kb)
+        locked = False
         try:
-            with self.writer_lock(job.kb):
+            # wait for the writer lock, but give up at once when cancelled while queued
+            while not (locked := lock.acquire(timeout=0.1)):
+                if job.cancel.is_set():
+                    job.stopped = True
+                    break
+            if locked:
                 self._ingest(job)
         except Exception as exc:  # never let a job thread die silently
             log.exception("job %s failed", job.id)
             job.error = getattr(exc, "message", None) or f"internal error ({type(exc).__name__})"
         finally:
+            if locked:
+                lock.release()
             for f in job.files:
-                if f.status in _UNFINISHED:
+                if f.status == "queued" and job.cancel.is_set():
+                    job.stopped = True
+                    self._set(job, f, "cancelled")
+                    if job.kind == "files" and f.key:  # an upload never ingested: not kept
+                        Path(f.key).unlink(missing_ok=True)
+                elif f.status in _UNFINISHED:
                     self._set(job, f, "failed", job.error or "not ingested")
             ok = any(f.status == "done" for f in job.files) or (not job.files and job.error is None)
-            job.status = "done" if ok and job.error is None else "failed"
+            if job.stopped and job.error is None:
+                job.status = "cancelled"
+            else:
+                job.status = "done" if ok and job.error is None else "failed"
             job.finished_at = time.time()
-            self._publish(job.kb, "job", job.to_dict())
+            self._publish(job.kb, "job", job.summary())
             with self._mutex:
                 self._threads.discard(threading.current_thread())
 
@@ -190,21 +237,37 @@ class JobManager:
         except HanlinError as exc:
             job.error = exc.message
             return
+        stop = job.cancel.is_set
         try:
             todo = [f for f in job.files if f.status == "queued"]
             if job.kind == "files":
                 for f in todo:
+                    if stop():
+                        break  # the files left are marked cancelled when the job ends
                     options = LoaderOptions(display_name=f.filename)
                     self._settle(job, [f], kb.add(f.key, loader_options=options, on_file=on_file))
             elif job.kind == "urls" and todo:
-                self._settle(job, todo, kb.add(*[f.key for f in todo], on_file=on_file))
+                report = kb.add(*[f.key for f in todo], on_file=on_file, stop=stop)
+                self._cancelled(job, by_key, report.cancelled)
+                self._settle(job, todo, report)
             elif job.kind == "sync":
-                kb.sync(on_file=on_file)
+                self._cancelled(job, by_key, kb.sync(on_file=on_file, stop=stop).cancelled)
         except HanlinError as exc:
             job.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         finally:
             kb.close()
             self.kbs.invalidate(job.kb)
+
+    def _cancelled(self, job: Job, by_key: dict[str, FileState], keys: list[str]) -> None:
+        """Mark the files a stopped ingest did not reach (sync jobs learn them here)."""
+        for key in keys:
+            job.stopped = True
+            state = by_key.get(key)
+            if state is None:
+                name = Path(key).name if "://" not in key else key
+                state = by_key[key] = FileState(None, name, key=key)
+                job.files.append(state)
+            self._set(job, state, "cancelled")
 
     def _settle(self, job: Job, files: list[FileState], report: IngestReport) -> None:
         """Files the pipeline skipped before reading them (scan problems) get their reason."""

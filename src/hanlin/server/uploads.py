@@ -4,10 +4,11 @@ The multipart body is parsed as it arrives and each file is written straight to
 ``HANLIN_HOME/uploads/<kb>/<upload id><extension>``: the client's file name never becomes part
 of a path (it is kept only as the display name), so ``../../etc/passwd``, absolute paths and
 odd characters cannot place a file anywhere else. Limits are checked while reading: a request
-over ``server.max_request_mb`` (declared or actual) or a file over ``server.max_upload_mb`` is
-answered 413 and everything this request wrote is deleted. The content must match the type the
-name promises (a PDF starts with ``%PDF-``, a .docx is a zip, text has no NUL bytes): an
-executable renamed ``.pdf`` is rejected with the reason, and the rest of the upload goes on.
+over ``server.max_request_mb`` (declared or actual), a file over ``server.max_upload_mb`` or
+more than ``server.max_upload_files`` files is answered 413 and everything this request wrote
+is deleted. The content must match the type the name promises (a PDF starts with ``%PDF-``, a
+.docx is a zip, text has no NUL bytes): an executable renamed ``.pdf`` is rejected with the
+reason, and the rest of the upload goes on.
 """
 
 from __future__ import annotations
@@ -113,10 +114,11 @@ def content_problem(head: bytes, suffix: str) -> str | None:
 class _Receiver:
     """python-multipart callbacks writing each file part to its own generated name."""
 
-    def __init__(self, dest: Path, field: str, max_file: int) -> None:
+    def __init__(self, dest: Path, field: str, max_file: int, max_files: int) -> None:
         self.dest = dest
         self.field = field
         self.max_file = max_file
+        self.max_files = max_files
         self.files: list[Received] = []
         self.written: list[Path] = []
         self.error: ApiError | None = None
@@ -154,6 +156,14 @@ class _Receiver:
             raw_name = urllib.parse.unquote(rest, encoding=charset or "utf-8", errors="replace")
         if raw_name is None:
             return  # a plain value, not a file
+        if len(self.files) >= self.max_files:
+            self.error = ApiError(
+                413,
+                f"the upload has more than {self.max_files} files; nothing was stored",
+                hint="raise server.max_upload_files in hanlin.toml, or upload in several requests",
+                code="too_many_files",
+            )
+            raise self.error
         name, reason = display_name(raw_name)
         item = Received("up_" + secrets.token_hex(8), name, reason=reason or type_problem(name))
         self.files.append(item)
@@ -210,7 +220,13 @@ class _Receiver:
 
 
 async def receive(
-    request: Request, dest: Path, *, max_file: int, max_request: int, field: str = "files"
+    request: Request,
+    dest: Path,
+    *,
+    max_file: int,
+    max_request: int,
+    max_files: int = 100,
+    field: str = "files",
 ) -> list[Received]:
     """Stream a ``multipart/form-data`` upload to ``dest``; see the module docstring.
 
@@ -235,7 +251,7 @@ async def receive(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_request:
         raise too_big
-    receiver = _Receiver(dest, field, max_file)
+    receiver = _Receiver(dest, field, max_file, max_files)
     parser = MultipartParser(
         boundary,
         {

@@ -26,10 +26,11 @@ from hanlin.server import sse
 from hanlin.server.agentruns import AgentRun, AgentRuns
 from hanlin.server.auth import Principal, scope
 from hanlin.server.errors import error_event
+from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_wire import ChatCompletionRequest, Chunks, completion
 from hanlin.server.state import ServerState, get_state
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=JSONRoute)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 

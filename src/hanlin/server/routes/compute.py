@@ -32,9 +32,10 @@ from hanlin.compute import (
 from hanlin.compute.training import DEFAULT_USD_CNY
 from hanlin.errors import InvalidInputError
 from hanlin.server.auth import Principal, principal
+from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 
-router = APIRouter(prefix="/api/compute", tags=["compute"])
+router = APIRouter(prefix="/api/compute", tags=["compute"], route_class=JSONRoute)
 ModelRef = str | dict[str, Any]
 Count = str | int
 

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,10 +16,12 @@ from hanlin.errors import NotFoundError
 from hanlin.net.ssrf import BlockedURLError, FetchError, check_url
 from hanlin.server import sse, uploads
 from hanlin.server.auth import Principal, kb_scope
+from hanlin.server.errors import ApiError
 from hanlin.server.jobs import FileState, Job, abspath, upload_dir
+from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 
-router = APIRouter(prefix="/api/kb", tags=["knowledge bases"])
+router = APIRouter(prefix="/api/kb", tags=["knowledge bases"], route_class=JSONRoute)
 Read = Depends(kb_scope("kb:read"))
 Write = Depends(kb_scope("kb:write"))
 
@@ -70,6 +72,7 @@ async def upload_files(
         upload_dir(state.settings, name),
         max_file=server.max_upload_mb * uploads.MiB,
         max_request=server.max_request_mb * uploads.MiB,
+        max_files=server.max_upload_files,
     )
     files = [
         FileState(
@@ -111,22 +114,53 @@ async def sync_kb(
     return JSONResponse({"job": job.id, "status": job.status}, status_code=202)
 
 
-@router.get("/{name}/jobs", summary="Recent ingestion jobs, newest first")
+@router.get(
+    "/{name}/jobs", summary="Recent ingestion jobs, newest first (files counted per status)"
+)
 async def list_jobs(
     name: str, state: ServerState = Depends(get_state), caller: Principal = Read
 ) -> dict[str, Any]:
     state.kbs.check(name)
-    return {"data": [j.to_dict() for j in reversed(state.jobs.jobs(name))]}
+    return {"data": [j.summary() for j in reversed(state.jobs.jobs(name))]}
 
 
-@router.get("/{name}/jobs/{job}", summary="One job with per-file status")
-async def get_job(
-    name: str, job: str, state: ServerState = Depends(get_state), caller: Principal = Read
-) -> dict[str, Any]:
+def _job(state: ServerState, name: str, job: str) -> Job:
     found = state.jobs.get(name, job)
     if found is None:
         raise NotFoundError(f"no job '{job}' for '{name}'", hint="see GET /api/kb/{name}/jobs")
-    return found.to_dict()
+    return found
+
+
+@router.get("/{name}/jobs/{job}", summary="One job with a page of its per-file status")
+async def get_job(
+    name: str,
+    job: str,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+    state: ServerState = Depends(get_state),
+    caller: Principal = Read,
+) -> dict[str, Any]:
+    return _job(state, name, job).page(offset, limit)
+
+
+@router.post(
+    "/{name}/jobs/{job}/cancel",
+    status_code=202,
+    summary="Cancel a job: it stops after the current file; the files left are marked cancelled",
+)
+async def cancel_job(
+    name: str, job: str, state: ServerState = Depends(get_state), caller: Principal = Write
+) -> dict[str, Any]:
+    found = _job(state, name, job)
+    if not state.jobs.cancel(found):
+        raise ApiError(
+            409,
+            f"job '{job}' already finished ({found.status})",
+            hint="only a running job can be cancelled; run a sync to re-ingest its files",
+            type="conflict_error",
+            code="job_finished",
+        )
+    return found.summary()
 
 
 @router.get(
@@ -144,7 +178,7 @@ async def job_events(
     async def body() -> AsyncIterator[bytes]:
         for job in state.jobs.jobs(name):
             if job.status == "running":
-                yield sse.event(job.to_dict(), "job")
+                yield sse.event(job.summary(), "job")
         while True:
             try:
                 kind, data = await asyncio.wait_for(queue.get(), 15.0)

@@ -21,9 +21,10 @@ from hanlin.server import sse
 from hanlin.server.auth import Principal, kb_scope, principal
 from hanlin.server.errors import ApiError, error_event
 from hanlin.server.jobs import upload_dir
+from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 
-router = APIRouter(prefix="/api/kb", tags=["knowledge bases"])
+router = APIRouter(prefix="/api/kb", tags=["knowledge bases"], route_class=JSONRoute)
 Read = Depends(kb_scope("kb:read"))
 Write = Depends(kb_scope("kb:write"))
 Admin = Depends(kb_scope("admin"))

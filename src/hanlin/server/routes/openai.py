@@ -22,6 +22,7 @@ from hanlin.server import sse
 from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import Principal, scope
 from hanlin.server.errors import error_event
+from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_wire import (
     ChatCompletionRequest,
     Chunks,
@@ -38,7 +39,7 @@ from hanlin.server.openai_wire import (
 from hanlin.server.routes.agents import agent_chat, agent_runs, parse_agent_model
 from hanlin.server.state import ServerState, get_state
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONRoute)
 
 
 @router.get(

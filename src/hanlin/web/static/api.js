@@ -113,6 +113,7 @@ export const api = {
   // Document keys are often absolute paths: pass them as a query parameter, not in the path.
   deleteDocument: (name, doc) => request("DELETE", `/api/kb/${enc(name)}/documents?doc=${enc(doc)}`),
   job: (name, job) => request("GET", `/api/kb/${enc(name)}/jobs/${enc(job)}`),
+  cancelJob: (name, job) => request("POST", `/api/kb/${enc(name)}/jobs/${enc(job)}/cancel`),
   search: (name, query, mode, k) =>
     request("POST", `/api/kb/${enc(name)}/search`, { query, mode, k }),
 };

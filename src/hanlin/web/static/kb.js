@@ -8,7 +8,7 @@ import { formatBytes, formatTime, t } from "./i18n.js";
 const POLL_MS = 700;
 const UPLOAD_CONCURRENCY = 3;
 const DOC_PAGE = 100;
-const TERMINAL = new Set(["done", "failed"]);
+const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
 export class KbView {
   /**
@@ -244,6 +244,19 @@ export class KbView {
     }
   }
 
+  /** Ask the server to cancel this file's job; the poll picks up the cancelled status. */
+  async cancel(item) {
+    item.cancelling = true;
+    this.renderUploadItem(item);
+    try {
+      await api.cancelJob(item.kb, item.job);
+    } catch (err) {
+      item.cancelling = false;
+      this.renderUploadItem(item);
+      if (err.status !== 409) toast(err.display || err.message, "error"); // 409: it just finished
+    }
+  }
+
   finished(item) {
     sourceNames(item.kb, { refresh: true }); // a new upload has a display name to look up
     if (item.kb === this.name) this.refresh();
@@ -302,6 +315,20 @@ export class KbView {
         h("span", { class: "upload-name", title: item.name }, item.name),
         h("span", { class: "upload-size" }, formatBytes(item.size)),
         h("span", { class: `pill pill-${item.status}`, testid: "upload-status" }, statusText),
+        item.job && busy
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-ghost btn-small upload-cancel",
+                testid: "upload-cancel",
+                "aria-label": t("upload.cancel.label", { name: item.name }),
+                disabled: item.cancelling || false,
+                onclick: () => this.cancel(item),
+              },
+              t("upload.cancel"),
+            )
+          : null,
       ),
       bar,
       item.status === "done" && item.chunks !== null

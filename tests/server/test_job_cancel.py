@@ -1,0 +1,131 @@
+"""Ingestion jobs over HTTP: cancelling one (queued, or in the middle of many files) leaves the
+knowledge base consistent and searchable for what was done; job status is a summary plus one
+page of files, however many files the job has."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hanlin.config import Settings
+from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.server.app import create_app
+
+from .conftest import LiveServer, wait_job
+
+
+@pytest.fixture()
+def live(fresh_settings: Callable[..., Settings]) -> Iterator[tuple[LiveServer, Settings]]:
+    settings = fresh_settings()
+    KnowledgeBase.create("many", settings=settings).close()
+    server = LiveServer(create_app(settings))
+    yield server, settings
+    server.stop()
+
+
+def _note(i: int) -> str:
+    return f"# Note {i}\n\nThe marker of note {i} is zq{i:05d}x. It is a short note.\n"
+
+
+def _folder(root: Path, n: int, start: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        (root / f"note-{i:05d}.md").write_text(_note(i), "utf-8")
+    return root
+
+
+def test_a_queued_upload_job_is_cancelled_and_its_files_are_not_kept(
+    live: tuple[LiveServer, Settings],
+) -> None:
+    server, settings = live
+    jobs = server.app.state.hanlin.jobs
+    files = [("files", (f"n{i}.md", _note(i).encode())) for i in range(5)]
+    with jobs.writer_lock("many"), httpx.Client(base_url=server.url, timeout=30) as client:
+        job = client.post("/api/kb/many/files", files=files).json()["job"]
+        resp = client.post(f"/api/kb/many/jobs/{job}/cancel")
+        assert resp.status_code == 202
+        assert resp.json()["cancel_requested"] is True
+    body = wait_job(httpx.Client(base_url=server.url), "many", job)
+    assert body["status"] == "cancelled"
+    assert body["counts"] == {"cancelled": 5}
+    assert {f["status"] for f in body["files"]} == {"cancelled"}
+    assert not any((settings.home / "uploads" / "many").iterdir())
+    again = httpx.post(f"{server.url}/api/kb/many/jobs/{job}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "job_finished"
+    assert again.json()["error"]["hint"]
+    missing = httpx.post(f"{server.url}/api/kb/many/jobs/job_nope/cancel")
+    assert missing.status_code == 404
+
+
+def test_cancelling_a_running_sync_stops_after_the_current_file(
+    live: tuple[LiveServer, Settings], tmp_path: Path
+) -> None:
+    server, settings = live
+    src = _folder(tmp_path / "notes", 1)
+    with KnowledgeBase("many", settings) as kb:
+        kb.add(src)
+    _folder(src, 400, start=1)  # new files: the sync job ingests them one by one
+    client = httpx.Client(base_url=server.url, timeout=30)
+    job = client.post("/api/kb/many/sync").json()["job"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/kb/many/jobs/{job}").json()["progress"]["total"] < 5:
+        assert time.monotonic() < deadline, "the sync did not get going"
+        time.sleep(0.02)
+    assert client.post(f"/api/kb/many/jobs/{job}/cancel").status_code == 202
+    body = wait_job(client, "many", job)
+    assert body["status"] == "cancelled"
+    counts: dict[str, int] = body["counts"]
+    assert counts.get("cancelled", 0) > 0
+    assert counts.get("failed", 0) == 0
+    assert counts["done"] + counts["cancelled"] == 401
+    # the pages together are every file, each once
+    files: list[dict[str, Any]] = []
+    while len(files) < body["total"]:
+        page = client.get(f"/api/kb/many/jobs/{job}", params={"offset": len(files)}).json()
+        files += page["files"]
+    done = [f["filename"] for f in files if f["status"] == "done"]
+    cancelled = [f["filename"] for f in files if f["status"] == "cancelled"]
+    assert len(set(done) | set(cancelled)) == 401
+    # the store holds exactly the files reported done, and they are searchable
+    with KnowledgeBase("many", settings) as kb:
+        assert kb.info().stats.documents == len(done)
+        last = max(done)
+        number = int(last.removeprefix("note-").removesuffix(".md"))
+        hits = kb.search(f"zq{number:05d}x", k=1, mode="keyword")
+        assert hits and Path(hits[0].chunk.source).name == last
+        gone = int(min(cancelled).removeprefix("note-").removesuffix(".md"))
+        hits = kb.search(f"zq{gone:05d}x", k=5, mode="keyword")
+        assert min(cancelled) not in {Path(h.chunk.source).name for h in hits}
+        # a later sync finishes the job
+        report = kb.sync()
+        assert not report.cancelled
+        assert kb.info().stats.documents == 401
+
+
+def test_job_status_is_a_summary_and_pages_of_files(
+    live: tuple[LiveServer, Settings], tmp_path: Path
+) -> None:
+    server, settings = live
+    src = _folder(tmp_path / "many", 1100)
+    with KnowledgeBase("many", settings) as kb:
+        kb.add(src)
+    client = httpx.Client(base_url=server.url, timeout=60)
+    job = client.post("/api/kb/many/sync").json()["job"]  # every file unchanged: quick
+    body = wait_job(client, "many", job, timeout=120)
+    assert body["status"] == "done"
+    assert body["counts"] == {"done": 1100}
+    assert body["total"] == 1100 and len(body["files"]) == 100
+    listing = client.get("/api/kb/many/jobs")
+    assert "files" not in listing.json()["data"][0]
+    assert len(listing.content) < 2000
+    page = client.get(f"/api/kb/many/jobs/{job}", params={"offset": 1050, "limit": 1000})
+    assert len(page.json()["files"]) == 50
+    assert len(client.get(f"/api/kb/many/jobs/{job}").content) < 20_000
+    too_big = client.get(f"/api/kb/many/jobs/{job}", params={"limit": 1001})
+    assert too_big.status_code == 422
