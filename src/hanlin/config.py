@@ -40,6 +40,15 @@ class KnowledgeSettings(BaseModel):
     #: below this many chunks (or allowed chunks under a filter) dense search is exact.
     exact_search_below: int = Field(default=20_000, ge=0)
     max_file_mb: int = Field(default=256, ge=1)
+    #: processes that parse files, each under the limits below; 0 = parse in the calling
+    #: process without memory or time limits (for debugging a loader only)
+    parse_workers: int = Field(default=1, ge=0, le=64)
+    #: memory one file's parse may take (the worker's address-space limit, above its baseline)
+    parse_memory_mb: int = Field(default=2048, ge=64)
+    #: seconds (wall clock and CPU) one file's parse may take before its worker is killed
+    parse_timeout_s: float = Field(default=300.0, gt=0)
+    #: what one file may decompress to, over all its PDF streams or ZIP members together
+    max_inflated_mb: int = Field(default=256, ge=1)
     #: let URL sources resolve to loopback / private / link-local addresses (SSRF guard off)
     allow_private_urls: bool = False
 

@@ -23,7 +23,8 @@ import xxhash
 from hanlin.errors import HanlinError, LoaderError
 from hanlin.knowledge.base import LoadedDocument, SkippedFile
 from hanlin.knowledge.chunking import chunk_document
-from hanlin.knowledge.loaders import LoaderOptions, load_bytes
+from hanlin.knowledge.loaders import LoaderOptions
+from hanlin.knowledge.parsing import ParseLimits, ParsePool
 from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, Store
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.models.embeddings.base import EmbeddingModel
@@ -145,7 +146,11 @@ class Ingestor:
         max_file_bytes: int,
         embed_workers: int | None = None,
         on_file: FileStatusCallback | None = None,
+        parse_limits: ParseLimits | None = None,
+        parser: ParsePool | None = None,
     ) -> None:
+        """``parser`` parses the files (isolated workers under ``parse_limits``); one passed in
+        stays open after :meth:`close`, so its workers serve the next ingest too."""
         self.store = store
         self.on_file = on_file
         self.embedder = embedder
@@ -157,6 +162,8 @@ class Ingestor:
         self._pending_chunks = 0
         self._last_write = time.monotonic()
         self.pool = EmbeddingPool(embedder, embed_workers)
+        self._own_parser = parser is None
+        self.parser = parser if parser is not None else ParsePool(parse_limits)
         self._inflight: deque[_Group] = deque()
         #: text hash → the chunk whose vector is being computed (queued, not yet stored)
         self._embedding: dict[str, ChunkWrite] = {}
@@ -172,6 +179,8 @@ class Ingestor:
         """``stop`` is asked before each file; once it says yes, the files left are recorded
         in ``report.cancelled`` and what was read so far is written as usual."""
         total = len(files)
+        if files:
+            self.parser.start()  # the worker imports the loaders while we check the first files
         for done, (path, source_id, options) in enumerate(files, 1):
             if stop is not None and stop():
                 report.cancelled.extend(str(f[0]) for f in files[done - 1 :])
@@ -290,7 +299,9 @@ class Ingestor:
             report.files_unchanged += 1
             self._emit(key, "done")
             return
-        docs = load_bytes(data, source=key, name=name, options=options, content_type=content_type)
+        docs = self.parser.parse(
+            data, source=key, name=name, options=options, content_type=content_type
+        )
         old_hashes = self.store.document_hashes(key)
         pending = _Pending(
             record, [], [k for k in old_hashes if k not in {d.key for d in docs}], [], []
@@ -432,3 +443,5 @@ class Ingestor:
 
     def close(self) -> None:
         self.pool.close()
+        if self._own_parser:
+            self.parser.close()

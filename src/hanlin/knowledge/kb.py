@@ -31,6 +31,7 @@ from hanlin.knowledge.ingest import (
     context_text,
 )
 from hanlin.knowledge.loaders import LoaderOptions, supported_extensions
+from hanlin.knowledge.parsing import ParseLimits, ParsePool
 from hanlin.knowledge.rerank import Reranker
 from hanlin.knowledge.scan import classify, normalize_uri, scan
 from hanlin.knowledge.search import Fusion, Mode, SearchResult, fuse
@@ -106,6 +107,7 @@ class KnowledgeBase:
         self._embedder: EmbeddingModel | None = None
         self._embedders = embedders or get_embedder
         self._qcache: dict[str, Any] = {}
+        self._parser: ParsePool | None = None  # parse workers, started by the first ingest
         self._retokenize_if_needed()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -156,6 +158,9 @@ class KnowledgeBase:
             shutil.rmtree(kb.path)
 
     def close(self) -> None:
+        if self._parser is not None:
+            self._parser.close()
+            self._parser = None
         self.store.close()
 
     def __enter__(self) -> KnowledgeBase:
@@ -242,7 +247,14 @@ class KnowledgeBase:
             max_file_bytes=ks.max_file_mb << 20,
             embed_workers=ks.embed_workers,
             on_file=on_file,
+            parser=self._parse_pool(),
         )
+
+    def _parse_pool(self) -> ParsePool:
+        """The parse workers, kept for the next ``add`` (a server job adds file by file)."""
+        if self._parser is None:
+            self._parser = ParsePool(ParseLimits.from_settings(self.settings.knowledge))
+        return self._parser
 
     def _fetch(self, url: str, max_bytes: int) -> FetchedURL:
         """URL sources go through the SSRF guard (``knowledge.allow_private_urls``)."""

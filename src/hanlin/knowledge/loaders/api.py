@@ -51,6 +51,11 @@ def load_bytes(
     return spec.fn(request)
 
 
+def loader_for(name: str, content_type: str | None = None) -> LoaderSpec:
+    """The loader :func:`load_bytes` would use; raises :class:`LoaderError` when none fits."""
+    return _pick_loader(name, _parse_content_type(content_type)[0])
+
+
 def load_file(path: Path, options: LoaderOptions) -> list[LoadedDocument]:
     """Read ``path`` and parse it with :func:`load_bytes`; ``source`` is the path as given.
 

@@ -1,9 +1,11 @@
 """Word .docx: headings, paragraphs, lists and tables in body order, with a zip-bomb guard.
 
-The archive is inspected with :mod:`zipfile` before python-docx opens it: the declared
-uncompressed sizes must stay under a total limit and no member may compress suspiciously well.
-(:mod:`zipfile` never inflates a member past its declared size, so the declared sizes bound the
-work.)
+The archive is checked before python-docx opens it: the declared sizes must stay under the
+file's inflate budget (``knowledge.max_inflated_mb``), no member nor the archive as a whole may
+compress suspiciously well, and then every member is really inflated with a bounded reader that
+counts actual bytes against the budget and verifies each CRC, so a member whose declared size
+lies is caught too. (:mod:`zipfile` never inflates a member past its declared size, so python-docx
+then does bounded work.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 
 import docx
 from docx.table import Table
@@ -19,12 +22,15 @@ from docx.text.paragraph import Paragraph
 from hanlin.errors import LoaderError
 from hanlin.knowledge.base import LoadedDocument
 from hanlin.knowledge.loaders.builder import DocBuilder, make_document, render_table
+from hanlin.knowledge.loaders.inflation import InflateBudget
 from hanlin.knowledge.loaders.options import MiB
 from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
 
-MAX_UNCOMPRESSED_BYTES = 512 * MiB
 MAX_COMPRESSION_RATIO = 200
 _RATIO_MIN_BYTES = 1 * MiB  # tiny members can have silly ratios without doing harm
+#: a real document has tens of parts, a big one a few thousand (images)
+MAX_MEMBERS = 20_000
+_READ_STEP = 1 * MiB
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 _BOMB_HINT = (
     "this file is not a normal Word document; if you trust it, open and re-save it in Word "
@@ -42,7 +48,7 @@ def load_docx(request: LoadRequest) -> list[LoadedDocument]:
 
     Raises LoaderError for a non-zip file, a zip bomb or a damaged document.
     """
-    check_zip(request.data)
+    check_zip(request.data, request.options.max_inflated_bytes)
     try:
         document = docx.Document(io.BytesIO(request.data))
     except Exception as exc:  # python-docx raises KeyError, PackageNotFoundError, XML errors, ...
@@ -76,8 +82,9 @@ def load_docx(request: LoadRequest) -> list[LoadedDocument]:
     return [make_document(request, builder, format="docx", title=title)]
 
 
-def check_zip(data: bytes) -> None:
-    """Raise LoaderError unless ``data`` is a zip whose declared sizes look sane."""
+def check_zip(data: bytes, max_inflated: int = 256 * MiB) -> None:
+    """Raise LoaderError unless ``data`` is a zip that inflates to at most ``max_inflated`` bytes
+    in all (declared and actual), without suspicious compression ratios or damaged members."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -88,11 +95,37 @@ def check_zip(data: bytes) -> None:
         ) from exc
     with archive:
         infos = archive.infolist()
-    total = sum(info.file_size for info in infos)
-    if total > MAX_UNCOMPRESSED_BYTES:
+        _check_declared(infos, max_inflated)
+        budget = InflateBudget(max_inflated, "Word document")
+        for info in infos:
+            try:
+                with archive.open(info) as member:
+                    while chunk := member.read(_READ_STEP):
+                        budget.take(len(chunk))
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise LoaderError(
+                    f"damaged or crafted .docx: member {info.filename!r} does not match its "
+                    f"declared size or checksum ({exc})",
+                    hint=_BOMB_HINT,
+                ) from exc
+            except (NotImplementedError, RuntimeError) as exc:  # odd compression, encryption
+                raise LoaderError(
+                    f"not a normal .docx: member {info.filename!r} cannot be read ({exc})",
+                    hint="save it from Word or LibreOffice as an unprotected .docx",
+                ) from exc
+
+
+def _check_declared(infos: list[zipfile.ZipInfo], max_inflated: int) -> None:
+    if len(infos) > MAX_MEMBERS:
         raise LoaderError(
-            f"looks like a zip bomb: it unpacks to {total // MiB} MB "
-            f"(limit {MAX_UNCOMPRESSED_BYTES // MiB} MB)",
+            f"looks like a zip bomb: it has {len(infos)} parts (limit {MAX_MEMBERS})",
+            hint=_BOMB_HINT,
+        )
+    total = sum(info.file_size for info in infos)
+    if total > max_inflated:
+        raise LoaderError(
+            f"looks like a zip bomb: it unpacks to {total // MiB} MB, more than the limit of "
+            f"{max_inflated // MiB} MB (knowledge.max_inflated_mb)",
             hint=_BOMB_HINT,
         )
     for info in infos:
@@ -103,6 +136,15 @@ def check_zip(data: bytes) -> None:
                 f"(limit {MAX_COMPRESSION_RATIO}:1)",
                 hint=_BOMB_HINT,
             )
+    # many members each too small for the check above can still add up
+    packed = sum(info.compress_size for info in infos)
+    ratio = total / max(packed, 1)
+    if total >= 16 * _RATIO_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
+        raise LoaderError(
+            f"looks like a zip bomb: its {len(infos)} parts are compressed {ratio:.0f}:1 "
+            f"together (limit {MAX_COMPRESSION_RATIO}:1)",
+            hint=_BOMB_HINT,
+        )
 
 
 def _style_name(paragraph: Paragraph) -> str:

@@ -28,6 +28,9 @@ class LoaderOptions(BaseModel):
     title_field: str | None = None
     #: files larger than this are refused before they are read (setting ``knowledge.max_file_mb``).
     max_file_bytes: int = Field(default=256 * MiB, ge=1)
+    #: bytes a file may decompress to, over all its PDF streams or ZIP members together
+    #: (setting ``knowledge.max_inflated_mb``); a file past it is refused as a likely bomb.
+    max_inflated_bytes: int = Field(default=256 * MiB, ge=1)
     #: record files with more records than this are refused.
     max_records_per_file: int = Field(default=1_000_000, ge=1)
     #: the file's name as people know it, when it is stored under another one (a server upload

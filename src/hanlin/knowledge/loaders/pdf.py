@@ -3,21 +3,28 @@
 Text outside tables becomes paragraphs (a paragraph ends where the gap between lines is larger
 than usual line spacing), each table becomes a Markdown pipe table, all in reading order from the
 top of the page, and every block carries its 1-based page number.
+
+pdfminer inflates streams without bound; its decoders are routed through the file's
+:class:`~hanlin.knowledge.loaders.inflation.InflateBudget`, so a small PDF whose streams inflate
+to gigabytes fails fast with a clear reason instead of taking the memory.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
-
-import pdfplumber
-import pypdf
-from pdfplumber.page import Page
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hanlin.errors import LoaderError
 from hanlin.knowledge.base import LoadedDocument
 from hanlin.knowledge.loaders.builder import DocBuilder, make_document, render_table
+from hanlin.knowledge.loaders.inflation import InflateBudget, current_budget, inflate_budget
 from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
+
+if TYPE_CHECKING:  # pdfplumber, pypdf and pdfminer load on first use (0.3 s): most runs never
+    import pypdf
+    from pdfplumber.page import Page
 
 Bbox = tuple[float, float, float, float]
 # A new paragraph starts when the vertical gap between lines exceeds this share of line height.
@@ -38,18 +45,28 @@ def load_pdf(request: LoadRequest) -> list[LoadedDocument]:
     """
     if b"%PDF-" not in request.data[:1024]:
         raise LoaderError("not a PDF file (no %PDF- header)", hint=_CORRUPT_HINT)
+    import pdfplumber
+
+    _bound_pdfminer()
     meta_title = _check_and_read_title(request.data)
     builder = DocBuilder()
-    try:
-        with pdfplumber.open(io.BytesIO(request.data)) as pdf:
-            n_pages = len(pdf.pages)
-            for number, page in enumerate(pdf.pages, start=1):
-                _add_page(page, number, builder)
-                page.close()  # drop the page's parsed objects; long PDFs otherwise hold them all
-    except LoaderError:
-        raise
-    except Exception as exc:  # pdfminer raises many unrelated types on damaged files
-        raise LoaderError(f"corrupt PDF: {type(exc).__name__}: {exc}", hint=_CORRUPT_HINT) from exc
+    with inflate_budget(request.options.max_inflated_bytes, "PDF") as budget:
+        try:
+            with pdfplumber.open(io.BytesIO(request.data)) as pdf:
+                n_pages = len(pdf.pages)
+                for number, page in enumerate(pdf.pages, start=1):
+                    _add_page(page, number, builder)
+                    page.close()  # drop the page's parsed objects; long PDFs hold them all
+        except LoaderError:
+            raise
+        except Exception as exc:  # pdfminer raises many unrelated types on damaged files
+            if budget.used > budget.limit:  # pdfminer swallowed the limit and failed later
+                raise budget.exceeded() from exc
+            raise LoaderError(
+                f"corrupt PDF: {type(exc).__name__}: {exc}", hint=_CORRUPT_HINT
+            ) from exc
+        if budget.used > budget.limit:  # the limit was hit where pdfminer ignores errors
+            raise budget.exceeded()
     if not builder:
         raise LoaderError(
             f"PDF has no text layer ({n_pages} page(s) of images, probably scanned)",
@@ -68,6 +85,8 @@ def load_pdf(request: LoadRequest) -> list[LoadedDocument]:
 
 def _check_and_read_title(data: bytes) -> str | None:
     """Raise for encrypted (non-empty password) or unreadable PDFs; return the metadata title."""
+    import pypdf
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         encrypted = reader.is_encrypted
@@ -130,3 +149,84 @@ def _inside_any(obj: dict[str, Any], boxes: list[Bbox]) -> bool:
     x = (obj["x0"] + obj["x1"]) / 2
     y = (obj["top"] + obj["bottom"]) / 2
     return any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
+
+
+# --- bounded stream decoding ---------------------------------------------------------------------
+# pdfminer's PDFStream.decode calls module-level decoders; these replacements count every inflated
+# byte against the current file's budget (and behave as the originals when no budget is active).
+
+
+class _BudgetedZlib:
+    """Stands in for the ``zlib`` module inside :mod:`pdfminer.pdftypes`."""
+
+    error = zlib.error
+
+    @staticmethod
+    def decompress(data: bytes) -> bytes:
+        budget = current_budget()
+        return zlib.decompress(data) if budget is None else budget.inflate_zlib(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(zlib, name)
+
+
+def _decompress_corrupted(data: bytes) -> bytes:
+    """A damaged Flate stream: keep what inflates before the damage (bounded, linear time)."""
+    return (current_budget() or InflateBudget(1 << 62)).inflate_zlib(data, lenient=True)
+
+
+def _lzwdecode(data: bytes) -> bytes:
+    from pdfminer import lzw
+
+    budget = current_budget() or InflateBudget(1 << 62)
+    parts = []
+    for part in lzw.LZWDecoder(io.BytesIO(data)).run():
+        budget.take(len(part))
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _rldecode(data: bytes) -> bytes:
+    """RunLengthDecode (PDF 1.7, 7.4.5): a length byte, then literal bytes or one repeated byte."""
+    budget = current_budget() or InflateBudget(1 << 62)
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n and data[i] != 128:
+        length = data[i]
+        if length < 128:
+            piece = data[i + 1 : i + 2 + length]
+            i += length + 2
+        else:
+            piece = data[i + 1 : i + 2] * (257 - length)
+            i += 2
+        budget.take(len(piece))
+        out += piece
+    return bytes(out)
+
+
+def _counted(decode: Callable[..., bytes]) -> Callable[..., bytes]:
+    """A decoder whose output is small relative to its input, counted after the fact."""
+
+    def counted(*args: Any) -> bytes:
+        out = decode(*args)
+        budget = current_budget()
+        if budget is not None:
+            budget.take(len(out))
+        return out
+
+    return counted
+
+
+def _bound_pdfminer() -> None:
+    from pdfminer import pdftypes
+
+    if getattr(pdftypes, "_hanlin_bounded", False):
+        return
+    pdftypes.zlib = _BudgetedZlib()  # type: ignore[assignment]
+    pdftypes.decompress_corrupted = _decompress_corrupted
+    pdftypes.lzwdecode = _lzwdecode
+    pdftypes.rldecode = _rldecode
+    pdftypes.ascii85decode = _counted(pdftypes.ascii85decode)
+    pdftypes.asciihexdecode = _counted(pdftypes.asciihexdecode)
+    pdftypes.ccittfaxdecode = _counted(pdftypes.ccittfaxdecode)
+    pdftypes._hanlin_bounded = True  # type: ignore[attr-defined]
