@@ -173,6 +173,9 @@ class ServerSettings(BaseModel):
     require_keys: bool = False
     #: origins allowed by CORS; empty = no CORS headers at all
     cors_origins: list[str] = Field(default_factory=list)
+    #: Host names served besides loopback ones and the bound address (``name`` for any port,
+    #: ``name:port``, ``*`` for any); others get 421, against DNS rebinding
+    allowed_hosts: list[str] = Field(default_factory=list)
     #: largest single uploaded file, and largest whole upload request, in MB
     max_upload_mb: int = Field(default=256, ge=1)
     max_request_mb: int = Field(default=1024, ge=1)

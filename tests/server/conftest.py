@@ -41,7 +41,9 @@ MODEL = "fake/gpt-test"
 
 
 def make_settings(home: Path, upstream_url: str, **server: Any) -> Settings:
-    """Settings whose ``fake`` endpoint is the fake upstream; ``server`` overrides."""
+    """Settings whose ``fake`` endpoint is the fake upstream; ``server`` overrides.
+    Starlette's ``TestClient`` sends ``Host: testserver``, so that name is an allowed host."""
+    server.setdefault("allowed_hosts", ["testserver"])
     return load_settings(
         home=home,
         models={

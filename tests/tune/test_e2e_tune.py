@@ -113,7 +113,7 @@ def test_lora_on_cmrc_is_exported_deployed_and_served(hanlin_home: Path, tmp_pat
 
     from hanlin.server.app import create_app
 
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), base_url="http://localhost") as client:  # a loopback Host
         listed = [m["id"] for m in client.get("/v1/models").json()["data"]]
         assert "local/cmrc-tuned" in listed
         body = {

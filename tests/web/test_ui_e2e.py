@@ -49,7 +49,14 @@ def test_upload_search_ask_cite_and_switch_language(
     def shot(name: str) -> None:
         page.screenshot(path=str(artifacts_dir / name))
 
-    page.goto(server_url + "/")
+    violations: list[str] = []  # what the page reports breaking its Content-Security-Policy
+    page.expose_function("reportCsp", lambda v: violations.append(v))
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.reportCsp(e.violatedDirective + ' ' + e.blockedURI))"
+    )
+    opened = page.goto(server_url + "/")
+    assert opened is not None and "script-src 'self'" in opened.headers["content-security-policy"]
     expect(page.get_by_test_id("lang-toggle")).to_have_text("中文")
     expect(page.get_by_test_id("chat-empty")).to_be_visible()
 
@@ -157,6 +164,7 @@ def test_upload_search_ask_cite_and_switch_language(
     page.wait_for_timeout(300)  # the slide-in transition
     shot("09-narrow-sidebar.png")
 
+    assert violations == [], f"the UI broke its Content-Security-Policy: {violations}"
     assert console_errors == [], f"browser console errors: {console_errors}"
 
 

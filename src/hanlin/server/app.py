@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from hanlin import __version__
 from hanlin.config import Settings, load_settings
 from hanlin.models.gateway import Gateway
-from hanlin.server import errors
+from hanlin.server import browser, errors
 from hanlin.server.agentruns import AgentRuns
 from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.auth import Authenticator, check_startup, keys_required
@@ -95,6 +95,7 @@ def create_app(
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    browser.install(app, server)  # outermost: foreign hosts and cross-site requests stop here
     app.include_router(openai.router)
     app.include_router(kb.router)
     app.include_router(ingest.router)

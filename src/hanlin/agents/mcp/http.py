@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hanlin.access.origin import BrowserGuard, OriginPolicy
 from hanlin.agents.mcp.server import HanlinMcp
 from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.auth import Authenticator, check_startup, keys_required
@@ -46,7 +48,9 @@ class BearerAuth:
 
 
 def http_app(mcp: HanlinMcp, host: str = "127.0.0.1", *, require_keys: bool | None = None) -> Any:
-    """The ASGI app serving ``mcp`` at ``/mcp`` behind API-key authentication.
+    """The ASGI app serving ``mcp`` at ``/mcp`` behind API-key authentication, with the same
+    host and cross-site rule as ``hanlin serve`` (:class:`~hanlin.access.origin.BrowserGuard`,
+    which replaces the SDK's own DNS-rebinding check so ``server.allowed_hosts`` applies).
 
     Raises :class:`hanlin.errors.ConfigError` when keys are required and none exists.
     """
@@ -54,8 +58,13 @@ def http_app(mcp: HanlinMcp, host: str = "127.0.0.1", *, require_keys: bool | No
     require = settings.server.require_keys if require_keys is None else require_keys
     store = APIKeyStore(settings.home / "apikeys.json")
     check_startup(host, require, store)
-    app = mcp.server.streamable_http_app(host=host)
-    return BearerAuth(app, Authenticator(store, keys_required(host, require)))
+    app = mcp.server.streamable_http_app(
+        host=host,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    authed = BearerAuth(app, Authenticator(store, keys_required(host, require)))
+    server = settings.server
+    return BrowserGuard(authed, OriginPolicy.of(server.allowed_hosts, server.cors_origins, host))
 
 
 async def serve_stdio(mcp: HanlinMcp) -> None:
