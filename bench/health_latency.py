@@ -137,7 +137,9 @@ def main() -> None:
     parser.add_argument("--limit-mb", type=int, default=4, help="the server's max_json_mb")
     args = parser.parse_args()
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "max_json_mb": args.limit_mb,
     }
     with tempfile.TemporaryDirectory() as home:

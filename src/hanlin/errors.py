@@ -63,3 +63,16 @@ class MissingDependencyError(HanlinError):
         )
         self.module = module
         self.extra = extra
+
+
+class AccessDeniedError(HanlinError):
+    """The caller (an API key) lacks a scope or may not use a knowledge base.
+
+    ``code`` is ``insufficient_scope`` or ``kb_not_allowed``.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None, code: str) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code

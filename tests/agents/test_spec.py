@@ -302,3 +302,18 @@ def test_the_built_in_assistant_builds_with_its_tools(gateway: Gateway, hanlin_h
     ]  # fmt: skip
     assert remember_asks is False  # saving to one's own memory does not ask
     assert (hanlin_home / "workspaces" / "assistant").is_dir()
+
+
+def test_the_python_tools_isolation_is_a_spec_option_the_model_is_told(gateway: Gateway) -> None:
+    data = {"name": "py", "model": "fake/m", "tools": [{"name": "python", "isolation": "hook"}]}
+
+    async def go() -> str:
+        async with open_agent(AgentSpec.validated(data), gateway) as agent:
+            assert isinstance(agent, Agent)
+            (tool,) = [t for t in agent.tools.values() if t.name == "python"]
+            return tool.description
+
+    description = asyncio.run(go())
+    assert "not a security boundary" in description
+    with pytest.raises(Exception, match="isolation"):
+        AgentSpec.validated(data | {"tools": [{"name": "python", "isolation": "docker"}]})

@@ -29,9 +29,23 @@ FAKE = "fake/chat-model"
 
 
 def document_text(citation: Citation) -> str:
-    """The text of the cited document as Hanlin loaded it (offsets refer to it)."""
-    (doc,) = load_file(Path(citation.source), LoaderOptions())
+    """The text of the cited document as Hanlin loaded it (offsets refer to it).
+
+    Citations name a file relative to the folder it was added from (``rag-docs0/france.md``),
+    never by its absolute server path."""
+    path = Path(citation.source)
+    assert not path.is_absolute(), "citations must not show server paths"
+    (doc,) = load_file(_DOCS_PARENT[0] / path, LoaderOptions())
     return doc.text
+
+
+_DOCS_PARENT: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _docs_parent(docs_dir: Path) -> None:
+    """Where cited folders lie: the parent of the documents' folder."""
+    _DOCS_PARENT[:] = [docs_dir.parent]
 
 
 def assert_points_at_its_text(c: Citation) -> None:

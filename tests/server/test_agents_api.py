@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from hanlin.access.apikeys import APIKeyStore
 from hanlin.config import Settings
-from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
 from tests.agents.test_loop import answer, calls_stream

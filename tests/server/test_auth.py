@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from hanlin.access.apikeys import APIKeyStore
 from hanlin.cli.main import main
 from hanlin.config import Settings
 from hanlin.errors import ConfigError
-from hanlin.server.apikeys import APIKeyStore
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
 from tests.server.conftest import MODEL, build_kb

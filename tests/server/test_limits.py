@@ -115,6 +115,22 @@ def test_big_json_under_the_limit_is_parsed_and_validated_as_usual(
         assert ok.status_code in (200, 400), ok.text  # the filter itself may be refused
 
 
+def test_a_body_of_millions_of_tiny_containers_is_refused_before_decoding(
+    serve: Callable[..., LiveServer],
+) -> None:
+    live = serve()
+    body = b'{"query": "x", "filters": {"pad": [' + b"[]," * (1_300_000) + b"[]]}}"  # 3.9 MB
+    with httpx.Client(base_url=live.url, timeout=60) as client:
+        started = time.monotonic()
+        resp = client.post(
+            "/api/kb/docs/search", content=body, headers={"content-type": "application/json"}
+        )
+        took = time.monotonic() - started
+        assert resp.status_code == 413 and resp.json()["error"]["code"] == "body_too_complex"
+        assert "100,000" in resp.json()["error"]["message"]
+        assert took < 1.0, f"refusing took {took:.2f} s"
+
+
 def test_decode_validates_against_the_model_off_the_loop() -> None:
     from fastapi.exceptions import RequestValidationError
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hanlin.config import Settings
+from hanlin.knowledge.uploads import content_problem, display_name
 from hanlin.server.app import create_app
-from hanlin.server.uploads import content_problem, display_name
 from tests.server.conftest import wait_job
 
 TEXT = b"Rivers carry sediment to the sea.\n"

@@ -69,9 +69,11 @@ def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _loopback(name: str) -> bool:
+def is_loopback(name: str) -> bool:
+    """Whether ``name`` (a host name or address, IPv6 in brackets or not) is this machine only:
+    ``localhost``, 127.0.0.0/8, ``::1``. The one rule for binding, keys and Host headers."""
     ip = _ip(name.strip("[]"))
-    return name == "localhost" if ip is None else ip.is_loopback
+    return name.lower() == "localhost" if ip is None else ip.is_loopback
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +101,11 @@ class OriginPolicy:
         if parsed is None:
             return False
         name, port = parsed
-        if _loopback(name) or "*" in self.allowed_hosts:
+        if is_loopback(name) or "*" in self.allowed_hosts:
             return True
         if self.bind in _WILDCARD_BINDS and _ip(name) is not None:
             return True
-        if not _loopback(self.bind) and name == self.bind.strip("[]"):
+        if not is_loopback(self.bind) and name == self.bind.strip("[]"):
             return True
         for entry in self.allowed_hosts:
             allowed = split_host(entry)

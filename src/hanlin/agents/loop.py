@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hanlin.access import caller as access
 from hanlin.agents.events import (
     AgentEvent,
     AgentResult,
@@ -191,7 +192,8 @@ class Agent:
             acc = StreamAccumulator()
             streamed = 0
             try:
-                stream = self.gateway.astream(messages, self.model, self.options, **overrides)
+                with access.configured_model("agents"):  # the agent's own model
+                    stream = self.gateway.astream(messages, self.model, self.options, **overrides)
                 try:
                     while True:
                         left = deadline - time.monotonic()

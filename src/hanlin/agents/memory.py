@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hanlin.access import caller as access
 from hanlin.agents.events import AgentEvent, AgentResult, FinalEvent, MemoryEvent
 from hanlin.agents.tools.base import AgentTool, ToolResult, tool
 from hanlin.config import Settings, load_settings
@@ -143,9 +144,10 @@ class ConversationMemory:
             previous=previous,
             conversation=render_transcript(older),
         )
-        resp = await self.gateway.achat(
-            [Message.user(prompt)], self.model, max_tokens=self.summary_tokens
-        )
+        with access.configured_model("agents"):
+            resp = await self.gateway.achat(
+                [Message.user(prompt)], self.model, max_tokens=self.summary_tokens
+            )
         self.summary = resp.text.strip() or self.summary
         self.turns = self.turns[split:]
         self.summaries += 1

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from hanlin.access import caller as access
 from hanlin.agents.events import (
     AgentEvent,
     AgentResult,
@@ -239,7 +240,8 @@ class PlannerAgent:
         acc = StreamAccumulator()
         cap, streamed = self.limits.max_tokens, 0
         try:
-            stream = self.gateway.astream(messages, self.model, self.options, **overrides)
+            with access.configured_model("agents"):  # the agent's own model
+                stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
                 while True:
                     left = budget.left()

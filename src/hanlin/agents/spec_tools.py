@@ -105,6 +105,9 @@ class PythonOptions(BaseModel):
     file_mb: int = Field(default=16, ge=1)
     max_processes: int = Field(default=0, ge=0)
     max_output_chars: int = Field(default=10_000, ge=100)
+    #: ``auto``: bubblewrap, else unshare namespaces, else only the audit hook (see
+    #: :mod:`hanlin.agents.tools.sandbox`); naming one makes its absence an error
+    isolation: Literal["auto", "bwrap", "unshare", "hook"] = "auto"
 
 
 class WebSearchToolOptions(BaseModel):

@@ -1,7 +1,7 @@
 """``hanlin apikeys …``: API keys for ``hanlin serve`` — create (shown once), list, revoke.
 
 Keys are stored as salted hashes in ``HANLIN_HOME/apikeys.json`` (0600); a running server sees
-changes at once. See :mod:`hanlin.server.apikeys` for scopes.
+changes at once. See :mod:`hanlin.access.apikeys` for scopes.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hanlin.access.apikeys import SCOPES, APIKeyStore
 from hanlin.config import load_settings
-from hanlin.server.apikeys import SCOPES, APIKeyStore
 
 app = typer.Typer(
     help="API keys for `hanlin serve`: scopes chat, kb:read, kb:write, admin.",

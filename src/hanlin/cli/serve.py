@@ -30,8 +30,8 @@ def serve(
     """Serve the API and the web UI. Without configuration: http://127.0.0.1:8321, no keys."""
     import uvicorn
 
+    from hanlin.access.auth import keys_required
     from hanlin.server.app import create_app
-    from hanlin.server.auth import keys_required
 
     settings = load_settings()
     server = settings.server.model_copy(

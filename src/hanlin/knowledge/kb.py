@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
 from hanlin.errors import (
     AlreadyExistsError,
@@ -22,6 +23,7 @@ from hanlin.errors import (
     NotFoundError,
 )
 from hanlin.knowledge.base import SkippedFile
+from hanlin.knowledge.display import SourceNames
 from hanlin.knowledge.filters import Filter, parse_filter
 from hanlin.knowledge.ingest import (
     FileStatusCallback,
@@ -123,6 +125,7 @@ class KnowledgeBase:
         """Create a knowledge base; ``embedding_model`` defaults to the configured one."""
         settings = settings or load_settings()
         path = settings.home / "kb" / _check_name(name)
+        access.require("kb:write", kb=name)
         if (path / "kb.sqlite").exists():
             if exist_ok:
                 return cls(name, settings)
@@ -151,7 +154,8 @@ class KnowledgeBase:
 
     @staticmethod
     def remove(name: str, settings: Settings | None = None) -> None:
-        """Delete a knowledge base and everything in it."""
+        """Delete a knowledge base and everything in it (the caller needs ``admin``)."""
+        access.require("admin", kb=name)
         kb = KnowledgeBase(name, settings)
         with kb.store.locked():
             kb.close()
@@ -217,6 +221,7 @@ class KnowledgeBase:
     def reembed(self, model: str | None = None, progress: ProgressCallback | None = None) -> int:
         """Re-embed every chunk with ``model`` (default: the recorded model's current version).
         Returns the number of chunks embedded."""
+        access.require("kb:write", kb=self.name)
         new = get_embedder(model or self.embedding_model)
         with self.store.locked():
             self.store.clear_vectors()
@@ -279,6 +284,7 @@ class KnowledgeBase:
         ``stop`` is asked between files: once it returns true the ingest ends after the current
         file, with what was read stored and the files left in ``report.cancelled`` (a later
         ``sync`` ingests them)."""
+        access.require("kb:write", kb=self.name)
         if not items:
             raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
         options = loader_options or LoaderOptions()
@@ -301,6 +307,7 @@ class KnowledgeBase:
         """Re-scan every source: new and changed files are ingested, deleted ones removed,
         unchanged ones skipped. Also finishes an ingest that was interrupted. ``stop`` as in
         :meth:`add`."""
+        access.require("kb:write", kb=self.name)
         return self._ingest(
             self.store.list_sources(), progress, full_sync=True, on_file=on_file, stop=stop
         )
@@ -370,6 +377,10 @@ class KnowledgeBase:
     def delete_document(self, key: str) -> bool:
         """Delete one document (by key as ``kb docs`` shows it). A later ``sync`` brings it
         back only if its file changes."""
+        access.require("kb:write", kb=self.name)
+        if self.store.get_document(key) is None:  # the public key API clients see
+            names = self.public_names()
+            key = next((d.key for d in self.documents() if names.key(d.key) == key), key)
         with self.store.locked():
             n = self.store.delete_documents([key])
             self.store.flush()
@@ -377,9 +388,17 @@ class KnowledgeBase:
 
     # --- reading -------------------------------------------------------------------------------
     def documents(self, limit: int | None = None) -> list[DocumentRecord]:
+        access.require("kb:read", kb=self.name)
         return self.store.list_documents(limit)
 
+    def public_names(self) -> SourceNames:
+        """How API clients see this knowledge base's sources: relative to the folder they
+        were added from, uploads by their upload name (:mod:`hanlin.knowledge.display`)."""
+        access.require("kb:read", kb=self.name)
+        return SourceNames(self.store.list_sources())
+
     def info(self) -> KBInfo:
+        access.require("kb:read", kb=self.name)
         failures = [f for f in self.store.list_files() if f.status == "failed"]
         return KBInfo(
             name=self.name,
@@ -413,6 +432,7 @@ class KnowledgeBase:
         Each result carries the raw score from each retriever and its rank there.
         ``query_vector`` skips embedding the query (it must come from the same model).
         """
+        access.require("kb:read", kb=self.name)
         if mode not in ("dense", "keyword", "hybrid"):
             raise InvalidInputError(
                 f"unknown search mode {mode!r}", hint="use dense, keyword or hybrid"

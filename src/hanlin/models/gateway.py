@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
 from hanlin.models.base import ChatProvider
@@ -225,9 +226,10 @@ class Gateway:
         cache: bool | None = None,
         **overrides: Any,
     ) -> ChatResponse:
-        """One chat call, routed, priced and recorded. Raises typed model errors."""
+        """One chat call, routed, priced and recorded. Raises typed model errors, and
+        :class:`~hanlin.errors.AccessDeniedError` when the caller lacks the ``chat`` scope."""
+        opts = _as_caller(as_options(options, overrides))
         msgs = as_messages(messages)
-        opts = as_options(options, overrides)
         route = self.resolve(model)
         key = opts.user or ""
         self.ledger.check(key, self._projected(route, msgs, opts))
@@ -262,9 +264,10 @@ class Gateway:
         cache: bool | None = None,
         **overrides: Any,
     ) -> ChatStream:
-        """Stream a chat call. Iterate the events; ``.response`` is complete afterwards."""
+        """Stream a chat call. Iterate the events; ``.response`` is complete afterwards.
+        The caller's access is checked here, before the first event (see :meth:`achat`)."""
+        opts = _as_caller(as_options(options, overrides))
         msgs = as_messages(messages)
-        opts = as_options(options, overrides)
         route = self.resolve(model)
         key = opts.user or ""
         self.ledger.check(key, self._projected(route, msgs, opts))
@@ -317,6 +320,7 @@ class Gateway:
 
     async def aembed(self, texts: Sequence[str], model: str) -> list[list[float]]:
         """Embedding vectors for texts, one per text, from an embedding model."""
+        access.require("chat")
         route = self.resolve(model)
 
         async def attempt(dep: Deployment) -> list[list[float]]:
@@ -331,6 +335,7 @@ class Gateway:
         self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
     ) -> list[tuple[int, float]]:
         """(index, score) of the documents, most relevant first."""
+        access.require("chat")
         route = self.resolve(model)
 
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
@@ -466,7 +471,10 @@ class _Portal:
         self._thread.start()
 
     def run(self, coro: Any) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # the loop's thread has its own context: hand it the caller's access
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(
+            _as_current(access.current(), coro), self.loop
+        )
         try:
             return future.result()
         except BaseException:
@@ -480,3 +488,18 @@ class _Portal:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+
+
+def _as_caller(options: ChatOptions) -> ChatOptions:
+    """Check that the caller may spend a model; record the call as theirs unless ``user`` is
+    set explicitly."""
+    who = access.current()
+    who.require("chat")
+    if options.user is None and who.user is not None:
+        return options.model_copy(update={"user": who.user})
+    return options
+
+
+async def _as_current(who: access.Access, coro: Awaitable[T]) -> T:
+    with access.acting_as(who):
+        return await coro

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
+from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import HanlinError, InvalidInputError
 from hanlin.knowledge.filters import Filter
@@ -144,6 +145,10 @@ class RagEngine:
         if k is not None and k < 1:
             raise InvalidInputError("k must be at least 1", hint="pass k=6")
         turns = as_messages(list(history)) if history else []
+        access.require("kb:read", kb=self.kb.name)
+        if model is not None or turns:
+            # choosing the model, or sending free-form history, is using chat
+            access.require("chat")
         lang = detect_language(question)
         notes: list[str] = []
         usage = Usage()
@@ -261,9 +266,10 @@ class RagEngine:
                 question=question,
             )
             try:
-                resp = await self.gateway.achat(
-                    prompt, rewriter, max_tokens=128, temperature=0.0, user=self.user
-                )
+                with access.configured_model("kb:read"):
+                    resp = await self.gateway.achat(
+                        prompt, rewriter, max_tokens=128, temperature=0.0, user=self.user
+                    )
             except HanlinError as exc:
                 notes.append(f"the rewrite model failed ({exc.message}); rewrote without it")
             else:

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.tokenize import count_tokens as estimate_tokens
@@ -126,9 +127,14 @@ async def generate(
     flt = CitationFilter(len(packed.items))
     pieces: list[str] = []
     t1 = time.perf_counter()
-    stream = gen.gateway.astream(
-        messages, gen.model, max_tokens=s.answer_tokens, temperature=s.temperature, user=gen.user
-    )
+    with access.configured_model("kb:read"):  # the checks run when the stream is made
+        stream = gen.gateway.astream(
+            messages,
+            gen.model,
+            max_tokens=s.answer_tokens,
+            temperature=s.temperature,
+            user=gen.user,
+        )
     try:
         async for event in stream:
             if isinstance(event, TextDelta):

@@ -74,25 +74,6 @@ def evidence(result: SearchResult, n: int, text: str | None = None) -> Evidence:
     return Evidence(result.chunk.id, cit.snippet, result.score, dict(result.scores), cit)
 
 
-def show_display_names(kb: KnowledgeBase, results: list[SearchResult]) -> None:
-    """Cite uploaded files by the name they were uploaded under, not by where they are stored.
-
-    The server keeps uploads under generated names in the app directory; a citation showing
-    that path would mean nothing to the reader and reveal the server's file layout.
-    """
-    names = {
-        s.uri: str(s.options["display_name"])
-        for s in kb.store.list_sources()
-        if s.options.get("display_name")
-    }
-    if not names:
-        return
-    for r in results:
-        shown = names.get(r.chunk.source)
-        if shown:
-            r.chunk.source = shown
-
-
 async def retrieve(
     kb: KnowledgeBase,
     query: str,
@@ -114,7 +95,9 @@ async def retrieve(
     results = await asyncio.to_thread(
         kb.search, query, k=n_candidates, mode="hybrid", filters=filters
     )
-    await asyncio.to_thread(show_display_names, kb, results)
+    # sources as API clients may see them: no absolute server paths, no bidi controls
+    names = await asyncio.to_thread(kb.public_names)
+    names.apply(results)
     timings["retrieve"] = (time.perf_counter() - t0) * 1000
     if rerank is not None and results:
         t1 = time.perf_counter()

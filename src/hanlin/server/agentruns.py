@@ -16,9 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hanlin.access.auth import Principal
 from hanlin.agents.events import ApprovalRequest
 from hanlin.errors import InvalidInputError, NotFoundError
-from hanlin.server.auth import Principal
 
 RunStatus = Literal["running", "done", "failed", "cancelled"]
 

@@ -14,14 +14,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from hanlin import __version__
+from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import Authenticator, check_startup, keys_required
 from hanlin.config import Settings, load_settings
+from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.models.gateway import Gateway
 from hanlin.server import browser, errors
 from hanlin.server.agentruns import AgentRuns
-from hanlin.server.apikeys import APIKeyStore
-from hanlin.server.auth import Authenticator, check_startup, keys_required
+from hanlin.server.auth import CallerContext
 from hanlin.server.jobs import JobManager
-from hanlin.server.kbpool import KnowledgeBases
 from hanlin.server.limits import BodyLimit, MiB
 from hanlin.server.routes import agents, compute, ingest, kb, openai
 from hanlin.server.state import ServerState
@@ -88,6 +89,7 @@ def create_app(
     app.state.agent_runs = AgentRuns()
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=server.max_json_mb * MiB)
+    app.add_middleware(CallerContext, auth=state.auth)
     if server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hanlin.access.auth import AuthenticationError
 from hanlin.errors import (
+    AccessDeniedError,
     AlreadyExistsError,
     ConfigError,
     EmbeddingModelMismatch,
@@ -77,6 +79,8 @@ _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
     (model_errors.ModelError, 502, "upstream_error", None),
     (BlockedURLError, 400, "invalid_request_error", "blocked_url"),
     (FetchError, 400, "invalid_request_error", "fetch_failed"),
+    (AuthenticationError, 401, "authentication_error", None),
+    (AccessDeniedError, 403, "permission_error", None),
     (NotFoundError, 404, "not_found_error", "not_found"),
     (AlreadyExistsError, 409, "conflict_error", "already_exists"),
     (LoaderError, 422, "invalid_request_error", "unreadable_file"),
@@ -97,6 +101,10 @@ def classify(exc: HanlinError) -> tuple[int, str, str | None, dict[str, str]]:
     headers: dict[str, str] = {}
     for cls, status, kind, code in _TABLE:
         if isinstance(exc, cls):
+            if isinstance(exc, AccessDeniedError | AuthenticationError):
+                code = exc.code
+            if isinstance(exc, AuthenticationError):
+                headers["WWW-Authenticate"] = "Bearer"
             if isinstance(exc, model_errors.RateLimitError) and exc.retry_after:
                 headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
             if isinstance(exc, model_errors.UpstreamUnavailableError) and exc.status in (503, 529):

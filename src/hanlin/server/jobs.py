@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import secrets
@@ -28,7 +29,7 @@ from hanlin.config import Settings
 from hanlin.errors import HanlinError
 from hanlin.knowledge.ingest import FileEvent, IngestReport
 from hanlin.knowledge.loaders import LoaderOptions
-from hanlin.server.kbpool import KnowledgeBases
+from hanlin.knowledge.pool import KnowledgeBases
 
 log = logging.getLogger("hanlin.server.jobs")
 JobKind = Literal["files", "urls", "sync"]
@@ -136,8 +137,10 @@ class JobManager:
             del jobs[:-KEEP_JOBS]
         self._publish(kb, "job", job.summary())
         if job.status == "running":
+            # the job runs as the caller who submitted it (their scopes and knowledge bases)
+            ctx = contextvars.copy_context()
             thread = threading.Thread(
-                target=self._run, args=(job,), name=f"hanlin-{job.id}", daemon=True
+                target=ctx.run, args=(self._run, job), name=f"hanlin-{job.id}", daemon=True
             )
             with self._mutex:
                 self._threads.add(thread)
@@ -309,14 +312,9 @@ def _offer(
         queue.put_nowait(item)
 
 
-def upload_dir(settings: Settings, kb: str) -> Path:
-    """Where uploads to ``kb`` are kept: ``HANLIN_HOME/uploads/<kb>/``."""
-    return settings.home / "uploads" / kb
-
-
 def abspath(path: Path) -> str:
     """A path as the knowledge base records it."""
     return os.path.abspath(path)
 
 
-__all__ = ["FileState", "Job", "JobManager", "abspath", "upload_dir"]
+__all__ = ["FileState", "Job", "JobManager", "abspath"]

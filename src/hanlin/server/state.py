@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from hanlin.access.auth import Authenticator
 from hanlin.config import Settings
+from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.models.gateway import Gateway
-from hanlin.server.auth import Authenticator
 from hanlin.server.jobs import JobManager
-from hanlin.server.kbpool import KnowledgeBases
 
 
 @dataclass(slots=True)

@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import secrets
-import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,30 +25,12 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from hanlin.knowledge.loaders import supported_extensions
+from hanlin.knowledge.uploads import content_problem, display_name, type_problem
 from hanlin.server.errors import ApiError
 
 MiB = 1 << 20
 _SNIFF_BYTES = 8192
 _FILENAME_STAR = re.compile(r"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
-#: what binary formats start with, to name what a rejected file really is
-_MAGIC: list[tuple[bytes, str]] = [
-    (b"MZ", "a Windows executable"),
-    (b"\x7fELF", "a Linux executable"),
-    (b"\xcf\xfa\xed\xfe", "a macOS executable"),
-    (b"\xfe\xed\xfa\xcf", "a macOS executable"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"%PDF-", "a PDF"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"\xd0\xcf\x11\xe0", "an old Office (OLE) file"),
-]
-#: binary formats a loader reads, and what their content must start with
-_EXPECTED = {".pdf": (b"%PDF-", "a PDF"), ".docx": (b"PK\x03\x04", "a ZIP archive (.docx)")}
 
 
 @dataclass(slots=True)
@@ -61,54 +42,6 @@ class Received:
     size: int = 0
     path: Path | None = None
     reason: str | None = None
-
-
-def display_name(raw: bytes | str) -> tuple[str, str | None]:
-    """(the name to show, a reason to reject the file or None).
-
-    Only the last path component is kept (``../../x.md`` → ``x.md``, ``C:\\a\\b.txt`` → ``b.txt``).
-    """
-    if isinstance(raw, bytes):
-        data = raw
-        try:
-            raw = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return data.decode("latin-1"), "the file name is not valid UTF-8"
-    if any(unicodedata.category(ch) == "Cc" for ch in raw):
-        shown = "".join(ch if unicodedata.category(ch) != "Cc" else "?" for ch in raw)
-        return shown, "the file name contains control characters (such as NUL)"
-    name = re.split(r"[/\\]", raw)[-1].strip()
-    if name in ("", ".", ".."):
-        return raw, "the upload has no file name"
-    if len(name.encode("utf-8")) > 255:
-        return name[:80] + "…", "the file name is longer than 255 bytes"
-    return name, None
-
-
-def type_problem(name: str) -> str | None:
-    """Why a file of this name cannot be ingested (its extension), or None."""
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix in supported_extensions():
-        return None
-    what = f"'{suffix}'" if suffix else "without an extension"
-    return f"unsupported file type {what}; supported: {' '.join(sorted(supported_extensions()))}"
-
-
-def content_problem(head: bytes, suffix: str) -> str | None:
-    """Whether the first bytes fit the type the extension names; the reason if not."""
-    found = next((what for magic, what in _MAGIC if head.startswith(magic)), None)
-    expected = _EXPECTED.get(suffix)
-    if expected is not None:
-        magic, what = expected
-        if head.startswith(magic) or (suffix == ".pdf" and magic in head[:1024]):
-            return None
-        actual = found or "not " + what
-        return f"the content is {actual}, not what the name '{suffix}' promises"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return None  # UTF-16 text has NUL bytes
-    if b"\x00" in head:
-        return f"the content is {found or 'binary data'}, not a {suffix} text file"
-    return None
 
 
 class _Receiver:

@@ -93,7 +93,7 @@ def keyed_http_server(kb_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path
     """The same with ``server.require_keys``: every request needs an API key."""
     home = tmp_path / "home"
     shutil.copytree(kb_home, home)
-    from hanlin.server.apikeys import APIKeyStore
+    from hanlin.access.apikeys import APIKeyStore
 
     APIKeyStore(home / "apikeys.json").create(["admin"], name="boot")  # it refuses to start keyless
     yield from _serve(home, {"HANLIN_SERVER__REQUIRE_KEYS": "true"})

@@ -18,9 +18,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
+from hanlin.access.apikeys import APIKeyStore
 from hanlin.agents.mcp import McpToolset
 from hanlin.agents.mcp.server import build_server
-from hanlin.server.apikeys import APIKeyStore
 from tests.agents.mcp.conftest import kb_settings
 
 
@@ -226,6 +226,13 @@ def test_http_with_keys_and_scopes(keyed_http_server: tuple[str, Path]) -> None:
     assert denied.is_error and "lacks the scope 'kb:write'" in text(denied)
     _, fenced = run(_http_client_call(url, other_kb, "kb_search", {"kb": "docs", "query": "tea"}))
     assert fenced.is_error and "may not use the knowledge base 'docs'" in text(fenced)
+    # choosing the generator is using chat: kb:read alone may not (checked by RAG itself)
+    ask = {"kb": "docs", "question": "tea?", "model": "local/gemma3-270m", "mode": "generative"}
+    _, chosen = run(_http_client_call(url, reader, "kb_ask", ask))
+    assert chosen.is_error and "lacks the scope 'chat'" in text(chosen)
+    extractive = {"kb": "docs", "question": "How long is oolong brewed?", "mode": "extractive"}
+    _, plain = run(_http_client_call(url, reader, "kb_ask", extractive))
+    assert not plain.is_error and "tea.md" in text(plain)
 
 
 def test_http_off_loopback_without_keys_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

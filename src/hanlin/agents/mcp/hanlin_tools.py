@@ -2,7 +2,7 @@
 contents and — for local stdio clients only — paths), and the documents it serves as resources.
 
 Blocking work runs in worker threads on instances from the server's pool
-(:class:`hanlin.server.kbpool.KnowledgeBases`), which share one loaded embedding model.
+(:class:`hanlin.knowledge.pool.KnowledgeBases`), which share one loaded embedding model.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any
 
 from hanlin.config import Settings
 from hanlin.errors import InvalidInputError, NotFoundError
+from hanlin.knowledge.display import clean_text
 from hanlin.knowledge.kb import KnowledgeBase
-from hanlin.server.kbpool import KnowledgeBases
+from hanlin.knowledge.pool import KnowledgeBases
+from hanlin.knowledge.uploads import content_problem, display_name, type_problem, upload_dir
 
 #: characters of one document a resource read returns at most
 MAX_DOC_CHARS = 2_000_000
@@ -71,10 +73,11 @@ def document_text(kb: KnowledgeBase, doc_id: int) -> tuple[dict[str, Any], str]:
         if len(text) > MAX_DOC_CHARS:
             text = text[:MAX_DOC_CHARS] + "\n[truncated]"
             break
+    names = kb.public_names()
     meta = {
-        "key": record.key,
-        "title": record.title,
-        "source": record.source,
+        "key": names.key(record.key),
+        "title": clean_text(record.title),
+        "source": names.source(record.source),
         "format": record.format,
         "chunks": record.n_chunks,
         "chars": record.n_chars,
@@ -119,6 +122,7 @@ class KbService:
 
         def run(kb: KnowledgeBase) -> list[dict[str, Any]]:
             results = kb.search(query, k=k, mode=mode)  # type: ignore[arg-type]
+            kb.public_names().apply(results)
             return [
                 {
                     "source": r.chunk.source,
@@ -153,9 +157,6 @@ class KbService:
 
     def _store_upload(self, kb: str, name: str, content: str, encoding: str) -> tuple[str, str]:
         """Write an uploaded file under ``HANLIN_HOME/uploads/<kb>/``; (path, display name)."""
-        from hanlin.server.jobs import upload_dir
-        from hanlin.server.uploads import content_problem, display_name, type_problem
-
         shown, reason = display_name(name)
         reason = reason or type_problem(shown)
         if reason:
@@ -236,9 +237,10 @@ class KbService:
         self.check(name)
 
         def run(kb: KnowledgeBase) -> list[dict[str, Any]]:
+            names = kb.public_names()
             return [
-                {"id": d.id, "key": d.key, "title": d.title, "source": d.source}
-                | {"format": d.format, "chars": d.n_chars}
+                {"id": d.id, "key": names.key(d.key), "title": clean_text(d.title)}
+                | {"source": names.source(d.source), "format": d.format, "chars": d.n_chars}
                 for d in kb.documents()
             ]
 

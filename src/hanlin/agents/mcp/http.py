@@ -11,11 +11,16 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import (
+    AuthenticationError,
+    Authenticator,
+    bearer_token,
+    check_startup,
+    keys_required,
+)
 from hanlin.access.origin import BrowserGuard, OriginPolicy
 from hanlin.agents.mcp.server import HanlinMcp
-from hanlin.server.apikeys import APIKeyStore
-from hanlin.server.auth import Authenticator, check_startup, keys_required
-from hanlin.server.errors import ApiError, error_body
 
 
 class BearerAuth:
@@ -30,19 +35,14 @@ class BearerAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = None
-        for key, value in scope.get("headers", []):
-            if key == b"authorization":
-                kind, _, rest = value.decode("latin-1").partition(" ")
-                token = rest.strip() if kind.lower() == "bearer" else None
         try:
-            scope["hanlin.principal"] = self.auth.authenticate(token)
-        except ApiError as exc:
-            body = json.dumps(error_body(exc.message, exc.type, exc.hint, exc.code)).encode()
-            headers = [(b"content-type", b"application/json")]
-            headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-            await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            scope["hanlin.principal"] = self.auth.authenticate(bearer_token(scope))
+        except AuthenticationError as exc:
+            error = {"message": exc.message, "type": "authentication_error"}
+            body = json.dumps({"error": error | {"hint": exc.hint, "code": exc.code}})
+            headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": body.encode()})
             return
         await self.app(scope, receive, send)
 

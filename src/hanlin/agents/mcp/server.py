@@ -23,11 +23,12 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from hanlin import __version__
+from hanlin.access.auth import Principal
+from hanlin.access.caller import LOCAL, Access, acting_as, current
 from hanlin.agents.mcp.hanlin_tools import KbService, doc_uri, dumps, parse_doc_uri
 from hanlin.agents.tools.base import AgentTool
 from hanlin.config import Settings
 from hanlin.errors import HanlinError
-from hanlin.server.auth import Principal
 
 RESOURCE_NOT_FOUND = -32002
 PAGE = 200
@@ -47,6 +48,11 @@ def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
     request = ctx.request
     scope = getattr(request, "scope", None)
     return scope.get("hanlin.principal") if isinstance(scope, dict) else None
+
+
+def _access(caller: Principal | None) -> Access:
+    """Over stdio there is no principal: the local user, who may do everything."""
+    return LOCAL if caller is None else caller.access
 
 
 def _allowed(caller: Principal | None, scope: str | None, kb: str | None = None) -> str | None:
@@ -137,10 +143,14 @@ class HanlinMcp:
             return dumps(hits) if hits else f"no results in '{args['kb']}' for {args['query']!r}"
 
         async def kb_ask(args: dict[str, Any], caller: Principal | None) -> str:
-            model = args.get("model") or self.model
-            return dumps(
-                await kbs.ask(args["kb"], args["question"], model, args.get("mode", "auto"))
-            )
+            chosen = args.get("model")  # the caller's choice needs the chat scope (RAG checks)
+            who = current()
+            # the server's --model is the operator's choice: kb:read is enough for it
+            with acting_as(who.granting("chat") if self.model and not chosen else who):
+                answer = await kbs.ask(
+                    args["kb"], args["question"], chosen or self.model, args.get("mode", "auto")
+                )
+            return dumps(answer)
 
         async def kb_add(args: dict[str, Any], caller: Principal | None) -> str:
             out = await kbs.add(
@@ -265,7 +275,8 @@ class HanlinMcp:
         if problem:
             return _error(f"{params.name}: {problem}")
         try:
-            text = await asyncio.wait_for(tool.run(args, caller), tool.timeout)
+            with acting_as(_access(caller)):  # the library checks the caller's access too
+                text = await asyncio.wait_for(tool.run(args, caller), tool.timeout)
         except TimeoutError:
             return _error(f"{params.name} did not finish within {tool.timeout:g} s")
         except _ToolFailed as exc:
@@ -287,7 +298,9 @@ class HanlinMcp:
         for name in self.kbs.names():
             if caller is not None and not caller.can_kb(name):
                 continue
-            for d in await self.kbs.documents(name):
+            with acting_as(_access(caller)):
+                docs = await self.kbs.documents(name)
+            for d in docs:
                 found.append(
                     mt.Resource(
                         uri=doc_uri(name, d["id"]),
@@ -325,7 +338,8 @@ class HanlinMcp:
             problem = _allowed(_principal(ctx), "kb:read", kb)
             if problem:
                 raise MCPError(mt.INVALID_REQUEST, problem)
-            meta, text = await self.kbs.read(kb, doc_id)
+            with acting_as(_access(_principal(ctx))):
+                meta, text = await self.kbs.read(kb, doc_id)
         except HanlinError as exc:
             raise MCPError(RESOURCE_NOT_FOUND, exc.message, {"uri": uri}) from None
         return mt.ReadResourceResult(

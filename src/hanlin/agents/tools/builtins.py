@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hanlin.access import caller as access
 from hanlin.agents.tools.base import AgentTool, ToolResult, tool
 from hanlin.errors import HanlinError
 from hanlin.rag.base import RequestedMode
@@ -262,8 +263,9 @@ def kb_search(kb_name: str, *, name: str = "kb_search", default_k: int = 5) -> A
             k: how many passages to return (1-20)
         """
         k = max(1, min(int(k), 20))
-        with KnowledgeBase(kb_name) as kb:
+        with KnowledgeBase(kb_name) as kb:  # checks the caller may read it
             results = kb.search(query, k=k)
+            kb.public_names().apply(results)  # no server paths in what the model sees
         hits = [
             {
                 "source": r.chunk.source,
@@ -300,7 +302,12 @@ def kb_ask(
         Args:
             question: the question to answer
         """
-        with KnowledgeBase(kb_name) as kb:
+        # the model named in the tool's definition is the operator's choice, not the caller's
+        who = access.current()
+        with (
+            access.acting_as(who.granting("chat") if model else who),
+            KnowledgeBase(kb_name) as kb,
+        ):
             answer = kb.ask(question, model=model, mode=mode)
         data = {
             "answer": answer.text,

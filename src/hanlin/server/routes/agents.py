@@ -18,13 +18,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hanlin.access.auth import Principal
 from hanlin.agents.events import ApprovalRequest, FinalEvent, TextEvent
 from hanlin.agents.wire import event_dict
 from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.models.types import Usage
 from hanlin.server import sse
 from hanlin.server.agentruns import AgentRun, AgentRuns
-from hanlin.server.auth import Principal, scope
+from hanlin.server.auth import scope
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_wire import ChatCompletionRequest, Chunks, completion

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from hanlin.access.auth import Principal
 from hanlin.compute import (
     KNOWN_MODELS,
     ModelSpec,
@@ -31,7 +32,7 @@ from hanlin.compute import (
 )
 from hanlin.compute.training import DEFAULT_USD_CNY
 from hanlin.errors import InvalidInputError
-from hanlin.server.auth import Principal, principal
+from hanlin.server.auth import principal
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 

@@ -12,12 +12,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hanlin.access.auth import Principal
 from hanlin.errors import NotFoundError
+from hanlin.knowledge.uploads import upload_dir
 from hanlin.net.ssrf import BlockedURLError, FetchError, check_url
 from hanlin.server import sse, uploads
-from hanlin.server.auth import Principal, kb_scope
+from hanlin.server.auth import kb_scope
 from hanlin.server.errors import ApiError
-from hanlin.server.jobs import FileState, Job, abspath, upload_dir
+from hanlin.server.jobs import FileState, Job, abspath
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 

@@ -12,15 +12,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hanlin.access.auth import Principal
 from hanlin.errors import InvalidInputError, NotFoundError
+from hanlin.knowledge.display import SourceNames, clean_text
 from hanlin.knowledge.kb import KBInfo, KnowledgeBase
+from hanlin.knowledge.uploads import upload_dir
 from hanlin.rag.base import AnswerDelta, RagEvent, RetrievalEvent
 from hanlin.rag.engine import RagEngine
-from hanlin.rag.retrieval import show_display_names
 from hanlin.server import sse
-from hanlin.server.auth import Principal, kb_scope, principal
+from hanlin.server.auth import kb_scope, principal
 from hanlin.server.errors import ApiError, error_event
-from hanlin.server.jobs import upload_dir
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
 
@@ -78,7 +79,9 @@ def summary(info: KBInfo) -> dict[str, Any]:
 
 
 def detail(info: KBInfo) -> dict[str, Any]:
+    """A knowledge base as API clients see it: sources and failed files by public names."""
     s = info.stats
+    names = SourceNames(info.sources)
     return summary(info) | {
         "embedding_space": info.embedding_space,
         "analyzer": info.analyzer,
@@ -88,13 +91,16 @@ def detail(info: KBInfo) -> dict[str, Any]:
         "sources": [
             {
                 "id": src.id,
-                "uri": src.uri,
+                "uri": names.source(src.uri),
                 "kind": src.kind,
-                "name": src.options.get("display_name"),
+                "name": names.source(src.uri),
             }
             for src in info.sources
         ],
-        "failures": [{"path": f.path, "reason": f.error, "hint": f.hint} for f in info.failures],
+        "failures": [
+            {"path": names.source(f.path), "reason": names.scrub(f.error), "hint": f.hint}
+            for f in info.failures
+        ],
     }
 
 
@@ -182,23 +188,26 @@ async def list_documents(
     state: ServerState = Depends(get_state),
     caller: Principal = Read,
 ) -> dict[str, Any]:
-    def read(kb: KnowledgeBase) -> tuple[list[Any], list[Any], dict[str, str]]:
-        names = {s.uri: s.options.get("display_name") or "" for s in kb.store.list_sources()}
-        return kb.documents(), kb.info().failures, names
+    def read(kb: KnowledgeBase) -> tuple[list[Any], list[Any], SourceNames]:
+        return kb.documents(), kb.info().failures, kb.public_names()
 
     docs, failures, names = await state.kbs.run(name, read)
     rows: list[dict[str, Any]] = []
     covered = set()
     for f in state.jobs.unfinished_files(name):
         covered.add(f.key)
-        rows.append(_row(None, f.filename, f.key or f.filename, f.chunks, f.status, f.reason, None))
+        shown = names.source(f.key) if f.key else clean_text(f.filename)
+        reason = names.scrub(f.reason)
+        rows.append(_row(None, clean_text(f.filename), shown, f.chunks, f.status, reason, None))
     for rec in failures:
         if rec.path not in covered:
-            shown = names.get(rec.path) or rec.path
-            rows.append(_row(None, shown, rec.path, 0, "failed", rec.error, None))
+            shown = names.source(rec.path)
+            rows.append(_row(None, shown, shown, 0, "failed", names.scrub(rec.error), None))
     for d in docs:
-        shown = names.get(d.source) or d.source
-        rows.append(_row(d.key, d.title, shown, d.n_chunks, "done", None, d.updated_at))
+        key, title = names.key(d.key), clean_text(d.title)
+        rows.append(
+            _row(key, title, names.source(d.source), d.n_chunks, "done", None, d.updated_at)
+        )
     return {"data": rows[offset : offset + limit], "total": len(rows)}
 
 
@@ -265,7 +274,7 @@ async def search(
 ) -> dict[str, Any]:
     def run(kb: KnowledgeBase) -> list[Any]:
         results = kb.search(body.query, k=body.k, mode=body.mode, filters=body.filters)
-        show_display_names(kb, results)
+        kb.public_names().apply(results)
         return results
 
     results = await state.kbs.run(name, run)

@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
+from hanlin.access.auth import Principal
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.knowledge.tokenize import count_tokens
@@ -20,7 +21,7 @@ from hanlin.rag.base import Citation, RagEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
 from hanlin.server.agentruns import AgentRuns
-from hanlin.server.auth import Principal, scope
+from hanlin.server.auth import scope
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_wire import (
@@ -172,14 +173,13 @@ async def _kb_chat(
 
 
 async def _labeler(kb: KnowledgeBase) -> Any:
-    """Footnote labels that show an upload's file name instead of its stored path."""
+    """Footnote labels with public source names (upload names, paths relative to their folder)."""
     import asyncio
 
-    sources = await asyncio.to_thread(kb.store.list_sources)
-    names = {s.uri: s.options.get("display_name") for s in sources}
+    names = await asyncio.to_thread(kb.public_names)
 
     def label(c: Citation) -> str:
-        return cite_label(c, names.get(c.source) or c.source)
+        return cite_label(c, names.source(c.source))
 
     return label
 

@@ -24,16 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hanlin.access.caller import SCOPES, Access
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
 
-#: what each scope allows; ``admin`` allows everything, ``kb:write`` includes ``kb:read``
-SCOPES = {
-    "chat": "/v1/chat/completions, /v1/embeddings, /v1/models",
-    "kb:read": "list, search and ask knowledge bases, list documents and jobs",
-    "kb:write": "create knowledge bases, upload files, add URLs, sync, delete documents",
-    "agents": "list and run agents (/v1/agents, agent:<name> models), answer their approvals",
-    "admin": "everything, including deleting knowledge bases",
-}
 PREFIX = "hk-"
 
 
@@ -61,6 +54,10 @@ class APIKey:
 
     def allows_kb(self, name: str) -> bool:
         return not self.kbs or name in self.kbs
+
+    def access(self) -> Access:
+        """What this key lets its caller do, for :func:`hanlin.access.caller.acting_as`."""
+        return Access.key(self.id, self.scopes, self.kbs, self.name)
 
     def public(self) -> dict[str, Any]:
         """What ``apikeys ls`` shows: everything but the salt and hash."""
