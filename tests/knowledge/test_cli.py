@@ -51,7 +51,7 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     assert [Path(f["path"]).name for f in info["failures"]] == ["bad.pdf"]
 
     r = hanlin("kb", "docs", "cli", "--json")
-    keys = [d["key"] for d in json.loads(r.stdout)]
+    keys = [d["doc"] for d in json.loads(r.stdout)]
     assert len(keys) == 2
     tea = next(k for k in keys if k.endswith("tea.md"))
     assert hanlin("kb", "delete-doc", "cli", tea).returncode == 0

@@ -236,6 +236,7 @@ def ask(
     from hanlin.rag.base import AnswerDelta, AnswerDone, RequestedMode
     from hanlin.rag.engine import RagEngine
     from hanlin.rag.templates import detect_language
+    from hanlin.rag.templates import label as answer_label
 
     if mode not in ("auto", "generative", "extractive"):
         raise InvalidInputError(f"unknown mode {mode!r}", hint="use auto, generative or extractive")
@@ -256,13 +257,13 @@ def ask(
     sys.stdout.write("\n")
     if done is None:
         return
-    zh = detect_language(done.question) != "en"
+    lang = detect_language(done.question)
     if done.refused:
         sources = [e.citation for e in done.evidence]
-        label = "最接近的资料" if zh else "closest sources"
+        label = answer_label("closest", lang)
     else:
         sources = done.citations
-        label = "来源" if zh else "sources"
+        label = answer_label("sources", lang)
     if sources:
         out.print(f"\n[bold]{label}:[/]", highlight=False)
     for c in sources:
@@ -281,23 +282,31 @@ def ask(
 
 
 @app.command("ls")
-def list_() -> None:
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output for scripts")] = False,
+) -> None:
     """List knowledge bases."""
     settings = load_settings()
+    infos = []
+    for name in KnowledgeBase.names(settings):
+        with KnowledgeBase(name, settings) as kb:
+            infos.append(kb.info())
+    if as_json:
+        print(json.dumps([i.summary() for i in infos], ensure_ascii=False, indent=2))
+        return
     table = Table()
     for col in ("name", "documents", "chunks", "embedding model", "size", "failed files"):
         table.add_column(col)
-    for name in KnowledgeBase.names(settings):
-        with KnowledgeBase(name, settings) as kb:
-            st = kb.store.stats()
-            table.add_row(
-                name,
-                str(st.documents),
-                str(st.chunks),
-                kb.embedding_model,
-                _size(st.size_bytes),
-                str(st.failed_files),
-            )
+    for info in infos:
+        st = info.stats
+        table.add_row(
+            info.name,
+            str(st.documents),
+            str(st.chunks),
+            info.embedding_model,
+            _size(st.size_bytes),
+            str(st.failed_files),
+        )
     out.print(table)
 
 
@@ -308,28 +317,7 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
         info = kb.info()
     st = info.stats
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "name": info.name,
-                    "path": str(info.path),
-                    "embedding_model": info.embedding_model,
-                    "embedding_space": info.embedding_space,
-                    "analyzer": info.analyzer,
-                    "documents": st.documents,
-                    "chunks": st.chunks,
-                    "files": st.files,
-                    "vectors": st.vectors,
-                    "size_bytes": st.size_bytes,
-                    "sources": [{"uri": s.uri, "kind": s.kind} for s in info.sources],
-                    "failures": [
-                        {"path": f.path, "reason": f.error, "hint": f.hint} for f in info.failures
-                    ],
-                },
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        print(json.dumps(info.to_dict(public=False), ensure_ascii=False, indent=2))
         return
     created = dt.datetime.fromtimestamp(info.created_at).isoformat(timespec="seconds")
     out.print(
@@ -362,22 +350,7 @@ def docs(
     with KnowledgeBase(name) as kb:
         records = kb.documents(limit)
     if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "key": d.key,
-                        "title": d.title,
-                        "format": d.format,
-                        "chunks": d.n_chunks,
-                        "chars": d.n_chars,
-                    }
-                    for d in records
-                ],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        print(json.dumps([d.to_dict() for d in records], ensure_ascii=False, indent=2))
         return
     table = Table()
     for col in ("document", "title", "format", "chunks", "chars"):

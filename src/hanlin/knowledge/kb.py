@@ -40,6 +40,7 @@ from hanlin.knowledge.search import Fusion, Mode, SearchResult, fuse
 from hanlin.knowledge.stores.base import DocumentRecord, FileRecord, SourceRecord, StoreStats
 from hanlin.knowledge.stores.sqlite import SQLiteStore
 from hanlin.knowledge.tokenize import Analyzer
+from hanlin.knowledge.uploads import upload_dir
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 from hanlin.net.ssrf import FetchedURL, safe_fetch
 
@@ -65,6 +66,44 @@ class KBInfo:
     stats: StoreStats
     sources: list[SourceRecord]
     failures: list[FileRecord]
+
+    def summary(self) -> dict[str, Any]:
+        """The knowledge base in a list (``kb ls --json``, ``GET /api/kb``)."""
+        s = self.stats
+        return {
+            "name": self.name,
+            "documents": s.documents,
+            "chunks": s.chunks,
+            "embedding_model": self.embedding_model,
+            "size_bytes": s.size_bytes,
+            "created_at": self.created_at,
+        }
+
+    def to_dict(self, *, public: bool = True) -> dict[str, Any]:
+        """The knowledge base with its sources and failed files (``kb show --json``,
+        ``GET /api/kb/{name}``). ``public``: sources by the names API clients see
+        (:mod:`hanlin.knowledge.display`); the CLI, on the same machine, passes False for full
+        paths, and gets the knowledge base's folder as ``path`` too."""
+        s = self.stats
+        names = SourceNames(self.sources) if public else None
+        shown = names.source if names is not None else str
+        local = {} if public else {"path": str(self.path)}
+        return (
+            self.summary()
+            | local
+            | {
+                "embedding_space": self.embedding_space,
+                "analyzer": self.analyzer,
+                "files": s.files,
+                "failed_files": s.failed_files,
+                "vectors": s.vectors,
+                "sources": [
+                    {"id": src.id, "uri": shown(src.uri), "kind": src.kind, "name": shown(src.uri)}
+                    for src in self.sources
+                ],
+                "failures": [f.to_dict(names) for f in self.failures],
+            }
+        )
 
 
 def _check_name(name: str) -> str:
@@ -154,12 +193,15 @@ class KnowledgeBase:
 
     @staticmethod
     def remove(name: str, settings: Settings | None = None) -> None:
-        """Delete a knowledge base and everything in it (the caller needs ``admin``)."""
+        """Delete a knowledge base and everything it owns: its folder and the files uploaded
+        to it (``HANLIN_HOME/uploads/<name>/``). The caller needs ``admin``. Every surface
+        (``hanlin kb rm``, ``DELETE /api/kb/{name}``) removes through here."""
         access.require("admin", kb=name)
         kb = KnowledgeBase(name, settings)
         with kb.store.locked():
             kb.close()
             shutil.rmtree(kb.path)
+        shutil.rmtree(upload_dir(kb.settings, name), ignore_errors=True)
 
     def close(self) -> None:
         if self._parser is not None:

@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from hanlin.knowledge.base import Chunk
+from hanlin.knowledge.display import clean_text
 from hanlin.knowledge.filters import Filter
+
+if TYPE_CHECKING:
+    from hanlin.knowledge.display import SourceNames
 
 Vector = npt.NDArray[np.float32]
 
@@ -59,6 +63,17 @@ class FileRecord:
     error: str | None = None
     hint: str | None = None
 
+    def to_dict(self, names: SourceNames | None = None) -> dict[str, Any]:
+        """A failed file as every surface shows it; ``names`` gives the public names API
+        clients see (:mod:`hanlin.knowledge.display`), without it paths are shown as stored."""
+        if names is None:
+            return {"path": self.path, "reason": self.error, "hint": self.hint}
+        return {
+            "path": names.source(self.path),
+            "reason": names.scrub(self.error),
+            "hint": self.hint,
+        }
+
 
 @dataclass(slots=True)
 class SourceRecord:
@@ -84,6 +99,31 @@ class DocumentRecord:
     n_chars: int
     metadata: dict[str, Any]
     updated_at: float
+
+    def to_dict(self, names: SourceNames | None = None) -> dict[str, Any]:
+        """A stored document as every surface lists it (``status`` is always ``done``: the
+        server's document list shows files still being ingested in the same shape). ``names``
+        as in :meth:`FileRecord.to_dict`."""
+        key, source = (
+            (self.key, self.source)
+            if names is None
+            else (
+                names.key(self.key),
+                names.source(self.source),
+            )
+        )
+        return {
+            "id": self.id,
+            "doc": key,
+            "title": clean_text(self.title),
+            "source": source,
+            "format": self.format,
+            "chunks": self.n_chunks,
+            "chars": self.n_chars,
+            "status": "done",
+            "reason": None,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(slots=True)

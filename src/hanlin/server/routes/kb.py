@@ -4,7 +4,6 @@ Ingestion (uploads, URLs, sync, jobs, events) is in :mod:`hanlin.server.routes.i
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -15,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hanlin.access.auth import Principal
 from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.knowledge.display import SourceNames, clean_text
-from hanlin.knowledge.kb import KBInfo, KnowledgeBase
-from hanlin.knowledge.uploads import upload_dir
+from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.rag.base import AnswerDelta, RagEvent, RetrievalEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
@@ -66,44 +64,6 @@ class AskBody(BaseModel):
     stream: bool = False
 
 
-def summary(info: KBInfo) -> dict[str, Any]:
-    s = info.stats
-    return {
-        "name": info.name,
-        "documents": s.documents,
-        "chunks": s.chunks,
-        "embedding_model": info.embedding_model,
-        "size_bytes": s.size_bytes,
-        "created_at": info.created_at,
-    }
-
-
-def detail(info: KBInfo) -> dict[str, Any]:
-    """A knowledge base as API clients see it: sources and failed files by public names."""
-    s = info.stats
-    names = SourceNames(info.sources)
-    return summary(info) | {
-        "embedding_space": info.embedding_space,
-        "analyzer": info.analyzer,
-        "files": s.files,
-        "failed_files": s.failed_files,
-        "vectors": s.vectors,
-        "sources": [
-            {
-                "id": src.id,
-                "uri": names.source(src.uri),
-                "kind": src.kind,
-                "name": names.source(src.uri),
-            }
-            for src in info.sources
-        ],
-        "failures": [
-            {"path": names.source(f.path), "reason": names.scrub(f.error), "hint": f.hint}
-            for f in info.failures
-        ],
-    }
-
-
 @router.get("", summary="List knowledge bases")
 async def list_kbs(
     state: ServerState = Depends(get_state), caller: Principal = Depends(principal)
@@ -113,7 +73,7 @@ async def list_kbs(
     for name in state.kbs.names():
         if caller.can_kb(name):
             with_info = await state.kbs.run(name, KnowledgeBase.info)
-            data.append(summary(with_info))
+            data.append(with_info.summary())
     return {"data": data}
 
 
@@ -135,7 +95,7 @@ async def create_kb(
         with KnowledgeBase.create(
             body.name, embedding_model=body.embedding_model, settings=state.settings
         ) as kb:
-            return summary(kb.info())
+            return kb.info().summary()
 
     try:
         return await asyncio.to_thread(create)
@@ -147,7 +107,7 @@ async def create_kb(
 async def get_kb(
     name: str, state: ServerState = Depends(get_state), caller: Principal = Read
 ) -> dict[str, Any]:
-    return detail(await state.kbs.run(name, KnowledgeBase.info))
+    return (await state.kbs.run(name, KnowledgeBase.info)).to_dict()
 
 
 async def _writer(state: ServerState, name: str, timeout: float) -> Any:
@@ -173,7 +133,6 @@ async def delete_kb(
     try:
         state.kbs.drop(name)
         await asyncio.to_thread(KnowledgeBase.remove, name, state.settings)
-        await asyncio.to_thread(shutil.rmtree, upload_dir(state.settings, name), True)
         state.jobs.forget(name)
     finally:
         lock.release()
@@ -197,37 +156,28 @@ async def list_documents(
     for f in state.jobs.unfinished_files(name):
         covered.add(f.key)
         shown = names.source(f.key) if f.key else clean_text(f.filename)
-        reason = names.scrub(f.reason)
-        rows.append(_row(None, clean_text(f.filename), shown, f.chunks, f.status, reason, None))
+        rows.append(_row(clean_text(f.filename), shown, f.chunks, f.status, names.scrub(f.reason)))
     for rec in failures:
         if rec.path not in covered:
             shown = names.source(rec.path)
-            rows.append(_row(None, shown, shown, 0, "failed", names.scrub(rec.error), None))
-    for d in docs:
-        key, title = names.key(d.key), clean_text(d.title)
-        rows.append(
-            _row(key, title, names.source(d.source), d.n_chunks, "done", None, d.updated_at)
-        )
+            rows.append(_row(shown, shown, 0, "failed", names.scrub(rec.error)))
+    rows.extend(d.to_dict(names) for d in docs)
     return {"data": rows[offset : offset + limit], "total": len(rows)}
 
 
-def _row(
-    doc: str | None,
-    title: str,
-    source: str,
-    chunks: int,
-    status: str,
-    reason: str | None,
-    updated_at: float | None,
-) -> dict[str, Any]:
+def _row(title: str, source: str, chunks: int, status: str, reason: str | None) -> dict[str, Any]:
+    """A file not stored (yet) in the shape of a stored document (``DocumentRecord.to_dict``)."""
     return {
-        "doc": doc,
+        "id": None,
+        "doc": None,
         "title": title,
         "source": source,
+        "format": None,
         "chunks": chunks,
+        "chars": None,
         "status": status,
         "reason": reason,
-        "updated_at": updated_at,
+        "updated_at": None,
     }
 
 
