@@ -7,7 +7,7 @@ for scripts. The logic lives in :mod:`hanlin.compute`.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, cast, get_args
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -19,23 +19,14 @@ from rich.text import Text
 from hanlin.compute import (
     KNOWN_MODELS,
     ModelSpec,
-    ServeOptions,
     Term,
-    TrainMemoryOptions,
     kv_cache_bytes_per_token,
     list_gpus,
     load_model,
-    parse_context,
-    parse_count,
-    serve_estimate,
-    training_memory,
-    training_time,
-    validated,
 )
-from hanlin.compute.gpus import Precision
-from hanlin.compute.training import DEFAULT_USD_CNY, Currency
-from hanlin.compute.units import fmt_bytes, fmt_value
-from hanlin.errors import InvalidInputError
+from hanlin.compute.plans import plan_finetune, plan_serving, plan_training
+from hanlin.compute.training import DEFAULT_USD_CNY
+from hanlin.compute.units import fmt_bytes, fmt_value, parse_count
 
 app = typer.Typer(
     help="Compute planner: training FLOPs, GPU-days and cost; memory for fine-tuning and serving.",
@@ -89,22 +80,6 @@ def _fit_line(fits: bool | None, need: float, have: float | None, what: str) -> 
         out.print(f"[green]✓ fits[/]: {fmt_bytes(need)} of {fmt_bytes(have)} {what}")
     else:
         out.print(f"[bold red]✗ does not fit[/]: {fmt_bytes(need)} > {fmt_bytes(have)} {what}")
-
-
-def _price(price_usd: float | None, price_cny: float | None) -> tuple[float | None, Currency]:
-    if price_usd is not None and price_cny is not None:
-        raise InvalidInputError("give --price-usd or --price-cny, not both")
-    if price_cny is not None:
-        return price_cny, "CNY"
-    return price_usd, "USD"
-
-
-def _precision(text: str) -> Precision:
-    if text not in get_args(Precision):
-        raise InvalidInputError(
-            f"unknown precision {text!r}", hint=f"one of {', '.join(get_args(Precision))}"
-        )
-    return cast(Precision, text)
 
 
 @app.command("gpus")
@@ -199,43 +174,32 @@ def train_cmd(
 ) -> None:
     """Pre-training compute: FLOPs, days, GPU-days, cost — and whether it fits in memory."""
     spec = load_model(model)
-    n_tokens = parse_count(tokens, what="token count")
-    seq_len = parse_context(seq) if seq else (spec.context_length or 2048)
-    price, currency = _price(price_usd, price_cny)
-    assumed = mfu is None and tflops is None
-    est = training_time(
+    plan = plan_training(
         spec,
-        n_tokens,
+        tokens,
         gpu,
-        gpus,
-        mfu=0.4 if assumed else mfu,
-        achieved_tflops=tflops,
-        precision=_precision(precision),
-        seq_len=seq_len,
-        attention=attention,
-        recompute=recompute,
-        price_per_gpu_hour=price,
-        currency=currency,
-        usd_cny=usd_cny,
-    )
-    opts = validated(
-        TrainMemoryOptions,
-        FLAGS,
-        method="full",
-        seq_len=seq_len,
-        micro_batch=micro_batch,
         gpus=gpus,
+        mfu=mfu,
+        tflops=tflops,
+        precision=precision,
+        recompute=recompute,
+        attention=attention,
+        seq=seq,
+        price_usd=price_usd,
+        price_cny=price_cny,
+        usd_cny=usd_cny,
         tp=tp,
         pp=pp,
         zero=zero,
-        grad_checkpointing=True,
+        micro_batch=micro_batch,
+        flags=FLAGS,
     )
-    mem = training_memory(spec, opts, gpu)
-    if assumed:
-        est.assumptions.insert(0, "no --mfu given: assumed 0.4")
+    est, mem = plan.training, plan.memory
+    assert est is not None
     if as_json:
-        _emit_json({"training": est.model_dump(mode="json"), "memory": mem.model_dump(mode="json")})
+        _emit_json(plan.to_dict())
         return
+    n_tokens = parse_count(tokens, what="token count")
     out.print(
         _table(f"training {spec.name} on {n_tokens:,} tokens, {gpus:,} × {est.gpu}", est.terms)
     )
@@ -271,40 +235,29 @@ def finetune_cmd(
 ) -> None:
     """Memory per GPU for full fine-tuning, LoRA or QLoRA (and time, given --tokens)."""
     spec = load_model(model)
-    opts = validated(
-        TrainMemoryOptions,
-        FLAGS,
+    plan, opts = plan_finetune(
+        spec,
+        gpu,
         method=method,
-        seq_len=parse_context(seq),
+        seq=seq,
         micro_batch=micro_batch,
         gpus=gpus,
-        lora_rank=rank,
-        lora_targets=targets,
+        rank=rank,
+        targets=targets,
         optimizer=optimizer,
         precision=precision,
-        grad_checkpointing=grad_ckpt,
+        grad_ckpt=grad_ckpt,
         attention=attention,
         zero=zero,
         tp=tp,
         pp=pp,
+        tokens=tokens,
+        mfu=mfu,
+        flags=FLAGS,
     )
-    mem = training_memory(spec, opts, gpu)
-    est = None
-    if tokens is not None:
-        est = training_time(
-            spec,
-            parse_count(tokens, what="token count"),
-            gpu,
-            gpus,
-            mfu=mfu,
-            recompute=grad_ckpt,
-            method=opts.method,
-        )
+    mem, est = plan.memory, plan.training
     if as_json:
-        payload: dict[str, Any] = {"memory": mem.model_dump(mode="json")}
-        if est is not None:
-            payload["training"] = est.model_dump(mode="json")
-        _emit_json(payload)
+        _emit_json(plan.to_dict())
         return
     title = f"{opts.method} fine-tuning {spec.name}: {opts.micro_batch} × {opts.seq_len:,} tokens"
     out.print(_table(f"{title}, memory per GPU", mem.terms))
@@ -332,24 +285,23 @@ def serve_cmd(
 ) -> None:
     """Serving: weights, KV cache, max concurrency, decode and prefill speed bounds."""
     spec = load_model(model)
-    if quant is None:
-        quant = "file" if spec.stored_bytes is not None else "bf16"
-    opts = validated(
-        ServeOptions,
-        FLAGS,
-        context=parse_context(context),
+    est, opts = plan_serving(
+        spec,
+        gpu,
+        context=context,
         concurrency=concurrency,
         gpus=gpus,
         quant=quant,
         kv_dtype=kv_dtype,
-        bandwidth_efficiency=bw_eff,
-        compute_efficiency=mfu,
-        memory_utilization=mem_util,
+        bw_eff=bw_eff,
+        mfu=mfu,
+        mem_util=mem_util,
+        flags=FLAGS,
     )
-    est = serve_estimate(spec, gpu, opts)
     if as_json:
         _emit_json(est)
         return
+    quant = opts.quant
     title = f"serving {spec.name} ({quant}) on {gpus} × {est.gpu}: {concurrency} × {opts.context:,}"
     out.print(_table(title, est.terms))
     _notes(est.assumptions)

@@ -7,31 +7,15 @@ not accepted: the server never reads files a client names.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.access.auth import Principal
-from hanlin.compute import (
-    KNOWN_MODELS,
-    ModelSpec,
-    ServeOptions,
-    TrainMemoryOptions,
-    from_hf_config,
-    from_params,
-    list_gpus,
-    load_model,
-    parse_context,
-    parse_count,
-    serve_estimate,
-    training_memory,
-    training_time,
-    validated,
-)
+from hanlin.compute import KNOWN_MODELS, list_gpus
+from hanlin.compute.plans import model_from_request, plan_finetune, plan_serving, plan_training
 from hanlin.compute.training import DEFAULT_USD_CNY
-from hanlin.errors import InvalidInputError
 from hanlin.server.auth import principal
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.state import ServerState, get_state
@@ -39,25 +23,6 @@ from hanlin.server.state import ServerState, get_state
 router = APIRouter(prefix="/api/compute", tags=["compute"], route_class=JSONRoute)
 ModelRef = str | dict[str, Any]
 Count = str | int
-
-
-def _model(ref: ModelRef) -> ModelSpec:
-    if isinstance(ref, dict):
-        if "model_type" in ref or "architectures" in ref:
-            return from_hf_config(ref)
-        return from_params(**ref)
-    text = ref.strip()
-    if (
-        any(ch in text for ch in "/\\~")
-        or text.lower().endswith((".json", ".gguf"))
-        or text.startswith(".")
-        or Path(text).exists()
-    ):
-        raise InvalidInputError(
-            f"{text!r} looks like a file path; the server takes model names or config objects",
-            hint="pass a known name (GET /api/compute/models) or the config.json content",
-        )
-    return load_model(text)
 
 
 class TrainBody(BaseModel):
@@ -131,92 +96,19 @@ def models(caller: Principal = Depends(principal)) -> dict[str, Any]:
 
 @router.post("/train", summary="Pre-training compute: FLOPs, time, GPU-days, cost, memory")
 def train(body: TrainBody, caller: Principal = Depends(principal)) -> dict[str, Any]:
-    spec = _model(body.model)
-    if body.price_usd is not None and body.price_cny is not None:
-        raise InvalidInputError("give price_usd or price_cny, not both")
-    seq_len = parse_context(body.seq) if body.seq is not None else (spec.context_length or 2048)
-    assumed = body.mfu is None and body.tflops is None
-    est = training_time(
-        spec,
-        parse_count(body.tokens, what="token count"),
-        body.gpu,
-        body.gpus,
-        mfu=0.4 if assumed else body.mfu,
-        achieved_tflops=body.tflops,
-        precision=body.precision,
-        seq_len=seq_len,
-        attention=body.attention,
-        recompute=body.recompute,
-        price_per_gpu_hour=body.price_cny if body.price_cny is not None else body.price_usd,
-        currency="CNY" if body.price_cny is not None else "USD",
-        usd_cny=body.usd_cny,
-    )
-    if assumed:
-        est.assumptions.insert(0, "no mfu given: assumed 0.4")
-    opts = validated(
-        TrainMemoryOptions,
-        method="full",
-        seq_len=seq_len,
-        micro_batch=body.micro_batch,
-        gpus=body.gpus,
-        tp=body.tp,
-        pp=body.pp,
-        zero=body.zero,
-        grad_checkpointing=True,
-    )
-    mem = training_memory(spec, opts, body.gpu)
-    return {"training": est.model_dump(mode="json"), "memory": mem.model_dump(mode="json")}
+    values = body.model_dump(exclude={"model", "tokens", "gpu"})
+    return plan_training(model_from_request(body.model), body.tokens, body.gpu, **values).to_dict()
 
 
 @router.post("/finetune", summary="Fine-tuning memory per GPU (full, LoRA, QLoRA), and time")
 def finetune(body: FinetuneBody, caller: Principal = Depends(principal)) -> dict[str, Any]:
-    spec = _model(body.model)
-    opts = validated(
-        TrainMemoryOptions,
-        method=body.method,
-        seq_len=parse_context(body.seq),
-        micro_batch=body.micro_batch,
-        gpus=body.gpus,
-        lora_rank=body.rank,
-        lora_targets=body.targets,
-        optimizer=body.optimizer,
-        precision=body.precision,
-        grad_checkpointing=body.grad_ckpt,
-        attention=body.attention,
-        zero=body.zero,
-        tp=body.tp,
-        pp=body.pp,
-    )
-    payload: dict[str, Any] = {
-        "memory": training_memory(spec, opts, body.gpu).model_dump(mode="json")
-    }
-    if body.tokens is not None:
-        est = training_time(
-            spec,
-            parse_count(body.tokens, what="token count"),
-            body.gpu,
-            body.gpus,
-            mfu=body.mfu,
-            recompute=body.grad_ckpt,
-            method=opts.method,
-        )
-        payload["training"] = est.model_dump(mode="json")
-    return payload
+    values = body.model_dump(exclude={"model", "gpu"})
+    plan, _ = plan_finetune(model_from_request(body.model), body.gpu, **values)
+    return plan.to_dict()
 
 
 @router.post("/serve", summary="Serving memory, max concurrency and speed bounds")
 def serve(body: ServeBody, caller: Principal = Depends(principal)) -> dict[str, Any]:
-    spec = _model(body.model)
-    quant = body.quant or ("file" if spec.stored_bytes is not None else "bf16")
-    opts = validated(
-        ServeOptions,
-        context=parse_context(body.context),
-        concurrency=body.concurrency,
-        gpus=body.gpus,
-        quant=quant,
-        kv_dtype=body.kv_dtype,
-        bandwidth_efficiency=body.bw_eff,
-        compute_efficiency=body.mfu,
-        memory_utilization=body.mem_util,
-    )
-    return serve_estimate(spec, body.gpu, opts).model_dump(mode="json")
+    values = body.model_dump(exclude={"model", "gpu"})
+    est, _ = plan_serving(model_from_request(body.model), body.gpu, **values)
+    return est.model_dump(mode="json")
