@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +22,7 @@ from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.models.base import Endpoint
 from hanlin.models.catalog import Catalog
-from hanlin.models.keys import KeyStore, Secret
+from hanlin.models.keys import KeySource, KeyStore, Secret, endpoint_key_status, key_status
 
 app = typer.Typer(
     help="Provider API keys, stored 0600 in HANLIN_HOME or read from environment variables.",
@@ -31,8 +30,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-KeySource = Literal["env", "file", "missing", "not needed"]
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -42,11 +39,7 @@ def key_store(settings: Settings) -> KeyStore:
 
 def key_source(endpoint: Endpoint, store: KeyStore) -> KeySource:
     """Where the gateway would find this endpoint's key (the environment wins), if anywhere."""
-    if endpoint.key_env and os.environ.get(endpoint.key_env):
-        return "env"
-    if store.get(endpoint.name) is not None:
-        return "file"
-    return "missing" if endpoint.needs_key else "not needed"
+    return endpoint_key_status(endpoint, store).source
 
 
 def key_badge(source: KeySource) -> str:
@@ -103,7 +96,7 @@ def set_(
     )
     if not endpoint.needs_key:
         err.print(f"  [dim]{escape(endpoint.name)} does not need a key; it will be sent anyway[/]")
-    if endpoint.key_env and os.environ.get(endpoint.key_env):
+    if endpoint_key_status(endpoint, store).source == "env":
         err.print(
             f"  [yellow]{endpoint.key_env} is set in the environment and wins over "
             "the stored key[/]",
@@ -129,7 +122,7 @@ def _set_search_key(settings: Settings, name: str, label: str, env: str, value: 
         f"({Secret(key).masked}) in {escape(str(store.path))}",
         highlight=False,
     )
-    if os.environ.get(env):
+    if key_status(name, env, store).source == "env":
         err.print(f"  [yellow]{env} is set in the environment and wins over the stored key[/]")
 
 
@@ -142,42 +135,10 @@ def list_(
     endpoints = Catalog(settings.models).endpoints
     store = key_store(settings)
     rows: list[dict[str, object]] = []
-    for name, endpoint in endpoints.items():
-        env_value = os.environ.get(endpoint.key_env) if endpoint.key_env else None
-        if env_value:
-            rows.append(
-                {
-                    "provider": name,
-                    "source": "env",
-                    "variable": endpoint.key_env,
-                    "key": Secret(env_value).masked,
-                    "in_use": True,
-                }
-            )
-        stored = store.get(name)
-        if stored is not None:
-            rows.append(
-                {
-                    "provider": name,
-                    "source": "file",
-                    "variable": endpoint.key_env,
-                    "key": stored.masked,
-                    "in_use": not env_value,
-                }
-            )
+    for endpoint in endpoints.values():
+        rows.extend(endpoint_key_status(endpoint, store).listing())
     for name, search in SEARCH_PROVIDERS.items():  # web_search engines
-        env_value, stored = os.environ.get(search.env), store.get(name)
-        for source, secret in (("env", env_value and Secret(env_value)), ("file", stored)):
-            if secret:
-                rows.append(
-                    {
-                        "provider": name,
-                        "source": source,
-                        "variable": search.env,
-                        "key": secret.masked,
-                        "in_use": source == "env" or not env_value,
-                    }
-                )
+        rows.extend(key_status(name, search.env, store).listing())
     for name in store.names():
         if name not in endpoints and name not in SEARCH_PROVIDERS:
             secret = store.get(name)
@@ -228,7 +189,7 @@ def rm(
     store.remove(provider)
     err.print(f"removed the stored key for [bold]{escape(provider)}[/]", highlight=False)
     endpoint = Catalog(settings.models).endpoints.get(provider)
-    if endpoint is not None and endpoint.key_env and os.environ.get(endpoint.key_env):
+    if endpoint is not None and endpoint_key_status(endpoint, store).source == "env":
         err.print(f"  [yellow]{endpoint.key_env} is still set in the environment[/]")
 
 

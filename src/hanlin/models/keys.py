@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hanlin.errors import ConfigError, NotFoundError
 from hanlin.models.base import Endpoint
@@ -108,22 +109,82 @@ class KeyStore:
         return sorted(self._read())
 
 
+KeySource = Literal["env", "file", "missing", "not needed"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """Which keys are set for one provider — its environment variable, the key file — and
+    which one is used (the environment wins). Holds :class:`Secret` values only."""
+
+    provider: str
+    variable: str | None
+    env: Secret | None
+    stored: Secret | None
+    needed: bool = True
+
+    @property
+    def secret(self) -> Secret | None:
+        """The key in use: the environment's, else the key file's."""
+        return self.env or self.stored
+
+    @property
+    def source(self) -> KeySource:
+        if self.env is not None:
+            return "env"
+        if self.stored is not None:
+            return "file"
+        return "missing" if self.needed else "not needed"
+
+    @property
+    def available(self) -> bool:
+        """True when a call can be made: a key is set, or none is needed."""
+        return self.source != "missing"
+
+    def listing(self) -> list[dict[str, Any]]:
+        """One row per key that is set, masked (``hanlin keys ls --json``)."""
+        found = (("env", self.env), ("file", self.stored))
+        return [
+            {
+                "provider": self.provider,
+                "source": source,
+                "variable": self.variable,
+                "key": secret.masked,
+                "in_use": secret is self.secret,
+            }
+            for source, secret in found
+            if secret is not None
+        ]
+
+
+def key_status(
+    provider: str, variable: str | None, store: KeyStore, *, needed: bool = True
+) -> KeyStatus:
+    """The key status of ``provider``: ``variable`` (an environment variable, surrounding
+    whitespace ignored) and the key file entry under ``provider``."""
+    value = os.environ.get(variable, "").strip() if variable else ""
+    return KeyStatus(
+        provider, variable, Secret(value) if value else None, store.get(provider), needed
+    )
+
+
+def endpoint_key_status(endpoint: Endpoint, store: KeyStore | None = None) -> KeyStatus:
+    """:func:`key_status` of a gateway endpoint."""
+    return key_status(
+        endpoint.name, endpoint.key_env, store or KeyStore(), needed=endpoint.needs_key
+    )
+
+
 def resolve_key(endpoint: Endpoint, store: KeyStore | None = None) -> Secret | None:
     """The key for an endpoint: its environment variable, else the key file.
 
     Raises :class:`MissingKeyError` when the endpoint needs a key and none is set.
     """
-    if endpoint.key_env:
-        env = os.environ.get(endpoint.key_env)
-        if env:
-            return Secret(env)
-    stored = (store or KeyStore()).get(endpoint.name)
-    if stored is not None:
-        return stored
-    if endpoint.needs_key:
+    status = endpoint_key_status(endpoint, store)
+    if status.source == "missing":
         raise MissingKeyError(
             f"no API key for {endpoint.name}",
             hint=f"run `hanlin keys set {endpoint.name}` or set {endpoint.key_env}",
             provider=endpoint.name,
         )
-    return None
+    return status.secret

@@ -12,7 +12,6 @@ knowledge base's loaders, so a page cites the same main content a knowledge base
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from hanlin.agents.tools.websearch_sources import (
     format_sources,
     to_rag_evidence,
 )
-from hanlin.models.keys import KeyStore, Secret
+from hanlin.models.keys import KeyStore, Secret, key_status
 
 
 class WebSearchOptions(BaseModel):
@@ -73,10 +72,7 @@ class SearchResults:
 
 def _secret(cls: type[SearchProvider], keys: KeyStore) -> Secret | None:
     """The provider's key (or SearXNG URL): its environment variable wins, else the key store."""
-    env = os.environ.get(cls.env, "").strip()
-    if env:
-        return Secret(env)
-    return keys.get(cls.name)
+    return key_status(cls.name, cls.env, keys).secret
 
 
 def configured_providers(

@@ -4,7 +4,6 @@ embeddings and the model list. Translation lives in :mod:`hanlin.server.openai_w
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from hanlin.errors import InvalidInputError
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.knowledge.tokenize import count_tokens
 from hanlin.models.catalog import AliasStore
+from hanlin.models.keys import endpoint_key_status
 from hanlin.rag.base import Citation, RagEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
@@ -52,10 +52,7 @@ async def list_models(
     gw = state.gateway
     data: list[dict[str, Any]] = []
     for endpoint in gw.catalog.endpoints.values():
-        has_key = not endpoint.needs_key or bool(
-            (endpoint.key_env and os.environ.get(endpoint.key_env))
-            or gw.keys.get(endpoint.name) is not None
-        )
+        has_key = endpoint_key_status(endpoint, gw.keys).available
         for info in endpoint.models:
             data.append(
                 {
