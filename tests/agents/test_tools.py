@@ -9,9 +9,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 from hanlin.agents.tools import AgentTool, ToolResult, tool
 from hanlin.agents.tools.builtins import (
@@ -53,6 +54,48 @@ def test_schema_comes_from_hints_and_docstring() -> None:
     assert params["additionalProperties"] is False
     assert weather.needs_approval and weather.spec().name == "weather"
     assert call(weather, '{"city": "Paris"}').content == "Paris:3:None"
+
+
+class Attachment(BaseModel):
+    """A file by its content."""
+
+    name: str = Field(description="file name")
+    encoding: Literal["text", "base64"] = "text"
+
+
+class Node(BaseModel):
+    label: str
+    children: list[Node] = []
+
+
+def test_constraints_enums_and_nested_models_reach_the_schema() -> None:
+    @tool
+    def attach(
+        k: Annotated[int, Field(ge=1, le=50)] = 5,
+        mode: Literal["fast", "slow"] = "fast",
+        files: Annotated[list[Attachment], Field(max_length=2)] = [],  # noqa: B006
+        tree: Node | None = None,
+    ) -> str:
+        """Attach files.
+
+        Args:
+            k: how many
+        """
+        return f"{k}:{mode}:{[f.name for f in files]}"
+
+    props = attach.parameters["properties"]
+    assert props["k"] == {"default": 5, "description": "how many", "type": "integer"} | {
+        "minimum": 1,
+        "maximum": 50,
+    }
+    assert props["mode"]["enum"] == ["fast", "slow"]
+    item = props["files"]["items"]  # inlined: some providers reject $ref
+    assert props["files"]["maxItems"] == 2 and item["type"] == "object"
+    assert item["properties"]["name"] == {"type": "string", "description": "file name"}
+    assert "title" not in item and "$defs" in attach.parameters  # the recursive Node keeps them
+    assert call(attach, {"files": [{"name": "a.md"}]}).content == "5:fast:['a.md']"
+    for bad in ({"k": 51}, {"mode": "medium"}, {"files": [{"name": "a"}] * 3}):
+        assert call(attach, bad).is_error
 
 
 def test_bad_arguments_become_error_results() -> None:

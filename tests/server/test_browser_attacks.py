@@ -20,9 +20,9 @@ import openai
 import pytest
 
 from hanlin.access.origin import CSP, OriginPolicy
-from hanlin.agents.mcp.http import http_app
-from hanlin.agents.mcp.server import build_server
 from hanlin.config import Settings
+from hanlin.mcpserver.http import http_app
+from hanlin.mcpserver.server import build_server
 from hanlin.server.app import create_app
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import UpstreamServer

@@ -40,8 +40,8 @@ def serve(
     endpoint is http://HOST:PORT/mcp and API keys (`hanlin apikeys create`) work as for
     `hanlin serve`: required off loopback, scopes kb:read / kb:write / chat respected.
     """
-    from hanlin.agents.mcp.http import http_app, serve_stdio
-    from hanlin.agents.mcp.server import build_server
+    from hanlin.mcpserver.http import http_app, serve_stdio
+    from hanlin.mcpserver.server import build_server
 
     settings = load_settings()
     mcp = build_server(settings, knowledge_bases=kb or None, allow_paths=not http)

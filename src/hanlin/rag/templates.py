@@ -8,7 +8,9 @@ Templates are plain text with ``{name}`` fields, one file per purpose and langua
 from __future__ import annotations
 
 import re
+import string
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -87,3 +89,37 @@ def render(name: str, lang: Language, home: Path | None = None, **fields: object
 def source_block(n: int, where: str, text: str) -> str:
     """One numbered source as the answer prompt shows it (``source.txt``)."""
     return _bundled("source.txt").rstrip("\n").format(n=n, where=where, text=text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class BundledTemplate:
+    """A template shipped in ``hanlin/rag/prompts/``: its languages (none when one file serves
+    them all, like ``source``) and its ``{fields}``."""
+
+    name: str
+    languages: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    def text(self, lang: Language = "en", home: Path | None = None) -> str:
+        """The template in ``lang``, with the override from ``home`` as :func:`template` finds
+        it; a template without languages is its bundled file."""
+        if not self.languages:
+            return _bundled(f"{self.name}.txt").rstrip("\n")
+        return template(self.name, lang, home)
+
+
+@lru_cache(maxsize=1)
+def bundled_templates() -> tuple[BundledTemplate, ...]:
+    """Every bundled template, by name (``answer.en.txt`` and ``answer.zh.txt`` are one)."""
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for entry in sorted(resources.files("hanlin.rag").joinpath("prompts").iterdir(), key=str):
+        parts = entry.name.split(".")
+        if len(parts) < 2 or parts[-1] != "txt":
+            continue
+        base, lang = parts[0], (parts[1] if len(parts) == 3 else "")
+        fields = [f for _, f, _, _ in string.Formatter().parse(entry.read_text("utf-8")) if f]
+        langs, known = found.setdefault(base, ([], []))
+        if lang:
+            langs.append(lang)
+        known.extend(f for f in fields if f not in known)
+    return tuple(BundledTemplate(n, tuple(ls), tuple(fs)) for n, (ls, fs) in found.items())

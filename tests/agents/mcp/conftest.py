@@ -1,6 +1,7 @@
-"""Fixtures for the MCP tests: a small knowledge base, free loopback ports, subprocess servers
-(``hanlin mcp serve``), and the npm packages (the reference "everything" MCP server and the
-conformance suite) installed once into a cache folder."""
+"""Fixtures for the MCP client tests — free loopback ports, waiting for an HTTP server, the npm
+packages (the reference "everything" MCP server and the conformance suite) installed once into a
+cache folder — and the fake upstream's scripts. The MCP server's tests (``tests/mcpserver/``)
+import the shared ones."""
 
 from __future__ import annotations
 
@@ -9,19 +10,15 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from hanlin.config import Settings, load_settings
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import Reply, UpstreamServer
-from tests.server.conftest import build_kb
 
 #: the reference server (`npx @modelcontextprotocol/server-everything`) and the suite, pinned
 NPM_PACKAGES = ["@modelcontextprotocol/server-everything@2026.8.31"]
@@ -33,18 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def kb_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A HANLIN_HOME with the knowledge base ``docs`` (tea, rivers, garden)."""
-    home = tmp_path_factory.mktemp("mcp-home")
-    build_kb(kb_settings(home)).close()
-    return home
-
-
-def kb_settings(home: Path, **server: object) -> Settings:
-    return load_settings(home=home, knowledge={"embed_workers": 1}, server=server)
 
 
 @pytest.fixture(scope="session")
@@ -80,40 +65,6 @@ def wait_http(url: str, proc: subprocess.Popen[str], seconds: float = 60) -> Non
             assert proc.poll() is None, f"the server exited: {proc.stderr and proc.stderr.read()}"
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-
-
-@pytest.fixture()
-def http_server(kb_home: Path) -> Iterator[tuple[str, Path]]:
-    """``hanlin mcp serve --http`` on a free loopback port; yields (url, its HANLIN_HOME)."""
-    yield from _serve(kb_home, {})
-
-
-@pytest.fixture()
-def keyed_http_server(kb_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The same with ``server.require_keys``: every request needs an API key."""
-    home = tmp_path / "home"
-    shutil.copytree(kb_home, home)
-    from hanlin.access.apikeys import APIKeyStore
-
-    APIKeyStore(home / "apikeys.json").create(["admin"], name="boot")  # it refuses to start keyless
-    yield from _serve(home, {"HANLIN_SERVER__REQUIRE_KEYS": "true"})
-
-
-def _serve(home: Path, extra_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    env = {**os.environ, "HANLIN_HOME": str(home), **extra_env}
-    cmd = [sys.executable, "-m", "hanlin", "mcp", "serve", "--http", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/mcp", proc)
-        yield f"http://127.0.0.1:{port}/mcp", home
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- scripting the fake OpenAI-compatible upstream (the shapes tests/agents/test_loop.py uses) --

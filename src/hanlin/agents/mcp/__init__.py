@@ -1,5 +1,6 @@
-"""MCP for Hanlin: use MCP servers' tools, resources and prompts from agents (``client``), and
-serve Hanlin's knowledge bases, prompt templates and tools to MCP clients (``server``)."""
+"""Hanlin's MCP client: agents use MCP servers' tools, resources and prompts (``client``,
+``toolset``), configured under ``[mcpServers.<name>]`` (``config``). Hanlin's own MCP server is
+a surface: :mod:`hanlin.mcpserver`."""
 
 from hanlin.agents.mcp.client import McpConnection, McpError, McpTool
 from hanlin.agents.mcp.config import McpServerConfig, configured_servers, parse_servers

@@ -200,7 +200,7 @@ def tool(
     """Turn a typed function into an :class:`AgentTool` (use as ``@tool`` or ``@tool(...)``)."""
 
     def build(f: Callable[..., Any]) -> AgentTool:
-        hints = get_type_hints(f)
+        hints = get_type_hints(f, include_extras=True)  # keeps Annotated[int, Field(ge=1)]
         summary, docs = _describe(f)
         fields: dict[str, Any] = {}
         for pname, param in inspect.signature(f).parameters.items():
@@ -208,12 +208,10 @@ def tool(
                 continue
             annotation = hints.get(pname, Any)
             default = ... if param.default is param.empty else param.default
-            fields[pname] = (annotation, Field(default, description=docs.get(pname)))
+            # no description=None: it would erase one given in the annotation's Field
+            info = Field(default, description=docs[pname]) if pname in docs else Field(default)
+            fields[pname] = (annotation, info)
         model = create_model(f"{f.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
-        schema = model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
         return AgentTool(
             name=name or f.__name__,
             description=summary,
@@ -221,7 +219,48 @@ def tool(
             args_model=model,
             side_effects=frozenset(side_effects),
             timeout=timeout,
-            parameters=schema,
+            parameters=_tidy(model.model_json_schema()),
         )
 
     return build(fn) if fn is not None else build
+
+
+#: the keywords of a JSON schema whose values are schemas (``properties``: a map of them)
+_SUBSCHEMAS = ("items", "prefixItems", "anyOf", "allOf", "oneOf", "not", "additionalProperties")
+
+
+def _tidy(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as models and MCP clients read it best: nested models (``list[Upload]``)
+    inlined instead of ``$ref``s, which some providers reject, and pydantic's titles left out.
+    A recursive model keeps its ``$defs``."""
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    recursive = False
+
+    def walk(node: Any, inside: tuple[str, ...]) -> Any:
+        nonlocal recursive
+        if isinstance(node, list):
+            return [walk(n, inside) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in inside or name not in defs:
+                recursive = True
+                return node
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return walk(defs[name] | rest, (*inside, name))
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "title" and isinstance(value, str):
+                continue
+            if key == "properties" and isinstance(value, dict):
+                out[key] = {p: walk(sub, inside) for p, sub in value.items()}
+            else:
+                out[key] = walk(value, inside) if key in _SUBSCHEMAS else value
+        return out
+
+    tidy: dict[str, Any] = walk(schema, ())
+    if recursive:
+        tidy["$defs"] = defs
+    return tidy

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hanlin.errors import HanlinError
-from hanlin.registry import Registry
 
 
 @dataclass(slots=True)
@@ -176,13 +175,14 @@ class SearchProvider:
         return SearchHit(engine=self.name, rank=rank, **fields)
 
 
-SEARCH_PROVIDERS: Registry[type[SearchProvider]] = Registry("web search provider")
+SEARCH_PROVIDERS: dict[str, type[SearchProvider]] = {}
 
 
 def register_search_provider(cls: type[SearchProvider]) -> type[SearchProvider]:
     """Add a provider class to the registry under ``cls.name`` (a later one replaces it).
     Registration order is the order used to pick the first configured provider."""
-    return SEARCH_PROVIDERS.register(cls.name, cls)
+    SEARCH_PROVIDERS[cls.name] = cls
+    return cls
 
 
 @register_search_provider

@@ -1,5 +1,5 @@
-"""``hanlin mcp serve`` through the official MCP Python client: in memory, over stdio (a real
-subprocess) and over streamable HTTP (with and without API keys)."""
+"""The MCP server (``hanlin mcp serve``) through the official MCP Python client: in memory,
+over stdio (a real subprocess) and over streamable HTTP (with and without API keys)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from mcp_types import PromptReference
 
 from hanlin.access.apikeys import APIKeyStore
 from hanlin.agents.mcp import McpToolset
-from hanlin.agents.mcp.server import build_server
-from tests.agents.mcp.conftest import kb_settings
+from hanlin.mcpserver.server import build_server
+from tests.mcpserver.conftest import kb_settings
 
 
 def run(coro: Any) -> Any:

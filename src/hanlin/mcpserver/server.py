@@ -3,7 +3,9 @@ registered agent tools as tools, knowledge-base documents as resources
 (``hanlin://kb/<name>/doc/<id>``), and the RAG prompt templates as prompts.
 
 The handlers are thin: they check the caller's scopes and call the same library functions as
-the CLI and the HTTP API. Over HTTP the caller is the API key that :mod:`.http` verified
+the CLI and the HTTP API. Hanlin's own tools are typed functions made tools by
+:func:`~hanlin.agents.tools.base.tool`, as agents' tools are: their signatures are the schema
+MCP clients see. Over HTTP the caller is the API key that :mod:`.http` verified
 (scopes as for ``hanlin serve``: ``kb:read`` to search, ask and read documents, ``kb:write`` to
 ingest, ``chat`` for the other tools); over stdio the caller is the local user and may do
 everything.
@@ -12,34 +14,49 @@ everything.
 from __future__ import annotations
 
 import asyncio
-import string
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import mcp_types as mt
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, Field
 
 from hanlin import __version__
 from hanlin.access.auth import Principal
 from hanlin.access.caller import LOCAL, Access, acting_as, current
-from hanlin.agents.mcp.hanlin_tools import KbService, doc_uri, dumps, parse_doc_uri
-from hanlin.agents.tools.base import AgentTool
+from hanlin.agents.mcp.convert import schema_errors
+from hanlin.agents.tools.base import AgentTool, tool
 from hanlin.config import Settings
 from hanlin.errors import HanlinError
+from hanlin.mcpserver.kb_service import KbService, doc_uri, dumps, parse_doc_uri
+from hanlin.rag.templates import BundledTemplate, bundled_templates
 
 RESOURCE_NOT_FOUND = -32002
 PAGE = 200
-_KB_NAME = {"type": "string", "description": "the knowledge base's name (see kb_list)"}
+
+
+class UploadedFile(BaseModel):
+    """A file sent by its content."""
+
+    name: str = Field(description="file name with extension, e.g. a.md")
+    content: str
+    encoding: Literal["text", "base64"] = "text"
+
+
+Items = Annotated[Sequence[str], Field(max_length=100)]
+Files = Annotated[Sequence[UploadedFile], Field(max_length=100)]
 
 
 @dataclass(slots=True)
 class _Tool:
+    """A tool as this server offers it: the MCP definition, the scope a caller needs and how
+    a call runs (inside the caller's :func:`acting_as`)."""
+
     spec: mt.Tool
     scope: str | None
-    run: Callable[[dict[str, Any], Principal | None], Awaitable[str]]
+    run: Callable[[dict[str, Any]], Awaitable[str]]
     #: seconds before the caller gets an error result (the work itself may go on in a thread)
     timeout: float
 
@@ -111,130 +128,126 @@ class HanlinMcp:
     # -- tools ----------------------------------------------------------------------------------
     def _add(
         self,
-        name: str,
-        description: str,
-        schema: dict[str, Any],
+        tool: AgentTool,
         scope: str | None,
-        run: Callable[[dict[str, Any], Principal | None], Awaitable[str]],
+        run: Callable[[dict[str, Any]], Awaitable[str]],
         *,
         read_only: bool = True,
         open_world: bool = False,
-        timeout: float = 120.0,
+        timeout: float,
     ) -> None:
         hints = mt.ToolAnnotations(
             read_only_hint=read_only,
             destructive_hint=False if not read_only else None,
             open_world_hint=open_world,
         )
-        spec = mt.Tool(name=name, description=description, input_schema=schema, annotations=hints)
-        self.tools[name] = _Tool(spec, scope, run, timeout)
+        schema = tool.parameters or {"type": "object", "properties": {}}
+        spec = mt.Tool(
+            name=tool.name, description=tool.description, input_schema=schema, annotations=hints
+        )
+        self.tools[tool.name] = _Tool(spec, scope, run, timeout)
+
+    def _own(self, tool: AgentTool, scope: str) -> None:
+        """Register one of Hanlin's own tools: its errors (:class:`HanlinError`) reach the
+        caller with their hints, and its ``@tool`` timeout is the call's."""
+
+        async def run(args: dict[str, Any]) -> str:
+            try:
+                parsed = tool.validate(args)
+            except ValueError as exc:
+                raise _ToolFailed(f"invalid arguments for {tool.name}: {exc}") from None
+            text: str = await tool.fn(**{k: getattr(parsed, k) for k in type(parsed).model_fields})
+            return text
+
+        effects = tool.side_effects
+        self._add(
+            tool,
+            scope,
+            run,
+            read_only="writes" not in effects,
+            open_world="network" in effects,
+            timeout=tool.timeout or 600.0,
+        )
 
     def _kb_tools(self) -> None:
         kbs = self.kbs
 
-        async def kb_list(args: dict[str, Any], caller: Principal | None) -> str:
-            names = [n for n in kbs.names() if caller is None or caller.can_kb(n)]
-            return dumps(names)
+        @tool(name="kb_list", timeout=120.0)
+        async def kb_list() -> str:
+            """List the knowledge bases this server serves."""
+            return dumps([n for n in kbs.names() if current().can_kb(n)])
 
-        async def kb_search(args: dict[str, Any], caller: Principal | None) -> str:
-            hits = await kbs.search(
-                args["kb"], args["query"], args.get("k", 5), args.get("mode", "hybrid")
-            )
-            return dumps(hits) if hits else f"no results in '{args['kb']}' for {args['query']!r}"
+        @tool(name="kb_search", timeout=120.0)
+        async def kb_search(
+            kb: str,
+            query: str,
+            k: Annotated[int, Field(ge=1, le=50)] = 5,
+            mode: Literal["hybrid", "dense", "keyword"] = "hybrid",
+        ) -> str:
+            """Search a knowledge base (hybrid keyword + vector search); returns the best
+            passages with their sources.
 
-        async def kb_ask(args: dict[str, Any], caller: Principal | None) -> str:
-            chosen = args.get("model")  # the caller's choice needs the chat scope (RAG checks)
-            who = current()
+            Args:
+                kb: the knowledge base's name (see kb_list)
+                query: what to look for
+            """
+            hits = await kbs.search(kb, query, k, mode)
+            return dumps(hits) if hits else f"no results in '{kb}' for {query!r}"
+
+        @tool(name="kb_ask", side_effects=("network",), timeout=600.0)
+        async def kb_ask(
+            kb: str,
+            question: str,
+            mode: Literal["auto", "generative", "extractive"] = "auto",
+            model: str | None = None,
+        ) -> str:
+            """Answer a question from a knowledge base; the answer cites its sources as [n].
+
+            Args:
+                kb: the knowledge base's name (see kb_list)
+                model: gateway model (optional)
+            """
+            who = current()  # choosing the model needs the chat scope (RAG checks)
             # the server's --model is the operator's choice: kb:read is enough for it
-            with acting_as(who.granting("chat") if self.model and not chosen else who):
-                answer = await kbs.ask(
-                    args["kb"], args["question"], chosen or self.model, args.get("mode", "auto")
-                )
+            with acting_as(who.granting("chat") if self.model and not model else who):
+                answer = await kbs.ask(kb, question, model or self.model, mode)
             return dumps(answer)
 
-        async def kb_add(args: dict[str, Any], caller: Principal | None) -> str:
-            out = await kbs.add(
-                args["kb"], args.get("urls", []), args.get("files", []), args.get("paths", [])
-            )
-            await self._changed(args["kb"])
+        async def add(kb: str, urls: Items, files: Files, paths: Items) -> str:
+            uploads = [f.model_dump() for f in files]
+            out = await kbs.add(kb, list(urls), uploads, list(paths))
+            await self._changed(kb)
             return dumps(out)
 
-        self._add(
-            "kb_list",
-            "List the knowledge bases this server serves.",
-            {"type": "object", "properties": {}},
-            "kb:read",
-            kb_list,
-        )
-        self._add(
-            "kb_search",
-            "Search a knowledge base (hybrid keyword + vector search); returns the best passages "
-            "with their sources.",
-            {
-                "type": "object",
-                "properties": {
-                    "kb": _KB_NAME,
-                    "query": {"type": "string", "description": "what to look for"},
-                    "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
-                    "mode": {"type": "string", "enum": ["hybrid", "dense", "keyword"]},
-                },
-                "required": ["kb", "query"],
-            },
-            "kb:read",
-            kb_search,
-        )
-        self._add(
-            "kb_ask",
-            "Answer a question from a knowledge base; the answer cites its sources as [n].",
-            {
-                "type": "object",
-                "properties": {
-                    "kb": _KB_NAME,
-                    "question": {"type": "string"},
-                    "mode": {"type": "string", "enum": ["auto", "generative", "extractive"]},
-                    "model": {"type": "string", "description": "gateway model (optional)"},
-                },
-                "required": ["kb", "question"],
-            },
-            "kb:read",
-            kb_ask,
-            open_world=True,
-            timeout=600.0,
-        )
-        file_item = {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string", "description": "file name with extension, e.g. a.md"},
-                "content": {"type": "string"},
-                "encoding": {"type": "string", "enum": ["text", "base64"], "default": "text"},
-            },
-            "required": ["name", "content"],
-        }
-        props: dict[str, Any] = {
-            "kb": _KB_NAME,
-            "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
-            "files": {"type": "array", "items": file_item, "maxItems": 100},
-        }
-        if self.kbs.allow_paths:
-            props["paths"] = {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "files, folders or globs on this machine",
-            }
-        self._add(
-            "kb_add",
-            "Add documents to a knowledge base now: URLs (fetched through the SSRF guard) and "
-            "file contents" + (", or local paths" if self.kbs.allow_paths else "") + ".",
-            {"type": "object", "properties": props, "required": ["kb"]},
-            "kb:write",
-            kb_add,
-            read_only=False,
-            open_world=True,
-            timeout=3600.0,
-        )
+        @tool(name="kb_add", side_effects=("writes", "network"), timeout=3600.0)
+        async def kb_add(kb: str, urls: Items = (), files: Files = ()) -> str:
+            """Add documents to a knowledge base now: URLs (fetched through the SSRF guard)
+            and file contents.
+
+            Args:
+                kb: the knowledge base's name (see kb_list)
+            """
+            return await add(kb, urls, files, ())
+
+        @tool(name="kb_add", side_effects=("writes", "network"), timeout=3600.0)
+        async def kb_add_local(
+            kb: str, urls: Items = (), files: Files = (), paths: Sequence[str] = ()
+        ) -> str:
+            """Add documents to a knowledge base now: URLs (fetched through the SSRF guard)
+            and file contents, or local paths.
+
+            Args:
+                kb: the knowledge base's name (see kb_list)
+                paths: files, folders or globs on this machine
+            """
+            return await add(kb, urls, files, paths)
+
+        for read in (kb_list, kb_search, kb_ask):
+            self._own(read, "kb:read")
+        self._own(kb_add_local if kbs.allow_paths else kb_add, "kb:write")
 
     def _agent_tool(self, tool: AgentTool) -> None:
-        async def run(args: dict[str, Any], caller: Principal | None) -> str:
+        async def run(args: dict[str, Any]) -> str:
             result = await tool.run(args)
             if result.is_error:
                 raise _ToolFailed(result.content)
@@ -242,9 +255,7 @@ class HanlinMcp:
 
         effects = tool.side_effects
         self._add(
-            tool.name,
-            tool.description,
-            tool.parameters or {"type": "object", "properties": {}},
+            tool,
             "chat" if effects <= {"read_only"} else "admin",
             run,
             read_only=effects <= {"read_only"},
@@ -267,8 +278,6 @@ class HanlinMcp:
         if tool is None:
             raise MCPError(mt.INVALID_PARAMS, f"unknown tool '{params.name}'")
         args = dict(params.arguments or {})
-        from hanlin.agents.mcp.convert import schema_errors
-
         caller = _principal(ctx)
         kb = args.get("kb") if isinstance(args.get("kb"), str) else None
         problem = schema_errors(tool.spec.input_schema, args) or _allowed(caller, tool.scope, kb)
@@ -276,7 +285,7 @@ class HanlinMcp:
             return _error(f"{params.name}: {problem}")
         try:
             with acting_as(_access(caller)):  # the library checks the caller's access too
-                text = await asyncio.wait_for(tool.run(args, caller), tool.timeout)
+                text = await asyncio.wait_for(tool.run(args), tool.timeout)
         except TimeoutError:
             return _error(f"{params.name} did not finish within {tool.timeout:g} s")
         except _ToolFailed as exc:
@@ -304,8 +313,8 @@ class HanlinMcp:
                 found.append(
                     mt.Resource(
                         uri=doc_uri(name, d["id"]),
-                        name=f"{name}: {d['title'] or d['key']}",
-                        description=f"document {d['key']} in knowledge base '{name}' "
+                        name=f"{name}: {d['title'] or d['doc']}",
+                        description=f"document {d['doc']} in knowledge base '{name}' "
                         f"(source: {d['source']})",
                         mime_type="text/plain",
                         size=d["chars"],
@@ -382,37 +391,28 @@ class HanlinMcp:
         return mt.EmptyResult()
 
     # -- prompts --------------------------------------------------------------------------------
-    def _templates(self) -> dict[str, tuple[list[str], list[str]]]:
-        """Bundled prompt templates: name → (languages, fields)."""
-        found: dict[str, tuple[list[str], list[str]]] = {}
-        for entry in sorted(resources.files("hanlin.rag").joinpath("prompts").iterdir(), key=str):
-            parts = entry.name.split(".")
-            if len(parts) < 2 or parts[-1] != "txt":
-                continue
-            base, lang = parts[0], (parts[1] if len(parts) == 3 else "")
-            fields = [f for _, f, _, _ in string.Formatter().parse(entry.read_text("utf-8")) if f]
-            langs, known = found.setdefault(f"rag_{base}", ([], []))
-            if lang:
-                langs.append(lang)
-            known.extend(f for f in fields if f not in known)
-        return found
+    @staticmethod
+    def _prompts() -> dict[str, BundledTemplate]:
+        """The RAG prompt templates, as prompts named ``rag_<template>``."""
+        return {f"rag_{t.name}": t for t in bundled_templates()}
 
     async def _list_prompts(
         self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
     ) -> mt.ListPromptsResult:
         prompts = []
-        for name, (langs, fields) in self._templates().items():
-            args = [mt.PromptArgument(name=f, required=True) for f in fields]
-            if langs:
+        for name, found in self._prompts().items():
+            args = [mt.PromptArgument(name=f, required=True) for f in found.fields]
+            if found.languages:
                 args.append(
                     mt.PromptArgument(
-                        name="lang", description=f"one of {', '.join(langs)} (default en)"
+                        name="lang",
+                        description=f"one of {', '.join(found.languages)} (default en)",
                     )
                 )
             prompts.append(
                 mt.Prompt(
                     name=name,
-                    description=f"Hanlin's RAG prompt template '{name[4:]}' "
+                    description=f"Hanlin's RAG prompt template '{found.name}' "
                     "(HANLIN_HOME/prompts/rag/ overrides apply)",
                     arguments=args,
                 )
@@ -422,28 +422,21 @@ class HanlinMcp:
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: mt.GetPromptRequestParams
     ) -> mt.GetPromptResult:
-        from hanlin.rag.templates import _bundled, template
-
-        known = self._templates()
-        if params.name not in known:
+        found = self._prompts().get(params.name)
+        if found is None:
             raise MCPError(mt.INVALID_PARAMS, f"unknown prompt '{params.name}'")
-        langs, fields = known[params.name]
         args = dict(params.arguments or {})
-        missing = [f for f in fields if f not in args]
+        missing = [f for f in found.fields if f not in args]
         if missing:
             raise MCPError(mt.INVALID_PARAMS, f"missing prompt arguments: {', '.join(missing)}")
-        base = params.name[4:]
-        if langs:
-            lang = args.get("lang", "en")
-            if lang not in (*langs, "zh-Hant"):
-                raise MCPError(mt.INVALID_PARAMS, f"lang must be one of {', '.join(langs)}")
-            text = template(base, lang, self.settings.home)  # type: ignore[arg-type]
-        else:
-            text = _bundled(f"{base}.txt").rstrip("\n")
-        for f in fields:
+        lang = args.get("lang", "en")
+        if found.languages and lang not in (*found.languages, "zh-Hant"):
+            raise MCPError(mt.INVALID_PARAMS, f"lang must be one of {', '.join(found.languages)}")
+        text = found.text(lang, self.settings.home)  # type: ignore[arg-type]
+        for f in found.fields:
             text = text.replace("{" + f + "}", args[f])
         return mt.GetPromptResult(
-            description=f"Hanlin RAG prompt '{base}'",
+            description=f"Hanlin RAG prompt '{found.name}'",
             messages=[mt.PromptMessage(role="user", content=mt.TextContent(text=text))],
         )
 
@@ -452,9 +445,10 @@ class HanlinMcp:
     ) -> mt.CompleteResult:
         """Completions for prompt ``lang`` values and ``kb`` names."""
         value, arg = params.argument.value, params.argument.name
-        options: list[str] = []
+        options: Sequence[str] = []
         if isinstance(params.ref, mt.PromptReference) and arg == "lang":
-            options = self._templates().get(params.ref.name, ([], []))[0]
+            found = self._prompts().get(params.ref.name)
+            options = found.languages if found else ()
         elif arg in ("kb", "name"):
             caller = _principal(ctx)
             options = [n for n in self.kbs.names() if caller is None or caller.can_kb(n)]

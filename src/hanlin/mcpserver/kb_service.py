@@ -17,7 +17,6 @@ from typing import Any
 
 from hanlin.config import Settings
 from hanlin.errors import InvalidInputError, NotFoundError
-from hanlin.knowledge.display import clean_text
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.knowledge.uploads import content_problem, display_name, type_problem, upload_dir
@@ -73,16 +72,7 @@ def document_text(kb: KnowledgeBase, doc_id: int) -> tuple[dict[str, Any], str]:
         if len(text) > MAX_DOC_CHARS:
             text = text[:MAX_DOC_CHARS] + "\n[truncated]"
             break
-    names = kb.public_names()
-    meta = {
-        "key": names.key(record.key),
-        "title": clean_text(record.title),
-        "source": names.source(record.source),
-        "format": record.format,
-        "chunks": record.n_chunks,
-        "chars": record.n_chars,
-    }
-    return meta, text
+    return record.to_dict(kb.public_names()), text
 
 
 class KbService:
@@ -123,18 +113,8 @@ class KbService:
         def run(kb: KnowledgeBase) -> list[dict[str, Any]]:
             results = kb.search(query, k=k, mode=mode)  # type: ignore[arg-type]
             kb.public_names().apply(results)
-            return [
-                {
-                    "source": r.chunk.source,
-                    "title": r.chunk.title,
-                    "page": r.chunk.page,
-                    "heading": " > ".join(r.chunk.heading_path) or None,
-                    "score": round(r.score, 4),
-                    "doc": r.chunk.doc_key,
-                    "text": _snippet(r.chunk.text),
-                }
-                for r in results
-            ]
+            # the library's result dict, its text shortened for a model's context
+            return [r.to_dict() | {"text": _snippet(r.chunk.text)} for r in results]
 
         return await self.pool.run(name, run)
 
@@ -238,11 +218,7 @@ class KbService:
 
         def run(kb: KnowledgeBase) -> list[dict[str, Any]]:
             names = kb.public_names()
-            return [
-                {"id": d.id, "key": names.key(d.key), "title": clean_text(d.title)}
-                | {"source": names.source(d.source), "format": d.format, "chars": d.n_chars}
-                for d in kb.documents()
-            ]
+            return [d.to_dict(names) for d in kb.documents()]
 
         return await self.pool.run(name, run)
 

@@ -20,7 +20,7 @@ from hanlin.access.auth import (
     keys_required,
 )
 from hanlin.access.origin import BrowserGuard, OriginPolicy
-from hanlin.agents.mcp.server import HanlinMcp
+from hanlin.mcpserver.server import HanlinMcp
 
 
 class BearerAuth:
