@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# the packaged store conformance suite asserts like a test module: let pytest rewrite it
+pytest.register_assert_rewrite("hanlin.testing.store_conformance")
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "0.0.0.0"}
 _real_connect = socket.socket.connect
 _real_create_connection = socket.create_connection

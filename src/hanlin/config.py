@@ -29,6 +29,9 @@ class KnowledgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding_model: str = "fast-use"
+    #: the store new knowledge bases use, by its ``hanlin.stores`` entry-point name; a
+    #: knowledge base keeps the store it was created with
+    store: str = "sqlite"
     chunk_tokens: int = Field(default=320, ge=32, le=8192)
     chunk_overlap: int = Field(default=48, ge=0, le=1024)
     #: processes that embed during ingest; None = one per CPU core (at most 8)

@@ -6,6 +6,8 @@ file lock per batch, so two processes adding to the same knowledge base interlea
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import time
@@ -21,6 +23,7 @@ from hanlin.errors import (
     EmbeddingModelMismatch,
     InvalidInputError,
     NotFoundError,
+    StoreCorruptError,
 )
 from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.display import SourceNames
@@ -37,8 +40,14 @@ from hanlin.knowledge.parsing import ParseLimits, ParsePool
 from hanlin.knowledge.rerank import Reranker
 from hanlin.knowledge.scan import classify, normalize_uri, scan
 from hanlin.knowledge.search import Fusion, Mode, SearchResult, fuse
-from hanlin.knowledge.stores.base import DocumentRecord, FileRecord, SourceRecord, StoreStats
-from hanlin.knowledge.stores.sqlite import SQLiteStore
+from hanlin.knowledge.stores.base import (
+    STORES,
+    DocumentRecord,
+    FileRecord,
+    SourceRecord,
+    Store,
+    StoreStats,
+)
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.knowledge.uploads import upload_dir
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
@@ -49,6 +58,7 @@ if TYPE_CHECKING:
     from hanlin.rag.base import Answer, RequestedMode
 
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
+_MANIFEST = "kb.json"  # {"store": "<name in the hanlin.stores registry>"}
 #: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
 DEFAULT_DENSE_WEIGHT = {"fast-use": 0.3, "e5-small": 0.5}
 
@@ -106,6 +116,26 @@ class KBInfo:
         )
 
 
+def _recorded_store(path: Path) -> str | None:
+    """The store a knowledge-base folder was created with (``kb.json``), ``"sqlite"`` for a
+    folder from before stores were recorded, None when the folder is no knowledge base."""
+    try:
+        return str(json.loads((path / _MANIFEST).read_text(encoding="utf-8"))["store"])
+    except FileNotFoundError:
+        return "sqlite" if (path / "kb.sqlite").exists() else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreCorruptError(
+            f"cannot read {path / _MANIFEST}: {exc}",
+            hint='restore it: it holds {"store": "<name>"}, the store the knowledge base uses',
+        ) from exc
+
+
+def _record_store(path: Path, store: str) -> None:
+    tmp = path / f".{_MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"store": store}) + "\n", encoding="utf-8")
+    os.replace(tmp, path / _MANIFEST)
+
+
 def _check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise InvalidInputError(
@@ -132,17 +162,16 @@ class KnowledgeBase:
         self.settings = settings or load_settings()
         self.name = _check_name(name)
         self.path = self.settings.home / "kb" / name
-        if not (self.path / "kb.sqlite").exists():
+        store_name = _recorded_store(self.path)
+        if store_name is None:
             raise NotFoundError(
                 f"no knowledge base named '{name}'",
                 hint=f"create it with `hanlin kb create {name}`",
             )
         ks = self.settings.knowledge
         self.analyzer = Analyzer()
-        self.store = SQLiteStore(
-            self.path,
-            analyzer_version=self.analyzer.version,
-            exact_search_below=ks.exact_search_below,
+        self.store: Store = STORES.lookup(store_name)(
+            self.path, analyzer_version=self.analyzer.version, settings=self.settings
         )
         self.embedding_model = self.store.get_meta("embedding_model") or ks.embedding_model
         self._embedder: EmbeddingModel | None = None
@@ -165,22 +194,24 @@ class KnowledgeBase:
         settings = settings or load_settings()
         path = settings.home / "kb" / _check_name(name)
         access.require("kb:write", kb=name)
-        if (path / "kb.sqlite").exists():
+        if _recorded_store(path) is not None:
             if exist_ok:
                 return cls(name, settings)
             raise AlreadyExistsError(
                 f"knowledge base '{name}' already exists",
                 hint=f"use it, or remove it with `hanlin kb rm {name}`",
             )
+        open_store = STORES.lookup(settings.knowledge.store)  # before anything is written
         model = get_embedder(embedding_model or settings.knowledge.embedding_model)
         path.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(path)
+        store = open_store(path, analyzer_version=Analyzer().version, settings=settings)
         store.set_meta("analyzer", Analyzer().version)
         store.set_meta("embedding_model", model.name)
         store.set_meta("embedding_space", f"{model.name}@{model.version}")
         store.set_meta("embedding_dim", str(model.dim))
         store.set_meta("created_at", str(time.time()))
         store.close()
+        _record_store(path, settings.knowledge.store)  # last: now the folder is a knowledge base
         return cls(name, settings)
 
     @staticmethod
@@ -189,7 +220,7 @@ class KnowledgeBase:
         root = (settings or load_settings()).home / "kb"
         if not root.exists():
             return []
-        return sorted(p.name for p in root.iterdir() if (p / "kb.sqlite").exists())
+        return sorted(p.name for p in root.iterdir() if _recorded_store(p) is not None)
 
     @staticmethod
     def remove(name: str, settings: Settings | None = None) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from hanlin.models.types import ChatOptions, ChatResponse, Message, StreamEvent
+from hanlin.registry import Registry
 
 PROVIDER_GROUP = "hanlin.providers"
 
@@ -129,12 +129,14 @@ class ProviderFactory(Protocol):
     def presets() -> Sequence[Endpoint]: ...
 
 
+PROVIDERS: Registry[ProviderFactory] = Registry(
+    "provider", PROVIDER_GROUP, hint="providers register under the hanlin.providers entry points"
+)
+
+
 def provider_classes() -> dict[str, ProviderFactory]:
     """Registered provider classes by protocol name (``openai_compat``, ``anthropic`` …)."""
-    found: dict[str, ProviderFactory] = {}
-    for ep in entry_points(group=PROVIDER_GROUP):
-        found[ep.name] = ep.load()
-    return found
+    return dict(PROVIDERS)
 
 
 def builtin_endpoints(classes: dict[str, ProviderFactory] | None = None) -> dict[str, Endpoint]:

@@ -14,6 +14,7 @@ folder served by vLLM / SGLang and reached through the gateway's ``openai_compat
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
-from hanlin.fileio import atomic_path
 from hanlin.models.providers.llamacpp import DEFAULT_MODEL
 from hanlin.models.providers.llamacpp_models import deployed_models, update_deployed
 from hanlin.paths import hanlin_home
@@ -211,9 +211,12 @@ def deploy(
             f"the adapter of run {run.id} does not change the model's output",
             hint="the run learnt nothing (check its loss curve), or raise --scale",
         )
-    target = (home or hanlin_home()) / "models" / "deployed" / f"{name}.lora.gguf"
-    with atomic_path(target) as tmp:
-        shutil.copyfile(adapter, tmp)
+    folder = (home or hanlin_home()) / "models" / "deployed"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.lora.gguf"
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    shutil.copyfile(adapter, tmp)
+    os.replace(tmp, target)
     entry = {
         "path": str(base),
         "lora_path": str(target),

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from hanlin.errors import InvalidInputError, MissingDependencyError
-from hanlin.fileio import atomic_dir
 from hanlin.paths import hanlin_home
 
 __all__ = ["base_cache_root", "gguf_key", "hf_dir_for_gguf", "tokenizer_mismatches"]
@@ -76,9 +77,15 @@ def hf_dir_for_gguf(gguf_path: Path, *, home: Path | None = None, check: bool = 
     with FileLock(str(target) + ".lock"):
         if (target / _DONE).is_file():
             return target
-        # a stale folder without its marker (an old failed attempt) is replaced
-        with atomic_dir(target) as tmp:
+        tmp = root / f".{target.name}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
             _convert(gguf_path, tmp, check=check)
+            if target.exists():  # a stale folder without its marker: an old failed attempt
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hanlin.errors import HanlinError
+from hanlin.registry import Registry
 
 
 @dataclass(slots=True)
@@ -175,14 +176,13 @@ class SearchProvider:
         return SearchHit(engine=self.name, rank=rank, **fields)
 
 
-SEARCH_PROVIDERS: dict[str, type[SearchProvider]] = {}
+SEARCH_PROVIDERS: Registry[type[SearchProvider]] = Registry("web search provider")
 
 
 def register_search_provider(cls: type[SearchProvider]) -> type[SearchProvider]:
     """Add a provider class to the registry under ``cls.name`` (a later one replaces it).
     Registration order is the order used to pick the first configured provider."""
-    SEARCH_PROVIDERS[cls.name] = cls
-    return cls
+    return SEARCH_PROVIDERS.register(cls.name, cls)
 
 
 @register_search_provider

@@ -1,8 +1,11 @@
-"""The ``Store`` protocol every knowledge-store backend implements, and its record types.
+"""The ``Store`` protocol every knowledge-store backend implements, its record types, and the
+registry that picks a backend by name.
 
 A store keeps everything a knowledge base knows — sources, files, documents, chunks with their
-vectors and keyword tokens — and answers dense and keyword candidate queries. The conformance
-suite in ``tests/knowledge/test_store_conformance.py`` is the contract: a new backend passes it.
+vectors and keyword tokens — and answers dense and keyword candidate queries. Backends register
+under the ``hanlin.stores`` entry-point group (the built-in ``sqlite`` store too); the setting
+``knowledge.store`` picks one for new knowledge bases. The conformance suite in
+:mod:`hanlin.testing.store_conformance` is the contract: a new backend passes it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -18,8 +22,10 @@ import numpy.typing as npt
 from hanlin.knowledge.base import Chunk
 from hanlin.knowledge.display import clean_text
 from hanlin.knowledge.filters import Filter
+from hanlin.registry import Registry
 
 if TYPE_CHECKING:
+    from hanlin.config import Settings
     from hanlin.knowledge.display import SourceNames
 
 Vector = npt.NDArray[np.float32]
@@ -232,3 +238,33 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class StoreFactory(Protocol):
+    """How a knowledge base opens its store: the registered class is called as
+    ``factory(directory, analyzer_version=..., settings=...)``.
+
+    - ``directory`` — the knowledge base's folder, ``HANLIN_HOME/kb/<name>/``; it exists. An
+      embedded store keeps its files there; a server store may keep only its own marker files
+      and use the folder name as the knowledge base's key.
+    - ``analyzer_version`` — the version of the keyword analyzer whose tokens the store holds;
+      a store that keeps a derived keyword index rebuilds it when this changes.
+    - ``settings`` — the application settings (``database_url``, ``knowledge.*``), so a store
+      reads its own options from them.
+
+    Opening creates or migrates the schema (idempotent) and raises a
+    :class:`~hanlin.errors.HanlinError` with a hint when it cannot. The knowledge base records
+    ``embedding_dim`` and ``embedding_space`` with :meth:`Store.set_meta` before it writes any
+    vector; a store sizes its vector index from them.
+    """
+
+    def __call__(self, directory: Path, *, analyzer_version: str, settings: Settings) -> Store: ...
+
+
+#: Stores by name. Third parties register under the ``hanlin.stores`` entry-point group, e.g.
+#: ``postgres = "hanlin_pg.store:PostgresStore"``; :meth:`Registry.register` works in code.
+STORES: Registry[StoreFactory] = Registry(
+    "knowledge store",
+    "hanlin.stores",
+    hint="set knowledge.store in hanlin.toml, or install the package that provides the store",
+)

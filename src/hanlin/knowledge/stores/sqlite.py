@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -40,6 +40,9 @@ from hanlin.knowledge.stores.sqlite_sql import (
     to_blob,
 )
 
+if TYPE_CHECKING:
+    from hanlin.config import Settings
+
 _BATCH = 5000
 
 
@@ -56,12 +59,18 @@ class SQLiteStore:
         directory: Path,
         *,
         analyzer_version: str = "default",
-        exact_search_below: int = 20_000,
+        settings: Settings | None = None,
+        exact_search_below: int | None = None,
         lock_timeout: float = 120.0,
     ) -> None:
+        """Open (or create) the store in ``directory`` — the :class:`StoreFactory` contract.
+
+        ``exact_search_below`` defaults to ``settings.knowledge.exact_search_below``."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.dir / "kb.sqlite"
+        if exact_search_below is None:
+            exact_search_below = settings.knowledge.exact_search_below if settings else 20_000
         self.exact_search_below = exact_search_below
         try:
             self.conn = sqlite3.connect(

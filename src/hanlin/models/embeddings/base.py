@@ -6,14 +6,13 @@ like a third-party package would — so ``get_embedder("fast-use")`` needs no if
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from importlib.metadata import entry_points
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from hanlin.errors import NotFoundError
+from hanlin.registry import Registry
 
 Vectors = npt.NDArray[np.float32]
 
@@ -41,23 +40,21 @@ class EmbeddingModel(Protocol):
         ...
 
 
+EMBEDDERS: Registry[Callable[[], EmbeddingModel]] = Registry(
+    "embedding model", "hanlin.embedders", hint="set knowledge.embedding_model in hanlin.toml"
+)
+
+
 def available_embedders() -> dict[str, str]:
     """Registered embedding providers: name → ``module:Class``."""
-    return {ep.name: ep.value for ep in entry_points(group="hanlin.embedders")}
+    return {name: EMBEDDERS.origin(name) for name in EMBEDDERS}
 
 
 def get_embedder(name: str) -> EmbeddingModel:
-    """Instantiate a registered embedding model by name (cheap: no weights load yet)."""
-    for ep in entry_points(group="hanlin.embedders"):
-        if ep.name == name:
-            cls = ep.load()
-            model: EmbeddingModel = cls()
-            return model
-    known = ", ".join(sorted(available_embedders())) or "none"
-    raise NotFoundError(
-        f"unknown embedding model '{name}'",
-        hint=f"use one of: {known} (set knowledge.embedding_model in hanlin.toml)",
-    )
+    """Instantiate a registered embedding model by name (cheap: no weights load yet).
+
+    Raises :class:`~hanlin.errors.NotFoundError` listing the registered names."""
+    return EMBEDDERS.lookup(name)()
 
 
 def normalize(vectors: npt.NDArray[np.floating]) -> Vectors:

