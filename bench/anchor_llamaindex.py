@@ -12,7 +12,7 @@ Fairness choices (all parameters, defaults shown):
 - **Same chunk budget.** ``SentenceSplitter(chunk_size=320, chunk_overlap=48)`` = Hanlin's
   ``knowledge.chunk_tokens`` / ``chunk_overlap`` defaults. ``token_counter="tiktoken"`` is
   LlamaIndex's own default (cl100k_base, loaded from the file bundled in llama-index-core);
-  ``"hanlin"`` counts with ``hanlin.knowledge.tokenize.count_tokens`` instead, so both systems cut
+  ``"hanlin"`` counts with ``hanlin.text.count_tokens`` instead, so both systems cut
   to the same budget in the same unit.
 - **No file path in the indexed text.** SimpleDirectoryReader keeps ``file_path`` in the text that
   is embedded and BM25-indexed (``MetadataMode.EMBED``); a temp path is noise, so it is excluded
@@ -189,8 +189,8 @@ def _bundled_cl100k() -> Callable[[str], list[int]]:
 
 
 def _hanlin_counter() -> Callable[[str], list[int]]:
-    """A 'tokenizer' whose length is ``hanlin.knowledge.tokenize.count_tokens`` (budget unit)."""
-    from hanlin.knowledge.tokenize import count_tokens
+    """A 'tokenizer' whose length is ``hanlin.text.count_tokens`` (budget unit)."""
+    from hanlin.text import count_tokens
 
     def encode(text: str) -> list[int]:
         return [0] * count_tokens(text)

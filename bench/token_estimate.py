@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from hanlin.knowledge.tokenize import _CJK, _W, LATIN_CHARS_PER_TOKEN
+from hanlin.text import CJK, LATIN_CHARS_PER_TOKEN, WORD_CHAR
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -40,7 +40,7 @@ def texts() -> dict[str, list[str]]:
     }
 
 
-PATTERNS = {d: re.compile(rf"[{_CJK}]|{_W}{{1,{d}}}|[^\s{_CJK}\w]|_") for d in DIVISORS}
+PATTERNS = {d: re.compile(rf"[{CJK}]|{WORD_CHAR}{{1,{d}}}|[^\s{CJK}\w]|_") for d in DIVISORS}
 
 
 def estimate(text: str, divisor: int) -> int:

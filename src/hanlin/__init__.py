@@ -15,6 +15,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 if TYPE_CHECKING:
     from hanlin.knowledge.kb import KnowledgeBase
+    from hanlin.rag.engine import ask
 
 
 def __getattr__(name: str) -> Any:
@@ -23,7 +24,11 @@ def __getattr__(name: str) -> Any:
         from hanlin.knowledge.kb import KnowledgeBase
 
         return KnowledgeBase
+    if name == "ask":
+        from hanlin.rag.engine import ask
+
+        return ask
     raise AttributeError(name)
 
 
-__all__ = ["KnowledgeBase", "__version__"]
+__all__ = ["KnowledgeBase", "__version__", "ask"]

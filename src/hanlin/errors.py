@@ -65,6 +65,30 @@ class MissingDependencyError(HanlinError):
         self.extra = extra
 
 
+class StepError(HanlinError):
+    """Step ``step`` of the pipeline ``pipeline`` (RAG, an agent run …) failed.
+
+    Raised once, at the orchestration boundary. ``cause`` is the original error (a typed model
+    error, for instance); its hint and exit code carry over, and the server answers with the
+    cause's status. ``detail`` says more about the step, e.g. which model it called.
+    """
+
+    def __init__(
+        self, pipeline: str, step: str | int, cause: BaseException, *, detail: str | None = None
+    ) -> None:
+        reason, hint = f"{type(cause).__name__}: {cause}", None
+        if isinstance(cause, HanlinError):
+            reason, hint = cause.message or reason, cause.hint
+            self.exit_code = cause.exit_code
+        shown = step if isinstance(step, int) else f"'{step}'"
+        where = f" ({detail})" if detail else ""
+        super().__init__(f"{pipeline} step {shown}{where} failed: {reason}", hint=hint)
+        self.pipeline = pipeline
+        self.step = step
+        self.cause = cause
+        self.__cause__ = cause
+
+
 class AccessDeniedError(HanlinError):
     """The caller (an API key) lacks a scope or may not use a knowledge base.
 

@@ -10,7 +10,7 @@ import pytest
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.base import Block, BlockKind, Chunk, LoadedDocument
 from hanlin.knowledge.chunking import chunk_document
-from hanlin.knowledge.tokenize import count_tokens
+from hanlin.text import count_tokens
 
 BlockSpec = tuple[BlockKind, str] | tuple[BlockKind, str, int] | tuple[BlockKind, str, int, int]
 

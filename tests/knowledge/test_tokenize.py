@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import ValidationError
 
-from hanlin.knowledge.tokenize import Analyzer, AnalyzerOptions, count_tokens
+from hanlin.knowledge.tokenize import Analyzer, AnalyzerOptions
+from hanlin.text import count_tokens
 
 SIMPLIFIED = "自然语言处理是人工智能的一个重要方向，研究人与计算机之间用自然语言进行有效通信。"
 TRADITIONAL = "自然語言處理是人工智慧的一個重要方向，研究人與電腦之間用自然語言進行有效通訊。"

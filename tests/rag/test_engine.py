@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from hanlin import KnowledgeBase
+from hanlin import KnowledgeBase, ask
 from hanlin.config import RagSettings, Settings, load_settings
+from hanlin.errors import StepError
 from hanlin.knowledge.loaders import LoaderOptions, load_file
-from hanlin.knowledge.tokenize import count_tokens
+from hanlin.models.errors import ModelError
 from hanlin.models.gateway import Gateway
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Citation, RetrievalEvent
 from hanlin.rag.citations import cited_numbers
@@ -23,6 +24,7 @@ from hanlin.rag.engine import RagEngine
 from hanlin.rag.select import span_overlap
 from hanlin.rag.templates import template
 from hanlin.testing.upstream import Reply, UpstreamServer
+from hanlin.text import count_tokens
 from tests.rag.conftest import DANUBE, chat_json, sse
 
 FAKE = "fake/chat-model"
@@ -72,7 +74,7 @@ def assert_contiguous(answer: Answer) -> None:
 
 
 def test_chinese_question_gets_a_quoted_fact_citing_its_chunk(kb: KnowledgeBase) -> None:
-    answer = kb.ask("法国的首都是哪里？")
+    answer = ask(kb, "法国的首都是哪里？")
     assert answer.mode == "extractive" and answer.model is None
     assert any("gemma3-270m" in n and "base model" in n for n in answer.notes)
     assert answer.text.startswith("资料原文摘录") and "「法国的首都是巴黎。」[1]" in answer.text
@@ -86,7 +88,7 @@ def test_chinese_question_gets_a_quoted_fact_citing_its_chunk(kb: KnowledgeBase)
 
 
 def test_english_question_english_answer_with_heading_and_span(kb: KnowledgeBase) -> None:
-    answer = kb.ask("Where does the Danube rise?")
+    answer = ask(kb, "Where does the Danube rise?")
     assert answer.text.startswith("From the sources:")
     assert "Black Forest" in answer.text and answer.text.rstrip().endswith("[1]")
     c = answer.citations[0]
@@ -95,13 +97,13 @@ def test_english_question_english_answer_with_heading_and_span(kb: KnowledgeBase
 
 
 def test_traditional_chinese_question_gets_traditional_wording(kb: KnowledgeBase) -> None:
-    answer = kb.ask("法國的首都是哪裡？")
+    answer = ask(kb, "法國的首都是哪裡？")
     assert answer.text.startswith("資料原文摘錄") and "巴黎" in answer.text
     assert "「法国的首都是巴黎。」" in answer.text  # the quote itself is never altered
 
 
 def test_pdf_citation_has_the_page(kb: KnowledgeBase) -> None:
-    answer = kb.ask("How many meteors did the observatory record in 2023?")
+    answer = ask(kb, "How many meteors did the observatory record in 2023?")
     assert "412 meteors" in answer.text
     c = answer.citations[0]
     assert c.source.endswith("observatory.pdf") and c.page == 2 and c.page_end == 2
@@ -123,7 +125,7 @@ def test_pdf_citation_has_the_page(kb: KnowledgeBase) -> None:
 def test_questions_without_evidence_are_refused_with_closest_sources(
     kb: KnowledgeBase, question: str, lang: str
 ) -> None:
-    answer = kb.ask(question)
+    answer = ask(kb, question)
     assert answer.refused and answer.mode == "refused"
     assert answer.text == template("refuse", lang)  # type: ignore[arg-type]
     assert answer.citations == [] and cited_numbers(answer.text) == []
@@ -147,19 +149,19 @@ def test_follow_up_question_retrieves_the_earlier_subject(kb: KnowledgeBase) -> 
         {"role": "user", "content": "法国的人口有多少？"},
         {"role": "assistant", "content": "法国的人口约为六千八百万。"},
     ]
-    answer = kb.ask("它的首都是哪里？", history=history)
+    answer = ask(kb, "它的首都是哪里？", history=history)
     assert "法国" in answer.standalone_question
     assert answer.evidence[0].citation.source.endswith("france.md")
     assert answer.citations[0].source.endswith("france.md") and "巴黎" in answer.text
     assert any("without a model" in n for n in answer.notes)
     # the same words after a question about Japan lead to Japan
-    japan = kb.ask("它的首都是哪里？", history=[{"role": "user", "content": "日本的人口有多少？"}])
+    japan = ask(kb, "它的首都是哪里？", history=[{"role": "user", "content": "日本的人口有多少？"}])
     assert japan.citations[0].source.endswith("japan.md") and "东京" in japan.text
 
 
 def test_english_follow_up(kb: KnowledgeBase) -> None:
     history = [{"role": "user", "content": "Where does the Danube rise?"}]
-    answer = kb.ask("How many bridges does Budapest have across it?", history=history)
+    answer = ask(kb, "How many bridges does Budapest have across it?", history=history)
     assert "danube" in answer.standalone_question.lower()
     assert "nine bridges" in answer.text and answer.citations[0].heading_path[-1] == "Bridges"
 
@@ -379,14 +381,13 @@ def test_a_consumer_that_stops_early_stops_the_model_stream(
 def test_model_errors_name_the_step(
     kb: KnowledgeBase, upstream: UpstreamServer, fake_gateway: Callable[..., Gateway]
 ) -> None:
-    from hanlin.rag.engine import RagStepError
-
     upstream.app.script(
         "/v1/chat/completions", Reply(status=400, json={"error": {"message": "bad model"}})
     )
-    with pytest.raises(RagStepError) as info:
+    with pytest.raises(StepError) as info:
         engine_with(kb, fake_gateway).ask("法国的首都是哪里？")
     assert info.value.step == "generate" and "generate" in info.value.message
+    assert info.value.pipeline == "RAG" and isinstance(info.value.cause, ModelError)
 
 
 # -- surfaces ----------------------------------------------------------------------------------

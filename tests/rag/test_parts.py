@@ -9,13 +9,13 @@ import pytest
 
 from hanlin.knowledge.search import SearchResult
 from hanlin.knowledge.stores.base import StoredChunk
-from hanlin.knowledge.tokenize import count_tokens
 from hanlin.models.types import Message
 from hanlin.rag.citations import CitationFilter, cited_numbers, clean_citations
 from hanlin.rag.extractive import split_sentences
 from hanlin.rag.rewrite import clean_rewrite, fold_history, is_follow_up
 from hanlin.rag.select import dedupe, diversify, pack, span_overlap, truncate
 from hanlin.rag.templates import detect_language, render, template
+from hanlin.text import count_tokens
 
 
 def stream_through(pieces: list[str], valid: int) -> tuple[list[str], CitationFilter]:

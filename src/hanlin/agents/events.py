@@ -8,14 +8,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hanlin.errors import HanlinError
 from hanlin.models.types import Message, Usage
 
 StopReason = Literal["answer", "max_steps", "max_seconds", "max_tokens", "max_cost", "error"]
-
-
-class AgentStepError(HanlinError):
-    """A step of an agent run failed (the model call); the message names the step."""
 
 
 @dataclass(slots=True)

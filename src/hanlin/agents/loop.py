@@ -13,7 +13,8 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,6 @@ from hanlin.access import caller as access
 from hanlin.agents.events import (
     AgentEvent,
     AgentResult,
-    AgentStepError,
     ApprovalRequest,
     FinalEvent,
     StepEvent,
@@ -34,13 +34,14 @@ from hanlin.agents.events import (
 )
 from hanlin.agents.repair import repair_json
 from hanlin.agents.tools.base import AgentTool, ToolResult, bounded
-from hanlin.errors import HanlinError
+from hanlin.errors import StepError
 from hanlin.models.gateway import Gateway, MessagesLike, as_messages
 from hanlin.models.types import (
     ChatOptions,
     Message,
     StreamAccumulator,
     TextDelta,
+    Tool,
     ToolCall,
     ToolCallDelta,
     ToolChoice,
@@ -103,6 +104,51 @@ class _Call:
     seconds: float = 0.0
 
 
+@dataclass(slots=True)
+class _Run:
+    """One run's counters, shared by its steps; ``final`` makes the last event."""
+
+    limits: AgentLimits
+    deadline: float  # time.monotonic()
+    specs: list[Tool] | None
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    text: str = ""
+    step: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    #: the calls the model asked for in the current step
+    calls: list[ToolCall] = field(default_factory=list)
+    finished: bool = False
+
+    def final(self, reason: StopReason, error: str | None = None) -> FinalEvent:
+        self.finished = True
+        return FinalEvent(self.text, self.step, self.usage, self.cost, reason, error)
+
+    def stopped(self, reason: StopReason, waiting: str = "") -> FinalEvent:
+        """A limit ended the run: the final event says which, and where it was."""
+        limits = self.limits
+        why = {
+            "max_steps": f"the step limit (max_steps={limits.max_steps})",
+            "max_seconds": f"the wall-time limit (max_seconds={limits.max_seconds:g})",
+            "max_tokens": f"the token limit (max_tokens={limits.max_tokens}; "
+            f"{self.usage.total_tokens} used)",
+            "max_cost": f"the cost limit (max_cost_usd={limits.max_cost_usd}; "
+            f"${self.cost:.4f} spent)",
+        }[reason]
+        return self.final(reason, f"the agent stopped at {why} after {self.step} step(s){waiting}")
+
+    def limit_reached(self) -> StopReason | None:
+        """The limit a finished step has reached, if any."""
+        limits = self.limits
+        if self.step >= limits.max_steps:
+            return "max_steps"
+        if limits.max_tokens is not None and self.usage.total_tokens >= limits.max_tokens:
+            return "max_tokens"
+        if limits.max_cost_usd is not None and self.cost >= limits.max_cost_usd:
+            return "max_cost"
+        return None
+
+
 class Agent:
     """A model, its tools and limits. ``astream`` yields events; ``arun``/``run`` return the result.
 
@@ -162,139 +208,129 @@ class Agent:
     # -- the loop -----------------------------------------------------------------------------
 
     async def _loop(self, messages: list[Message]) -> AsyncIterator[AgentEvent]:
-        limits = self.limits
-        deadline = time.monotonic() + limits.max_seconds
-        usage, cost, text, step = Usage(), 0.0, "", 0
-        repairs: dict[str, int] = {}
         specs = [t.spec() for t in self.tools.values()] or None
-
-        def final(reason: StopReason, error: str | None = None) -> FinalEvent:
-            return FinalEvent(text, step, usage, cost, reason, error)
-
-        def stopped(reason: StopReason, waiting: str = "") -> FinalEvent:
-            """A limit ended the run: the final event says which, and where it was."""
-            why = {
-                "max_steps": f"the step limit (max_steps={limits.max_steps})",
-                "max_seconds": f"the wall-time limit (max_seconds={limits.max_seconds:g})",
-                "max_tokens": f"the token limit (max_tokens={limits.max_tokens}; "
-                f"{usage.total_tokens} used)",
-                "max_cost": f"the cost limit (max_cost_usd={limits.max_cost_usd}; "
-                f"${cost:.4f} spent)",
-            }[reason]
-            return final(reason, f"the agent stopped at {why} after {step} step(s){waiting}")
-
+        run = _Run(self.limits, time.monotonic() + self.limits.max_seconds, specs)
         while True:
-            step += 1
-            overrides: dict[str, Any] = {"tools": specs} if specs else {}
-            choice = self.first_tool_choice if step == 1 else None
-            if specs and choice is not None:
-                overrides["tool_choice"] = choice
-            acc = StreamAccumulator()
-            streamed = 0
-            try:
-                with access.configured_model("agents"):  # the agent's own model
-                    stream = self.gateway.astream(messages, self.model, self.options, **overrides)
-                try:
-                    while True:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise TimeoutError
-                        try:
-                            event = await asyncio.wait_for(stream.__anext__(), left)
-                        except StopAsyncIteration:
-                            break
-                        acc.add(event)
-                        if isinstance(event, TextDelta) and event.text:
-                            yield TextEvent(event.text, step)
-                        streamed += _chars(event)
-                        # usage comes at the end of a stream: ~4 characters a token (a lower
-                        # bound) stops a runaway answer before it ends
-                        if limits.max_tokens is not None and (
-                            usage.total_tokens + streamed // 4 > limits.max_tokens
-                        ):
-                            text = acc.text
-                            yield stopped("max_tokens", " (while the model was still writing)")
-                            return
-                finally:
-                    await stream.aclose()
-            except TimeoutError:
-                text = acc.text
-                yield stopped("max_seconds", " (while waiting for the model)")
+            run.step += 1
+            async with aclosing(self._model_step(run, messages)) as events:
+                async for event in events:
+                    yield event
+            if run.finished:
                 return
-            except Exception as exc:  # the orchestration boundary: wrap once, with the step
-                yield final("error", str(self._step_error(step, exc)))
+            if not run.calls:
+                yield run.final("answer")
                 return
-            resp = stream.response
-            usage = usage + (resp.usage if resp else acc.usage)
-            if resp is not None and resp.cost is not None:
-                cost += resp.cost.usd
-            text = acc.text
-            calls = acc.tool_calls
-            messages.append(Message.assistant(text or None, calls or None))
-            yield StepEvent(step, usage, cost)
-            if not calls:
-                yield final("answer")
+            async with aclosing(self._tool_step(run, messages)) as events:
+                async for event in events:
+                    yield event
+            if run.finished:
+                return
+            reason = run.limit_reached()
+            if reason is not None:
+                yield run.stopped(reason)
                 return
 
-            pending = [_Call(c) for c in calls]
-            for p in pending:
-                yield ToolCallEvent(p.call.id, p.call.name, p.call.arguments, step)
-                self._prepare(p, repairs)
+    async def _model_step(
+        self, run: _Run, messages: list[Message]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """One model call: its text as it streams, then the step's usage (and the calls it asks
+        for, in ``run.calls``). A limit or a failed call ends the run with a final event."""
+        limits = run.limits
+        overrides: dict[str, Any] = {"tools": run.specs} if run.specs else {}
+        choice = self.first_tool_choice if run.step == 1 else None
+        if run.specs and choice is not None:
+            overrides["tool_choice"] = choice
+        acc = StreamAccumulator()
+        streamed = 0
+        try:
+            with access.configured_model("agents"):  # the agent's own model
+                stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
-                for p in pending:
-                    if p.result is None and p.tool and self.approval.needs_approval(p.tool):
-                        request = ApprovalRequest(
-                            p.call.id, p.tool.name, p.arguments or {}, p.tool.side_effects, step
+                while True:
+                    left = run.deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    try:
+                        event = await asyncio.wait_for(stream.__anext__(), left)
+                    except StopAsyncIteration:
+                        break
+                    acc.add(event)
+                    if isinstance(event, TextDelta) and event.text:
+                        yield TextEvent(event.text, run.step)
+                    streamed += _chars(event)
+                    # usage comes at the end of a stream: ~4 characters a token (a lower
+                    # bound) stops a runaway answer before it ends
+                    if limits.max_tokens is not None and (
+                        run.usage.total_tokens + streamed // 4 > limits.max_tokens
+                    ):
+                        run.text = acc.text
+                        yield run.stopped("max_tokens", " (while the model was still writing)")
+                        return
+            finally:
+                await stream.aclose()
+        except TimeoutError:
+            run.text = acc.text
+            yield run.stopped("max_seconds", " (while waiting for the model)")
+            return
+        except Exception as exc:  # the orchestration boundary: wrap once, with the step
+            yield run.final("error", str(self._step_error(run.step, exc)))
+            return
+        resp = stream.response
+        run.usage = run.usage + (resp.usage if resp else acc.usage)
+        if resp is not None and resp.cost is not None:
+            run.cost += resp.cost.usd
+        run.text = acc.text
+        run.calls = acc.tool_calls
+        messages.append(Message.assistant(run.text or None, run.calls or None))
+        yield StepEvent(run.step, run.usage, run.cost)
+
+    async def _tool_step(
+        self, run: _Run, messages: list[Message]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """The step's calls: parsed, approved where needed, run in parallel, results fed back.
+        Running out of wall time ends the run with a final event."""
+        pending = [_Call(c) for c in run.calls]
+        for p in pending:
+            yield ToolCallEvent(p.call.id, p.call.name, p.call.arguments, run.step)
+            self._prepare(p, run.repairs)
+        try:
+            for p in pending:
+                if p.result is None and p.tool and self.approval.needs_approval(p.tool):
+                    request = ApprovalRequest(
+                        p.call.id, p.tool.name, p.arguments or {}, p.tool.side_effects, run.step
+                    )
+                    yield request
+                    left = run.deadline - time.monotonic()
+                    approved = await bounded(self._decide(request), max(left, 0.001))
+                    if not approved:
+                        p.result = ToolResult(
+                            f"not approved: {p.tool.name} has side effects "
+                            f"({', '.join(sorted(p.tool.side_effects))}) and requires "
+                            "approval, which was not given; do not retry it",
+                            True,
                         )
-                        yield request
-                        left = deadline - time.monotonic()
-                        approved = await bounded(self._decide(request), max(left, 0.001))
-                        if not approved:
-                            p.result = ToolResult(
-                                f"not approved: {p.tool.name} has side effects "
-                                f"({', '.join(sorted(p.tool.side_effects))}) and requires "
-                                "approval, which was not given; do not retry it",
-                                True,
-                            )
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                await bounded(asyncio.gather(*(self._execute(p) for p in pending)), left)
-            except TimeoutError:
-                busy = sorted({p.call.name for p in pending if p.result is None})
-                yield stopped(
-                    "max_seconds", f" (while waiting for {', '.join(busy) or 'approval'})"
-                )
-                return
-            for p in pending:
-                result = p.result or ToolResult("the call produced no result", True)
-                messages.append(Message.tool(p.call.id, result.content, p.call.name))
-                yield ToolResultEvent(
-                    p.call.id, p.call.name, result.content, result.is_error, p.seconds, step
-                )
-
-            if step >= limits.max_steps:
-                yield stopped("max_steps")
-                return
-            if limits.max_tokens is not None and usage.total_tokens >= limits.max_tokens:
-                yield stopped("max_tokens")
-                return
-            if limits.max_cost_usd is not None and cost >= limits.max_cost_usd:
-                yield stopped("max_cost")
-                return
+            left = run.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            await bounded(asyncio.gather(*(self._execute(p) for p in pending)), left)
+        except TimeoutError:
+            busy = sorted({p.call.name for p in pending if p.result is None})
+            yield run.stopped(
+                "max_seconds", f" (while waiting for {', '.join(busy) or 'approval'})"
+            )
+            return
+        for p in pending:
+            result = p.result or ToolResult("the call produced no result", True)
+            messages.append(Message.tool(p.call.id, result.content, p.call.name))
+            yield ToolResultEvent(
+                p.call.id, p.call.name, result.content, result.is_error, p.seconds, run.step
+            )
 
     # -- steps of a call ----------------------------------------------------------------------
 
-    def _step_error(self, step: int, exc: Exception) -> AgentStepError:
-        reason = exc.message if isinstance(exc, HanlinError) else f"{type(exc).__name__}: {exc}"
-        hint = exc.hint if isinstance(exc, HanlinError) else None
-        error = AgentStepError(
-            f"agent step {step} (model call to {self.model or 'the default model'}) failed: "
-            f"{reason}",
-            hint=hint,
-        )
-        error.__cause__ = exc
-        return error
+    def _step_error(self, step: int, exc: Exception) -> StepError:
+        model = self.model or "the default model"
+        return StepError("agent", step, exc, detail=f"model call to {model}")
 
     def _prepare(self, p: _Call, repairs: dict[str, int]) -> None:
         """Find the tool and parse and validate the arguments; failures become results."""

@@ -113,7 +113,7 @@ class ConversationMemory:
         try:
             n = self.gateway.count_tokens(text, self.model).tokens
         except HanlinError:
-            from hanlin.knowledge.tokenize import count_tokens
+            from hanlin.text import count_tokens
 
             n = count_tokens(text)
         return n + 4
@@ -252,7 +252,7 @@ class LongTermMemory:
         from hanlin.knowledge.base import Chunk
         from hanlin.knowledge.ingest import content_hash
         from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite
-        from hanlin.knowledge.tokenize import count_tokens
+        from hanlin.text import count_tokens
 
         text = " ".join(fact.split())
         if not text:

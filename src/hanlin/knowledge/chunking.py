@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.base import Block, BlockKind, Chunk, LoadedDocument
-from hanlin.knowledge.tokenize import _CJK, _W, LATIN_CHARS_PER_TOKEN, count_tokens
+from hanlin.text import CJK, LATIN_CHARS_PER_TOKEN, WORD_CHAR, count_tokens
 
 __all__ = ["chunk_document"]
 
@@ -21,11 +21,11 @@ __all__ = ["chunk_document"]
 _SENTENCE_END_RE = re.compile(
     r"(?:[。！？；｡]|…+|\.{3,})[」』”’\"'）)\]】》〉]*"
     rf"|[.!?]+[”’\"')\]]*(?=\s)"
-    rf"|[!?]+(?=[{_CJK}])"
+    rf"|[!?]+(?=[{CJK}])"
     r"|\n"
 )
 # Units that count_tokens counts: one CJK character, one letters/digits run, one other character.
-_UNIT_RE = re.compile(rf"([{_CJK}])|({_W}+)|(\S)")
+_UNIT_RE = re.compile(rf"([{CJK}])|({WORD_CHAR}+)|(\S)")
 # Good places for a hard cut inside an over-long sentence: after a clause mark.
 _SOFT_BREAK = frozenset("，、,：:；;）)」』”")
 _MD_TABLE_DELIMITER_RE = re.compile(r"\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*")

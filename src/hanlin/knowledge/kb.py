@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
@@ -52,10 +52,6 @@ from hanlin.knowledge.tokenize import Analyzer
 from hanlin.knowledge.uploads import upload_dir
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 from hanlin.net.ssrf import FetchedURL, safe_fetch
-
-if TYPE_CHECKING:
-    from hanlin.models.types import Message
-    from hanlin.rag.base import Answer, RequestedMode
 
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
 _MANIFEST = "kb.json"  # {"store": "<name in the hanlin.stores registry>"}
@@ -555,28 +551,6 @@ class KnowledgeBase:
                 r.score = float(s)
             results.sort(key=lambda r: -r.score)
         return results[:k]
-
-    def ask(
-        self,
-        question: str,
-        model: str | None = None,
-        history: Sequence[Message | dict[str, Any]] | None = None,
-        mode: RequestedMode = "auto",
-        *,
-        k: int | None = None,
-        filters: dict[str, Any] | Filter | None = None,
-    ) -> Answer:
-        """Answer a question from this knowledge base with numbered citations (RAG).
-
-        ``history`` is the conversation so far (``Message`` objects or OpenAI-format dicts);
-        ``mode`` is ``auto``, ``generative`` or ``extractive``. See :mod:`hanlin.rag.engine`.
-        """
-        from hanlin.rag.engine import RagEngine
-
-        with RagEngine(self) as engine:
-            return engine.ask(
-                question, model=model, history=history, mode=mode, k=k, filters=filters
-            )
 
 
 __all__ = ["IngestReport", "KBInfo", "KnowledgeBase", "SkippedFile"]

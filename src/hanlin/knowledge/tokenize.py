@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["LATIN_CHARS_PER_TOKEN", "Analyzer", "AnalyzerOptions", "count_tokens"]
+from hanlin.text import CJK, HAN, WORD_CHAR
+
+__all__ = ["Analyzer", "AnalyzerOptions"]
 
 #: Entries kept in each analyzer's word and Han-run caches before they start afresh.
 _CACHE_LIMIT = 200_000
@@ -27,30 +29,13 @@ ALGORITHM_VERSION = 1
 
 CjkMode = Literal["jieba", "bigram", "jieba+bigram"]
 
-#: Latin letters/digits per token in :func:`count_tokens`. Measured against cl100k (tiktoken) and
-#: Gemma 3's tokenizer: 6 puts English prose 12–17 % high and code/Markdown −1 to +19 %, where
-#: 4 was 14–43 % high (bench/token_estimate.py).
-LATIN_CHARS_PER_TOKEN = 6
-
-# Character classes (Python's ``re`` has no \p{Han}). Han: CJK unified ideographs + extension A
-# + compatibility ideographs + 〇 + extensions B–H; kana: hiragana, katakana (+ phonetic
-# extensions); hangul: syllables, jamo, compatibility jamo.
-_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_KANA = "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff"
-_HANGUL = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
-_CJK = _HAN + _KANA + _HANGUL
-# A letter or digit that is not CJK: ``[^\W_]`` is "word char but not underscore".
-_W = rf"[^\W_{_CJK}]"
-
-_RUN_RE = re.compile(rf"([{_CJK}]+)|({_W}+(?:['’.\-]{_W}+)*)")
+# The character classes (Han, kana, hangul; a non-CJK letter or digit) are hanlin.text's.
+_W = WORD_CHAR
+_RUN_RE = re.compile(rf"([{CJK}]+)|({_W}+(?:['’.\-]{_W}+)*)")
 _LATIN_RE = re.compile(rf"{_W}+(?:['’.\-]{_W}+)*")  # _RUN_RE's second group on its own
-_HAN_RUN_RE = re.compile(rf"[{_HAN}]+")
-_ANY_CJK_RE = re.compile(rf"[{_CJK}]")
+_HAN_RUN_RE = re.compile(rf"[{HAN}]+")
+_ANY_CJK_RE = re.compile(rf"[{CJK}]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)+")
-
-# count_tokens: one match per token — a CJK character, up to LATIN_CHARS_PER_TOKEN letters/digits
-# (a greedy run splits into ceil(len / 6) matches), or any other visible character.
-_COUNT_RE = re.compile(rf"[{_CJK}]|{_W}{{1,{LATIN_CHARS_PER_TOKEN}}}|[^\s{_CJK}\w]|_")
 
 
 def _words(spaced: str) -> frozenset[str]:
@@ -285,18 +270,3 @@ class Analyzer:
         # (``lcut(han, HMM=False)``) about twice as fast.
         words: list[str] = _shared_resource("segmenter", _make_segmenter).cut(han)
         return words
-
-
-def count_tokens(text: str) -> int:
-    """A fast approximate LLM token count, for chunk budgets (not billing).
-
-    Each CJK character (Han, kana, hangul) counts 1; each run of letters/digits counts
-    ``ceil(len / 6)`` (:data:`LATIN_CHARS_PER_TOKEN`: a common English word is one BPE token,
-    a long one a few); every other visible character (punctuation, symbols) counts 1; whitespace
-    counts 0. Real tokenizers give 0.7–1.5 tokens per Chinese character and a little less than
-    this for English, so treat the result as a budget, good to about ±25%.
-
-    The count is subadditive: counting two adjacent pieces separately never gives less than
-    counting their concatenation, so sums of piece counts are safe upper bounds.
-    """
-    return len(_COUNT_RE.findall(text))

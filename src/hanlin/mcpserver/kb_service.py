@@ -20,6 +20,7 @@ from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.knowledge.uploads import content_problem, display_name, type_problem, upload_dir
+from hanlin.rag import engine as rag
 
 #: characters of one document a resource read returns at most
 MAX_DOC_CHARS = 2_000_000
@@ -122,7 +123,7 @@ class KbService:
         self.check(name)
 
         def run(kb: KnowledgeBase) -> dict[str, Any]:
-            answer = kb.ask(question, model=model, mode=mode)  # type: ignore[arg-type]
+            answer = rag.ask(kb, question, model=model, mode=mode)  # type: ignore[arg-type]
             return {
                 "answer": answer.text,
                 "mode": answer.mode,

@@ -42,6 +42,7 @@ from hanlin.models.types import (
     Usage,
     UsageEvent,
 )
+from hanlin.text import count_tokens
 
 T = TypeVar("T")
 MessagesLike = str | Message | Sequence[Message | dict[str, Any]]
@@ -184,8 +185,6 @@ class Gateway:
         """The least a call can cost in USD (estimated prompt, plus max_tokens if set)."""
         if not self.ledger.enforcing:
             return 0.0
-        from hanlin.knowledge.tokenize import count_tokens
-
         usage = Usage(sum(count_tokens(m.text) for m in msgs), opts.max_tokens or 0)
         costs = [
             c.usd
@@ -349,7 +348,7 @@ class Gateway:
     def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
         """Exact when the model's tokenizer is at hand (local models), else an estimate.
 
-        The estimate is :func:`hanlin.knowledge.tokenize.count_tokens`: one token per CJK
+        The estimate is :func:`hanlin.text.count_tokens`: one token per CJK
         character, one per six Latin letters or digits, one per other visible character.
         """
         dep = self.resolve(model).deployments[0]
@@ -357,8 +356,6 @@ class Gateway:
         counter = getattr(provider, "count_tokens", None)
         if counter is not None and getattr(provider, "exact_tokens", True):
             return TokenCount(int(counter(dep.model, text)), True)
-        from hanlin.knowledge.tokenize import count_tokens
-
         return TokenCount(count_tokens(text), False)
 
     # -- sync wrappers -----------------------------------------------------------------------

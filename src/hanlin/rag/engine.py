@@ -17,7 +17,7 @@ from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
-from hanlin.errors import HanlinError, InvalidInputError
+from hanlin.errors import HanlinError, InvalidInputError, StepError
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.gateway import Gateway, as_messages
@@ -44,17 +44,29 @@ HistoryLike = Sequence[Message | dict[str, Any]]
 REFUSAL_SOURCES = 3
 
 
-class RagStepError(HanlinError):
-    """A step of the RAG pipeline failed; ``step`` names it and ``cause`` is the original error
-    (a typed model error, for instance), whose hint and exit code this error keeps."""
+@dataclasses.dataclass(slots=True)
+class _Run:
+    """One question on its way through the pipeline, and what each step adds to its answer."""
 
-    def __init__(self, step: str, cause: BaseException) -> None:
-        message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
-        hint = getattr(cause, "hint", None)
-        super().__init__(f"RAG step '{step}' failed: {message}", hint=hint)
-        self.step = step
-        self.cause = cause
-        self.exit_code = getattr(cause, "exit_code", 1)
+    question: str
+    standalone: str
+    turns: list[Message]
+    lang: Language
+    mode: RequestedMode  # as requested
+    answer_mode: RequestedMode  # as chosen: generative or extractive
+    gen_model: str
+    started: float  # perf_counter at the start
+    notes: list[str] = dataclasses.field(default_factory=list)
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def done(self, answer: Answer) -> AnswerDone:
+        """The last event: the run's usage, notes and timings (and the total) in ``answer``."""
+        answer.usage = self.usage + answer.usage
+        answer.notes = self.notes + answer.notes
+        answer.timings_ms = {**self.timings, **answer.timings_ms}
+        answer.timings_ms["total"] = (time.perf_counter() - self.started) * 1000
+        return AnswerDone(answer)
 
 
 class RagEngine:
@@ -130,10 +142,51 @@ class RagEngine:
         :class:`AnswerDone`. The joined deltas equal ``AnswerDone.answer.text`` exactly:
         citation markers are cleaned up while streaming.
 
-        Raises :class:`RagStepError` (step ``retrieve`` or ``generate``) when a step fails — a
-        failed rewrite falls back to the rule-based one instead — and
-        :class:`~hanlin.errors.InvalidInputError` for bad arguments.
+        Raises :class:`~hanlin.errors.StepError` (pipeline ``RAG``, step ``retrieve`` or
+        ``generate``) when a step fails — a failed rewrite falls back to the rule-based one
+        instead — and :class:`~hanlin.errors.InvalidInputError` for bad arguments.
         """
+        run = self._begin(question, model, history, mode, k)
+        if run.turns:
+            t0 = time.perf_counter()
+            run.standalone, rewrite_usage = await self._rewrite(
+                run.question, run.turns, run.gen_model, run.notes
+            )
+            run.usage = run.usage + rewrite_usage
+            run.timings["rewrite"] = (time.perf_counter() - t0) * 1000
+        try:
+            found = await retrieve(
+                self.kb,
+                run.standalone,
+                self.settings,
+                k=k,
+                filters=filters,
+                rerank=self._reranker(),
+            )
+        except HanlinError as exc:
+            raise StepError("RAG", "retrieve", exc) from exc
+        run.timings.update(found.timings_ms)
+        if not found.sufficient:
+            answering = self._refuse(run, found)
+        elif run.answer_mode == "extractive":
+            answering = self._extractive(run, found)
+        else:
+            answering = self._generative(run, found)
+        try:
+            async for event in answering:
+                yield event
+        finally:
+            await answering.aclose()  # a consumer that stops early stops the model stream now
+
+    def _begin(
+        self,
+        question: str,
+        model: str | None,
+        history: HistoryLike | None,
+        mode: RequestedMode,
+        k: int | None,
+    ) -> _Run:
+        """The arguments checked (and the caller's right to use them), the answer mode chosen."""
         started = time.perf_counter()
         question = question.strip()
         if not question:
@@ -150,106 +203,58 @@ class RagEngine:
             # choosing the model, or sending free-form history, is using chat
             access.require("chat")
         lang = detect_language(question)
-        notes: list[str] = []
-        usage = Usage()
-        timings: dict[str, float] = {}
-
         gen_model = self.generator(model)
         answer_mode = mode
         if mode == "auto":
             answer_mode = "generative" if self.is_capable(gen_model) else "extractive"
+        return _Run(question, question, turns, lang, mode, answer_mode, gen_model, started)
 
-        t0 = time.perf_counter()
-        standalone = question
-        if turns:
-            standalone, rewrite_usage = await self._rewrite(question, turns, gen_model, notes)
-            usage = usage + rewrite_usage
-            timings["rewrite"] = (time.perf_counter() - t0) * 1000
-
-        try:
-            found = await retrieve(
-                self.kb, standalone, self.settings, k=k, filters=filters, rerank=self._reranker()
-            )
-        except HanlinError as exc:
-            raise RagStepError("retrieve", exc) from exc
-        timings.update(found.timings_ms)
-
-        if not found.sufficient:
-            s = found.strength
-            notes.append(
-                f"refused: evidence strength {s.score:.3f} is below the threshold "
-                f"{found.calibration.threshold:.3f} (question-term coverage {s.coverage:.2f}, "
-                f"best dense cosine {s.dense:.3f}; calibration: {found.calibration.source})"
-            )
-            closest = [evidence(r, i) for i, r in enumerate(found.results[:REFUSAL_SOURCES], 1)]
-            yield RetrievalEvent(closest, [e.citation for e in closest], standalone)
-            text = render("refuse", lang, self.kb.settings.home)
-            yield AnswerDelta(text)
-            timings["total"] = (time.perf_counter() - started) * 1000
-            yield AnswerDone(
-                Answer(
-                    text=text,
-                    mode="refused",
-                    citations=[],
-                    evidence=closest,
-                    question=question,
-                    standalone_question=standalone,
-                    usage=usage,
-                    timings_ms=timings,
-                    notes=notes,
-                )
-            )
-            return
-
-        if answer_mode == "extractive":
-            if mode == "auto":
-                notes.append(
-                    f"extractive answer: {gen_model} is a base model that cannot follow "
-                    "instructions (rag.base_models), so the answer quotes the best evidence "
-                    "sentences; configure a chat model (rag.generator or models.default) for "
-                    "written answers"
-                )
-            else:
-                notes.append("extractive answer, as requested: the best evidence sentences")
-            items = [evidence(r, i) for i, r in enumerate(found.results, 1)]
-            yield RetrievalEvent(items, [e.citation for e in items], standalone)
-            t1 = time.perf_counter()
-            text, cited = await asyncio.to_thread(self._extract, standalone, found, items, lang)
-            timings["extract"] = (time.perf_counter() - t1) * 1000
-            yield AnswerDelta(text)
-            timings["total"] = (time.perf_counter() - started) * 1000
-            yield AnswerDone(
-                Answer(
-                    text=text,
-                    mode="extractive",
-                    citations=cited,
-                    evidence=items,
-                    question=question,
-                    standalone_question=standalone,
-                    usage=usage,
-                    timings_ms=timings,
-                    notes=notes,
-                )
-            )
-            return
-
-        gen = Generation(
-            self.gateway, gen_model, self.settings, self.kb.settings.home, user=self.user
+    async def _refuse(self, run: _Run, found: Retrieved) -> AsyncGenerator[RagEvent, None]:
+        """Too little evidence: say so, with the closest sources."""
+        s = found.strength
+        run.notes.append(
+            f"refused: evidence strength {s.score:.3f} is below the threshold "
+            f"{found.calibration.threshold:.3f} (question-term coverage {s.coverage:.2f}, "
+            f"best dense cosine {s.dense:.3f}; calibration: {found.calibration.source})"
         )
-        events = generate(gen, question, standalone, turns, found, lang)
+        closest = [evidence(r, i) for i, r in enumerate(found.results[:REFUSAL_SOURCES], 1)]
+        yield RetrievalEvent(closest, [e.citation for e in closest], run.standalone)
+        text = render("refuse", run.lang, self.kb.settings.home)
+        yield AnswerDelta(text)
+        yield run.done(Answer(text, "refused", [], closest, run.question, run.standalone))
+
+    async def _extractive(self, run: _Run, found: Retrieved) -> AsyncGenerator[RagEvent, None]:
+        """Quote the best evidence sentences, each with its citation."""
+        if run.mode == "auto":
+            run.notes.append(
+                f"extractive answer: {run.gen_model} is a base model that cannot follow "
+                "instructions (rag.base_models), so the answer quotes the best evidence "
+                "sentences; configure a chat model (rag.generator or models.default) for "
+                "written answers"
+            )
+        else:
+            run.notes.append("extractive answer, as requested: the best evidence sentences")
+        items = [evidence(r, i) for i, r in enumerate(found.results, 1)]
+        yield RetrievalEvent(items, [e.citation for e in items], run.standalone)
+        t1 = time.perf_counter()
+        text, cited = await asyncio.to_thread(self._extract, run.standalone, found, items, run.lang)
+        run.timings["extract"] = (time.perf_counter() - t1) * 1000
+        yield AnswerDelta(text)
+        yield run.done(Answer(text, "extractive", cited, items, run.question, run.standalone))
+
+    async def _generative(self, run: _Run, found: Retrieved) -> AsyncGenerator[RagEvent, None]:
+        """A model writes the answer from the evidence (see :mod:`hanlin.rag.generate`)."""
+        gen = Generation(
+            self.gateway, run.gen_model, self.settings, self.kb.settings.home, user=self.user
+        )
+        events = generate(gen, run.question, run.standalone, run.turns, found, run.lang)
         try:
             async for event in events:
-                if isinstance(event, AnswerDone):
-                    ans = event.answer
-                    ans.usage = usage + ans.usage
-                    ans.notes = notes + ans.notes
-                    ans.timings_ms = {**timings, **ans.timings_ms}
-                    ans.timings_ms["total"] = (time.perf_counter() - started) * 1000
-                yield event
+                yield run.done(event.answer) if isinstance(event, AnswerDone) else event
         except HanlinError as exc:
-            raise RagStepError("generate", exc) from exc
+            raise StepError("RAG", "generate", exc) from exc
         finally:
-            await events.aclose()  # a consumer that stops early stops the model stream now
+            await events.aclose()
 
     async def _rewrite(
         self, question: str, turns: list[Message], gen_model: str, notes: list[str]
@@ -376,3 +381,24 @@ class RagEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ask(
+    kb: KnowledgeBase,
+    question: str,
+    model: str | None = None,
+    history: HistoryLike | None = None,
+    mode: RequestedMode = "auto",
+    *,
+    k: int | None = None,
+    filters: dict[str, Any] | Filter | None = None,
+) -> Answer:
+    """Answer a question from ``kb`` with numbered citations, on an engine of its own.
+
+    ``history`` is the conversation so far (``Message`` objects or OpenAI-format dicts);
+    ``mode`` is ``auto``, ``generative`` or ``extractive``. For many questions, or streaming,
+    keep a :class:`RagEngine` (it keeps its gateway open between questions). Errors as
+    :meth:`RagEngine.astream`.
+    """
+    with RagEngine(kb) as engine:
+        return engine.ask(question, model=model, history=history, mode=mode, k=k, filters=filters)

@@ -12,7 +12,6 @@ from pathlib import Path
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import InvalidInputError
-from hanlin.knowledge.tokenize import count_tokens as estimate_tokens
 from hanlin.models.gateway import Gateway
 from hanlin.models.types import Message, TextDelta, Usage
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Evidence, RagEvent, RetrievalEvent
@@ -20,6 +19,7 @@ from hanlin.rag.citations import CitationFilter
 from hanlin.rag.retrieval import Retrieved, evidence, where
 from hanlin.rag.select import pack, truncate
 from hanlin.rag.templates import Language, render, source_block
+from hanlin.text import count_tokens as estimate_tokens
 
 #: context length assumed for models the catalog has no entry for
 DEFAULT_CONTEXT = 8192

@@ -16,9 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from hanlin.text import CJK
+
 Language = Literal["zh", "zh-Hant", "en"]
 
-_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_CJK_RE = re.compile(rf"[{CJK}]")
 _LATIN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _t2s_lock = threading.Lock()
 

@@ -95,7 +95,7 @@ _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
 
 def classify(exc: HanlinError) -> tuple[int, str, str | None, dict[str, str]]:
     """(status, type, code, extra headers) for a Hanlin error."""
-    cause = getattr(exc, "cause", None)  # RagStepError wraps the error of the failed step
+    cause = getattr(exc, "cause", None)  # a StepError wraps the error of the failed step
     if isinstance(cause, HanlinError):
         return classify(cause)
     headers: dict[str, str] = {}

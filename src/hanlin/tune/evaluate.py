@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hanlin.text import is_cjk
+
 __all__ = [
     "EvalExample",
     "EvalReport",
@@ -78,18 +80,6 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CJK_PUNCT = set("，。、；：？！「」『』（）《》〈〉【】〔〕…—～·“”‘’﹏")
 
 
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x20000 <= code <= 0x2FA1F
-        or 0xF900 <= code <= 0xFAFF
-        or 0x3040 <= code <= 0x30FF  # kana
-        or 0xAC00 <= code <= 0xD7AF  # hangul
-    )
-
-
 def _is_punct(ch: str) -> bool:
     return ch in string.punctuation or ch in _CJK_PUNCT or unicodedata.category(ch).startswith("P")
 
@@ -108,7 +98,7 @@ def answer_tokens(text: str) -> list[str]:
     for word in normalize_answer(text).split():
         run = ""
         for ch in word:
-            if _is_cjk(ch):
+            if is_cjk(ch):
                 if run:
                     out.append(run)
                     run = ""
@@ -395,12 +385,11 @@ def evaluate_run(
     from hanlin.tune.config import load_config
     from hanlin.tune.loading import load_model
     from hanlin.tune.runs import get_run
-    from hanlin.tune.train import prepare
 
     run = get_run(run_ref)
     info = run.info()
     config = load_config(run.path / "config.yaml")
-    p = prepare(config)
+    p = prep.prepare(config)
     pairs = prep.eval_pairs(p.val, p.template, n or config.eval_examples)
     if not pairs:
         raise InvalidInputError(

@@ -5,17 +5,29 @@
 * ``sft``: conversations through the chat template; loss only on assistant tokens.
 * ``dpo``: ``{"prompt", "chosen", "rejected"}`` texts for ``trl``'s DPOTrainer, the prompt
   rendered up to the generation prompt and the replies as the model should continue it.
+
+:func:`prepare` is the step training and evaluation share: a config's data read, split and
+turned into those features with the base model's tokenizer.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hanlin.errors import ConfigError
-from hanlin.tune.data import Record
-from hanlin.tune.templates import ChatTemplate, Segment, adds_bos, tokenize_segments
+from hanlin.errors import ConfigError, InvalidInputError
+from hanlin.tune.config import TuneConfig
+from hanlin.tune.data import Record, load_dataset, split
+from hanlin.tune.loading import BaseRef, load_tokenizer, resolve_base
+from hanlin.tune.templates import (
+    ChatTemplate,
+    Segment,
+    adds_bos,
+    resolve_template,
+    tokenize_segments,
+)
 
 Feature = dict[str, list[int]]
 
@@ -136,3 +148,68 @@ def token_lengths(records: Sequence[Record], template: ChatTemplate, tokenizer: 
             n = len(tokenize_segments(template.segments(msgs), tokenizer, max_len=10**9)[0])
         lengths.append(n)
     return lengths
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A run's inputs, loaded and checked before any weights are read."""
+
+    config: TuneConfig
+    base: BaseRef
+    tokenizer: Any
+    template: ChatTemplate
+    data_format: str
+    train: list[Record]
+    val: list[Record]
+    train_features: list[Any]
+    val_features: list[Any]
+
+    @property
+    def steps(self) -> int:
+        c = self.config
+        if c.max_steps > 0:
+            return c.max_steps
+        per_epoch = math.ceil(len(self.train_features) / (c.batch_size * c.grad_accum))
+        return max(1, math.ceil(per_epoch * c.epochs))
+
+    @property
+    def tokens(self) -> int:
+        if self.config.method == "dpo":
+            lengths = [
+                len(self.tokenizer(r["prompt"] + r["chosen"])["input_ids"]) * 2
+                for r in self.train_features[:64]
+            ]
+        else:
+            lengths = [len(f["input_ids"]) for f in self.train_features[:256]]
+        mean = sum(lengths) / max(len(lengths), 1)
+        return int(mean * self.steps * self.config.batch_size * self.config.grad_accum)
+
+
+def prepare(config: TuneConfig) -> Prepared:
+    """Read the data, split it, load the tokenizer and build the training features."""
+    ds = load_dataset(config.data, config.format)
+    if not ds.records:
+        raise InvalidInputError(
+            f"{ds.path} has no usable records ({len(ds.problems)} bad lines)",
+            hint=f"see them with `hanlin tune data check {ds.path}`",
+        )
+    if config.validation:
+        train, val = ds.records, load_dataset(config.validation, ds.format).records
+    else:
+        train, val = split(ds.records, config.val_ratio, config.seed)
+    base = resolve_base(config.base)
+    tokenizer = load_tokenizer(base.hf_dir)
+    template = resolve_template(config.template, tokenizer, with_examples=config.template_examples)
+    feats: list[list[Any]] = []
+    for records in (train, val):
+        if config.method == "cpt":
+            feats.append(cpt_features(records, template, tokenizer, config.max_len))
+        elif config.method == "sft":
+            feats.append(
+                sft_features(records, template, tokenizer, config.max_len, add_eos=config.add_eos)
+                if records
+                else []
+            )
+        else:
+            feats.append(dpo_rows(records, template))
+    return Prepared(config, base, tokenizer, template, ds.format, train, val, *feats)

@@ -9,30 +9,26 @@ every ``save_steps``; :func:`resume_run` continues from the newest one.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from hanlin.errors import InvalidInputError
+from hanlin.tune import evaluate as ev
 from hanlin.tune import prepare as prep
 from hanlin.tune.config import TuneConfig, dump_config, load_config
-from hanlin.tune.data import Record, load_dataset, split
 from hanlin.tune.distributed import rank, world_size
 from hanlin.tune.estimate import RunEstimate, check_fits, estimate_run
 from hanlin.tune.loading import (
-    BaseRef,
     device_kind,
     load_model,
-    load_tokenizer,
     lora_config,
     precision_for,
-    resolve_base,
 )
+from hanlin.tune.prepare import Prepared, prepare
 from hanlin.tune.runs import (
     Run,
     effective_status,
@@ -42,74 +38,7 @@ from hanlin.tune.runs import (
     plot_loss,
     runs_root,
 )
-from hanlin.tune.templates import ChatTemplate, FormatTemplate, resolve_template
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A run's inputs, loaded and checked before any weights are read."""
-
-    config: TuneConfig
-    base: BaseRef
-    tokenizer: Any
-    template: ChatTemplate
-    data_format: str
-    train: list[Record]
-    val: list[Record]
-    train_features: list[Any]
-    val_features: list[Any]
-
-    @property
-    def steps(self) -> int:
-        c = self.config
-        if c.max_steps > 0:
-            return c.max_steps
-        per_epoch = math.ceil(len(self.train_features) / (c.batch_size * c.grad_accum))
-        return max(1, math.ceil(per_epoch * c.epochs))
-
-    @property
-    def tokens(self) -> int:
-        if self.config.method == "dpo":
-            lengths = [
-                len(self.tokenizer(r["prompt"] + r["chosen"])["input_ids"]) * 2
-                for r in self.train_features[:64]
-            ]
-        else:
-            lengths = [len(f["input_ids"]) for f in self.train_features[:256]]
-        mean = sum(lengths) / max(len(lengths), 1)
-        return int(mean * self.steps * self.config.batch_size * self.config.grad_accum)
-
-
-def prepare(config: TuneConfig) -> Prepared:
-    """Read the data, split it, load the tokenizer and build the training features."""
-    ds = load_dataset(config.data, config.format)
-    if not ds.records:
-        raise InvalidInputError(
-            f"{ds.path} has no usable records ({len(ds.problems)} bad lines)",
-            hint=f"see them with `hanlin tune data check {ds.path}`",
-        )
-    if config.validation:
-        train, val = ds.records, load_dataset(config.validation, ds.format).records
-    else:
-        train, val = split(ds.records, config.val_ratio, config.seed)
-    base = resolve_base(config.base)
-    tokenizer = load_tokenizer(base.hf_dir)
-    template = resolve_template(config.template, tokenizer, with_examples=config.template_examples)
-    feats: list[list[Any]] = []
-    for records in (train, val):
-        if config.method == "cpt":
-            feats.append(prep.cpt_features(records, template, tokenizer, config.max_len))
-        elif config.method == "sft":
-            feats.append(
-                prep.sft_features(
-                    records, template, tokenizer, config.max_len, add_eos=config.add_eos
-                )
-                if records
-                else []
-            )
-        else:
-            feats.append(prep.dpo_rows(records, template))
-    return Prepared(config, base, tokenizer, template, ds.format, train, val, *feats)
+from hanlin.tune.templates import FormatTemplate
 
 
 def _training_args(p: Prepared, run: Run, precision: str) -> dict[str, Any]:
@@ -185,22 +114,17 @@ def _build_trainer(p: Prepared, run: Run, model: Any, callbacks: list[Any]) -> A
     return trainer
 
 
-def _evaluation(p: Prepared, console: Console) -> Any:
-    """The other engineer's evaluation module, or None (logged) when it is not installed."""
+def _evaluates(p: Prepared, console: Console) -> bool:
+    """Whether this run evaluates before and after training (said when it does not)."""
     if not p.config.evaluate:
-        return None
+        return False
     if world_size() > 1:
         console.print("evaluation skipped: it runs in single-process runs only")
-        return None
-    try:
-        from hanlin.tune import evaluate as ev
-    except ImportError:
-        console.print("[yellow]evaluation skipped: hanlin.tune.evaluate is not available[/]")
-        return None
-    return ev
+        return False
+    return True
 
 
-def _eval_report(ev: Any, p: Prepared, model: Any) -> Any:
+def _eval_report(p: Prepared, model: Any) -> ev.EvalReport | None:
     pairs = prep.eval_pairs(p.val, p.template, p.config.eval_examples)
     if not pairs:
         return None
@@ -247,10 +171,10 @@ def _train_and_save(
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(c))
-    ev = _evaluation(p, console)
-    if ev:
+    evaluates = _evaluates(p, console)
+    if evaluates:
         console.print(f"evaluating the base model on {min(len(p.val), c.eval_examples)} examples")
-    before = _eval_report(ev, p, model) if ev else None
+    before = _eval_report(p, model) if evaluates else None
     trainer = _build_trainer(p, run, model, [RunCallback(run, console, show), *callbacks])
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if not trainer.is_world_process_zero():
@@ -262,9 +186,11 @@ def _train_and_save(
     else:
         trainer.save_model(str(run.path / "model"))
         p.tokenizer.save_pretrained(str(run.path / "model"))
-    if ev and before is not None:
+    if before is not None:
         console.print("evaluating the tuned model")
-        ev.write_comparison(run.path, before, _eval_report(ev, p, final))
+        after = _eval_report(p, final)
+        if after is not None:  # always, with the same validation pairs as before
+            ev.write_comparison(run.path, before, after)
     plot_loss(run)
     run.update(status="done", pid=None, finished=now_iso(), steps=trainer.state.global_step)
     return run

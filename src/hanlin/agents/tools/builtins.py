@@ -294,6 +294,7 @@ def kb_ask(
 ) -> AgentTool:
     """A tool that answers a question from the knowledge base ``kb_name`` with citations."""
     from hanlin.knowledge.kb import KnowledgeBase
+    from hanlin.rag.engine import ask
 
     @tool(name=name, timeout=300.0)
     def kb_ask_(question: str) -> ToolResult:
@@ -308,7 +309,7 @@ def kb_ask(
             access.acting_as(who.granting("chat") if model else who),
             KnowledgeBase(kb_name) as kb,
         ):
-            answer = kb.ask(question, model=model, mode=mode)
+            answer = ask(kb, question, model=model, mode=mode)
         data = {
             "answer": answer.text,
             "mode": answer.mode,

@@ -16,6 +16,7 @@ from hanlin.models.base import Endpoint, ModelInfo, Price
 from hanlin.models.embeddings.base import EmbeddingModel, available_embedders, get_embedder
 from hanlin.models.errors import UnsupportedFeatureError
 from hanlin.models.types import ChatOptions, ChatResponse, Message, StreamEvent
+from hanlin.text import count_tokens
 
 _DIMS = {"fast-use": 512, "e5-small": 384}
 
@@ -78,8 +79,6 @@ class LocalEmbeddingProvider:
         return [row.tolist() for row in vectors]
 
     def count_tokens(self, model: str, text: str) -> int:
-        from hanlin.knowledge.tokenize import count_tokens
-
         return count_tokens(text)
 
     async def complete(

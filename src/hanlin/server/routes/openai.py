@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from hanlin.access.auth import Principal
 from hanlin.errors import InvalidInputError
 from hanlin.knowledge.kb import KnowledgeBase
-from hanlin.knowledge.tokenize import count_tokens
 from hanlin.models.catalog import AliasStore
 from hanlin.models.keys import endpoint_key_status
 from hanlin.rag.base import Citation, RagEvent
@@ -39,6 +38,7 @@ from hanlin.server.openai_wire import (
 )
 from hanlin.server.routes.agents import agent_chat, agent_runs, parse_agent_model
 from hanlin.server.state import ServerState, get_state
+from hanlin.text import count_tokens
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONRoute)
 
