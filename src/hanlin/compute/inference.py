@@ -8,6 +8,7 @@ scaled by a stated efficiency — measured engines land below them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -169,139 +170,213 @@ def _decode_weight_bytes(model: ModelSpec, weights: float, batch: int) -> tuple[
     )
 
 
-def serve_estimate(
-    model: ModelSpec, gpu: str | GPUSpec, options: ServeOptions | None = None
-) -> ServeEstimate:
-    """Memory and speed of serving ``model`` on ``gpu`` (× ``options.gpus``, tensor parallel)."""
-    o = options or ServeOptions()
-    spec = get_gpu(gpu)
+@dataclass(frozen=True, slots=True)
+class _ServeMemory:
+    """Where a deployment's memory goes (bytes, over all its GPUs)."""
+
+    weights: float
+    weights_formula: str
+    kv_per_token: float
+    kv_formula: str
+    kv_per_sequence: float
+    kv_total: float
+    hidden: int  # h and f of the workspace formula
+    ffn: int
+    logit_rows: int
+    workspace: float
+    overhead: float
+    usable: float
+
+    @property
+    def needed(self) -> float:
+        return self.weights + self.kv_total + self.overhead + self.workspace
+
+    @property
+    def max_concurrency(self) -> int:
+        for_kv = self.usable - self.weights - self.overhead - self.workspace
+        if not self.kv_per_sequence:
+            return 0
+        return max(0, math.floor(for_kv / self.kv_per_sequence))
+
+
+@dataclass(frozen=True, slots=True)
+class _ServeSpeed:
+    """Decode and prefill bounds (seconds per decode step, tokens/s for prefill)."""
+
+    read_weights: float  # bytes one decode step reads
+    read_formula: str
+    step_memory: float
+    step_compute: float
+    precision: Precision
+    prefill_tps: float
+
+    @property
+    def step(self) -> float:
+        return max(self.step_memory, self.step_compute)
+
+
+def _serve_memory(model: ModelSpec, spec: GPUSpec, o: ServeOptions) -> _ServeMemory:
     weights, w_formula = weight_bytes(model, o.quant)
     kv_tok, kv_formula = kv_cache_bytes_per_token(model, o.kv_dtype)
-    b = _kv_bytes(o.kv_dtype)
-    kv_seq = model.attended_tokens(o.context) * model.kv_elements_per_token_per_layer * b
-    kv_total = kv_seq * o.concurrency
+    kv_elements = model.attended_tokens(o.context) * model.kv_elements_per_token_per_layer
+    kv_seq = kv_elements * _kv_bytes(o.kv_dtype)
     h, f = model.hidden_size, max(model.ffn_size, model.expert_width * model.experts_per_token)
     # one forward pass over a full token budget, plus fp32 logits for one token per sequence
     logit_rows = min(o.concurrency, o.batched_tokens)
     workspace = o.batched_tokens * 2 * (4 * h + 3 * f) + logit_rows * 4 * model.vocab_size
-    workspace_per_gpu = workspace / o.gpus
-    usable = o.gpus * spec.memory_bytes * o.memory_utilization
-    overhead = o.gpus * o.cuda_context_gib * 2**30
-    for_kv = usable - weights - overhead - workspace
-    needed = weights + kv_total + overhead + workspace
-    max_conc = max(0, math.floor(for_kv / kv_seq)) if kv_seq else 0
+    return _ServeMemory(
+        weights=weights,
+        weights_formula=w_formula,
+        kv_per_token=kv_tok,
+        kv_formula=kv_formula,
+        kv_per_sequence=kv_seq,
+        kv_total=kv_seq * o.concurrency,
+        hidden=h,
+        ffn=f,
+        logit_rows=logit_rows,
+        workspace=workspace,
+        overhead=o.gpus * o.cuda_context_gib * 2**30,
+        usable=o.gpus * spec.memory_bytes * o.memory_utilization,
+    )
 
-    read_w, read_formula = _decode_weight_bytes(model, weights, o.concurrency)
+
+def _serve_speed(
+    model: ModelSpec, spec: GPUSpec, o: ServeOptions, mem: _ServeMemory
+) -> _ServeSpeed:
+    read_w, read_formula = _decode_weight_bytes(model, mem.weights, o.concurrency)
     bw = o.gpus * spec.bandwidth_gbs * 1e9 * o.bandwidth_efficiency
-    step_mem = (read_w + kv_total) / bw
     precision: Precision = "fp8" if o.quant.lower() == "fp8" and spec.fp8_tflops else "bf16"
     flops_rate = o.gpus * spec.peak_flops(precision) * o.compute_efficiency
     attn_tok = 2 * (model.q_dim + model.v_dim)
     decode_flops = o.concurrency * (
         2 * model.flops_params + attn_tok * model.attended_tokens(o.context)
     )
-    step = max(step_mem, decode_flops / flops_rate)
     prefill_flops_tok = 2 * model.flops_params + attn_tok * model.attended_tokens(o.context) / 2
-    prefill_tps = flops_rate / prefill_flops_tok
+    return _ServeSpeed(
+        read_weights=read_w,
+        read_formula=read_formula,
+        step_memory=(read_w + mem.kv_total) / bw,
+        step_compute=decode_flops / flops_rate,
+        precision=precision,
+        prefill_tps=flops_rate / prefill_flops_tok,
+    )
 
+
+def _memory_terms(model: ModelSpec, spec: GPUSpec, o: ServeOptions, m: _ServeMemory) -> list[Term]:
     c = o.concurrency
-    terms = [
-        Term(name="weights", formula=w_formula, value=weights, unit="bytes"),
-        Term(name="KV cache per token", formula=kv_formula, value=kv_tok, unit="bytes"),
+    sliding = (
+        f" ({model.n_sliding_layers} sliding layers keep {model.sliding_window:,})"
+        if model.n_sliding_layers
+        else ""
+    )
+    return [
+        Term(name="weights", formula=m.weights_formula, value=m.weights, unit="bytes"),
+        Term(name="KV cache per token", formula=m.kv_formula, value=m.kv_per_token, unit="bytes"),
         Term(
             name="KV cache per sequence",
-            value=kv_seq,
+            value=m.kv_per_sequence,
             unit="bytes",
-            formula=f"per token × {o.context:,} tokens"
-            + (
-                f" ({model.n_sliding_layers} sliding layers keep {model.sliding_window:,})"
-                if model.n_sliding_layers
-                else ""
-            ),
+            formula=f"per token × {o.context:,} tokens{sliding}",
         ),
         Term(
             name=f"KV cache for {c} sequences",
             formula=f"{c} × per sequence",
-            value=kv_total,
+            value=m.kv_total,
             unit="bytes",
         ),
         Term(
             name="activation workspace",
-            value=workspace,
+            value=m.workspace,
             unit="bytes",
-            formula=f"{o.batched_tokens:,} batched tokens × 2 B × (4·{h:,} + 3·{f:,}) + "
-            f"{logit_rows} sequences × 4 B × vocab {model.vocab_size:,}",
+            formula=f"{o.batched_tokens:,} batched tokens × 2 B × (4·{m.hidden:,} + "
+            f"3·{m.ffn:,}) + {m.logit_rows} sequences × 4 B × vocab {model.vocab_size:,}",
         ),
         Term(
             name="CUDA context",
             formula=f"{o.gpus} × {o.cuda_context_gib:g} GiB",
-            value=overhead,
+            value=m.overhead,
             unit="bytes",
         ),
         Term(
             name="memory needed",
             formula="weights + KV + workspace + context",
-            value=needed,
+            value=m.needed,
             unit="bytes",
             total=True,
         ),
         Term(
             name="memory available",
-            value=usable,
+            value=m.usable,
             unit="bytes",
             formula=f"{o.gpus} × {spec.name} {spec.memory_gib:g} GiB × "
             f"{o.memory_utilization:.0%} utilisation",
         ),
         Term(
             name="max concurrent sequences",
-            value=max_conc,
+            value=m.max_concurrency,
             unit="seqs",
             total=True,
             formula="(available − weights − workspace − context) ÷ KV per sequence",
         ),
-        Term(name="weights read per decode step", formula=read_formula, value=read_w, unit="bytes"),
+    ]
+
+
+def _speed_terms(spec: GPUSpec, o: ServeOptions, s: _ServeSpeed) -> list[Term]:
+    c = o.concurrency
+    return [
+        Term(
+            name="weights read per decode step",
+            formula=s.read_formula,
+            value=s.read_weights,
+            unit="bytes",
+        ),
         Term(
             name="decode step (bandwidth bound)",
-            value=step_mem,
+            value=s.step_memory,
             unit="s",
             formula=f"(weights read + KV for {c}) ÷ ({o.gpus} × {spec.bandwidth_gbs:,.0f} GB/s "
             f"× {o.bandwidth_efficiency:.0%})",
         ),
         Term(
             name="decode step (compute bound)",
-            value=decode_flops / flops_rate,
+            value=s.step_compute,
             unit="s",
-            formula=f"{c} × (2·N + attention) FLOPs ÷ ({o.gpus} × {precision} peak × "
+            formula=f"{c} × (2·N + attention) FLOPs ÷ ({o.gpus} × {s.precision} peak × "
             f"{o.compute_efficiency:.0%})",
         ),
         Term(
             name="decode tokens/s per sequence",
             formula="1 ÷ slower step",
-            value=1 / step,
+            value=1 / s.step,
             unit="tok/s",
         ),
         Term(
             name="decode tokens/s total",
             formula=f"{c} ÷ slower step",
-            value=c / step,
+            value=c / s.step,
             unit="tok/s",
             total=True,
         ),
         Term(
             name="prefill tokens/s",
-            value=prefill_tps,
+            value=s.prefill_tps,
             unit="tok/s",
             total=True,
-            formula=f"{o.gpus} × {precision} peak × {o.compute_efficiency:.0%} ÷ "
+            formula=f"{o.gpus} × {s.precision} peak × {o.compute_efficiency:.0%} ÷ "
             f"(2·N + attention over {o.context:,}/2 tokens)",
         ),
         Term(
             name="time to first token",
             formula=f"{o.context:,} tokens ÷ prefill tokens/s",
-            value=o.context / prefill_tps,
+            value=o.context / s.prefill_tps,
             unit="s",
         ),
     ]
+
+
+def _serve_assumptions(
+    model: ModelSpec, spec: GPUSpec, o: ServeOptions, m: _ServeMemory
+) -> list[str]:
     assumptions = [
         f"the engine may use {o.memory_utilization:.0%} of GPU memory (vLLM's default)",
         f"decode reads weights and the full {o.context:,}-token KV cache of every sequence "
@@ -313,24 +388,35 @@ def serve_estimate(
         assumptions.append(
             f"context {o.context:,} exceeds {model.name}'s trained {model.context_length:,} tokens"
         )
-    if workspace_per_gpu > 0.3 * spec.memory_bytes:
+    if m.workspace / o.gpus > 0.3 * spec.memory_bytes:
         assumptions.append("activation workspace is large: lower batched tokens")
+    return assumptions
+
+
+def serve_estimate(
+    model: ModelSpec, gpu: str | GPUSpec, options: ServeOptions | None = None
+) -> ServeEstimate:
+    """Memory and speed of serving ``model`` on ``gpu`` (× ``options.gpus``, tensor parallel)."""
+    o = options or ServeOptions()
+    spec = get_gpu(gpu)
+    mem = _serve_memory(model, spec, o)
+    speed = _serve_speed(model, spec, o, mem)
     return ServeEstimate(
         model=model.name,
         gpu=spec.name,
         gpus=o.gpus,
-        weights_bytes=weights,
-        kv_bytes_per_token=kv_tok,
-        kv_bytes_per_sequence=kv_seq,
-        kv_bytes_total=kv_total,
-        memory_needed_bytes=needed,
-        memory_available_bytes=usable,
-        fits=needed <= usable,
-        max_concurrency=max_conc,
-        decode_tokens_per_s_per_sequence=1 / step,
-        decode_tokens_per_s_total=c / step,
-        prefill_tokens_per_s=prefill_tps,
-        time_to_first_token_s=o.context / prefill_tps,
-        terms=terms,
-        assumptions=assumptions,
+        weights_bytes=mem.weights,
+        kv_bytes_per_token=mem.kv_per_token,
+        kv_bytes_per_sequence=mem.kv_per_sequence,
+        kv_bytes_total=mem.kv_total,
+        memory_needed_bytes=mem.needed,
+        memory_available_bytes=mem.usable,
+        fits=mem.needed <= mem.usable,
+        max_concurrency=mem.max_concurrency,
+        decode_tokens_per_s_per_sequence=1 / speed.step,
+        decode_tokens_per_s_total=o.concurrency / speed.step,
+        prefill_tokens_per_s=speed.prefill_tps,
+        time_to_first_token_s=o.context / speed.prefill_tps,
+        terms=_memory_terms(model, spec, o, mem) + _speed_terms(spec, o, speed),
+        assumptions=_serve_assumptions(model, spec, o, mem),
     )
