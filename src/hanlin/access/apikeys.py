@@ -10,13 +10,10 @@ on a running server at once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -26,6 +23,7 @@ from typing import Any
 
 from hanlin.access.caller import SCOPES, Access
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
+from hanlin.fileio import atomic_write_text
 
 PREFIX = "hk-"
 
@@ -119,17 +117,8 @@ class APIKeyStore:
         return self._keys
 
     def _save(self, keys: list[APIKey]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".apikeys-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"keys": [asdict(k) for k in keys]}, fh, indent=2, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        data = {"keys": [asdict(k) for k in keys]}
+        atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False), mode=0o600)
         self._stamp = None  # re-read (and re-stamp) on next use
 
     # -- operations ------------------------------------------------------------------------

@@ -18,11 +18,11 @@ import contextlib
 import logging
 import marshal
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from hanlin.fileio import atomic_write_bytes
 from hanlin.paths import cache_dir
 
 __all__ = ["DagSegmenter"]
@@ -63,10 +63,7 @@ class DagSegmenter:
                 return cls(logp, miss)
         seg = cls.from_jieba(make_tokenizer())
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-            tmp.write_bytes(marshal.dumps((seg._logp, seg._miss)))
-            os.replace(tmp, path)
+            atomic_write_bytes(path, marshal.dumps((seg._logp, seg._miss)))
         except OSError as exc:  # a cache is optional
             log.debug("not caching the segmenter dictionary in %s: %s", path, exc)
         return seg

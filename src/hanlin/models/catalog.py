@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hanlin.config import ModelsSettings, RouteSettings
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
+from hanlin.fileio import atomic_write_text
 from hanlin.models.base import (
     Endpoint,
     ModelInfo,
@@ -69,12 +68,9 @@ class AliasStore:
             ) from None
 
     def save(self, aliases: dict[str, RouteSettings]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {k: v.model_dump() for k, v in sorted(aliases.items())}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".aliases-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-        os.replace(tmp, self.path)
+        # 0600 as mkstemp made it before: aliases may carry endpoint settings
+        atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False), mode=0o600)
 
 
 class Catalog:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from hanlin.errors import ConfigError, NotFoundError
+from hanlin.fileio import atomic_write_text
 from hanlin.models.base import Endpoint
 from hanlin.models.errors import MissingKeyError
 from hanlin.paths import hanlin_home
@@ -72,17 +72,7 @@ class KeyStore:
         return {str(k): str(v) for k, v in data.items()}
 
     def _write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".json")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(self.path, 0o600)
+        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True), mode=0o600)
 
     def set(self, endpoint: str, value: str) -> None:
         value = value.strip()

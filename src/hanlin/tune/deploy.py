@@ -14,7 +14,6 @@ folder served by vLLM / SGLang and reached through the gateway's ``openai_compat
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
+from hanlin.fileio import atomic_path
 from hanlin.models.providers.llamacpp import DEFAULT_MODEL
 from hanlin.models.providers.llamacpp_models import deployed_models, update_deployed
 from hanlin.paths import hanlin_home
@@ -211,12 +211,9 @@ def deploy(
             f"the adapter of run {run.id} does not change the model's output",
             hint="the run learnt nothing (check its loss curve), or raise --scale",
         )
-    folder = (home or hanlin_home()) / "models" / "deployed"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.lora.gguf"
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    shutil.copyfile(adapter, tmp)
-    os.replace(tmp, target)
+    target = (home or hanlin_home()) / "models" / "deployed" / f"{name}.lora.gguf"
+    with atomic_path(target) as tmp:
+        shutil.copyfile(adapter, tmp)
     entry = {
         "path": str(base),
         "lora_path": str(target),

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hanlin.errors import InvalidInputError, MissingDependencyError, NotFoundError
+from hanlin.fileio import atomic_dir, atomic_path
 
 __all__ = [
     "GgufInfo",
@@ -35,21 +32,6 @@ __all__ = [
 ]
 
 _PREFIXES = ("base_model.model.",)
-
-
-@contextmanager
-def _atomic_dir(target: Path) -> Iterator[Path]:
-    """A temporary sibling folder that replaces ``target`` when the block succeeds."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _need_adapter(adapter_dir: Path) -> None:
@@ -81,7 +63,7 @@ def merge_adapter(adapter_dir: Path, base_dir: Path, out_dir: Path) -> Path:
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_dir
     tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return out_dir
@@ -242,9 +224,7 @@ def export_gguf_adapter(adapter_dir: Path, base_gguf: Path, out_path: Path) -> P
 
     arch, alpha, tensors = adapter_tensors_for_gguf(adapter_dir, base_gguf)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out_path) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -256,7 +236,4 @@ def export_gguf_adapter(adapter_dir: Path, base_gguf: Path, out_path: Path) -> P
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path

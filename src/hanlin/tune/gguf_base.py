@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from hanlin.errors import InvalidInputError, MissingDependencyError
+from hanlin.fileio import atomic_dir
 from hanlin.paths import hanlin_home
 
 __all__ = ["base_cache_root", "gguf_key", "hf_dir_for_gguf", "tokenizer_mismatches"]
@@ -77,15 +76,9 @@ def hf_dir_for_gguf(gguf_path: Path, *, home: Path | None = None, check: bool = 
     with FileLock(str(target) + ".lock"):
         if (target / _DONE).is_file():
             return target
-        tmp = root / f".{target.name}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+        # a stale folder without its marker (an old failed attempt) is replaced
+        with atomic_dir(target) as tmp:
             _convert(gguf_path, tmp, check=check)
-            if target.exists():  # a stale folder without its marker: an old failed attempt
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -119,7 +112,7 @@ def _convert(gguf_path: Path, out: Path, *, check: bool) -> None:
     model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
     _clear_quantizer(model)
     with console.status(f"saving the converted model to {out.parent}…"):
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)  # atomic_dir made it
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         _clear_saved_quantizer(out / "config.json")

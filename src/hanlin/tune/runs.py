@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hanlin.errors import InvalidInputError, NotFoundError
+from hanlin.fileio import atomic_write_text
 from hanlin.paths import hanlin_home
 
 STATUSES = ("running", "done", "failed", "interrupted")
@@ -43,9 +44,7 @@ def now_iso() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ write cannot duplicate anything.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from hanlin.fileio import atomic_write_text
 
 
 def read_sidecar(path: Path) -> dict[str, Any] | None:
@@ -25,6 +26,4 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
     """Write atomically: a crash leaves either the old or the new file, never half of one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data), "utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))

@@ -16,7 +16,6 @@ SQLite; hybrid fusion scores candidates from those.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from usearch.index import Index
 
+from hanlin.fileio import atomic_path
 from hanlin.knowledge.indexes import read_sidecar, write_sidecar
 from hanlin.models.embeddings.base import normalize
 
@@ -217,13 +217,12 @@ class VectorIndex:
     def save(self) -> None:
         """Persist atomically (temp file + rename), then the sidecar with the applied seq."""
         target = self.path if self._graph is not None else self.flat_path
-        tmp = target.with_name(target.name + ".tmp")
-        if self._graph is not None:
-            self._graph.save(str(tmp))
-        else:
-            assert self._flat is not None
-            self._flat.save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            if self._graph is not None:
+                self._graph.save(str(tmp))
+            else:
+                assert self._flat is not None
+                self._flat.save(tmp)
         write_sidecar(
             self.sidecar,
             {

