@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class HanlinError(Exception):
     """Base class of every error Hanlin raises on purpose.
@@ -100,3 +103,10 @@ class AccessDeniedError(HanlinError):
     def __init__(self, message: str, *, hint: str | None = None, code: str) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'sample'? "`` for the existing name closest to a typo, else ``""`` —
+    the start of a hint, so a typo is caught instead of acted on."""
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'? " if match else ""

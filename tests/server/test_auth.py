@@ -113,6 +113,9 @@ def test_scopes_knowledge_bases_and_revocation(
 def test_keys_are_stored_hashed_and_shown_once(
     hanlin_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from hanlin.knowledge.kb import KnowledgeBase
+
+    KnowledgeBase.create("docs").close()  # a key is limited to knowledge bases that exist
     main(["apikeys", "create", "--scope", "chat,kb:read", "--kb", "docs", "--name", "ui"])
     out = capsys.readouterr()
     key = out.out.strip()

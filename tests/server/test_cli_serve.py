@@ -29,6 +29,35 @@ def test_unknown_knowledge_base_is_refused(capsys: pytest.CaptureFixture[str]) -
     assert info.value.code == 2 and "hanlin kb create nosuch" in capsys.readouterr().err
 
 
+def test_a_typo_in_a_knowledge_base_name_suggests_the_existing_one(
+    capsys: pytest.CaptureFixture[str], hanlin_home: Path
+) -> None:
+    assert main(["kb", "create", "sample"]) in (0, None)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--kb", "sampel", "--port", "1"])
+    assert info.value.code == 2 and "did you mean 'sample'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["kb", "search", "sampel", "anything"])
+    err = capsys.readouterr().err
+    assert "did you mean 'sample'?" in err
+    assert not (hanlin_home / "kb" / "sampel").exists()  # the typo created nothing
+
+
+def test_a_busy_port_is_an_error_that_suggests_another(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as info:
+            main(["serve", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in err
+    assert f"--port {port + 1}" in err
+    assert "serving on" not in err  # no banner before the bind succeeded
+
+
 @pytest.mark.slow
 def test_serve_starts_prints_url_and_answers(hanlin_home: Path) -> None:
     with socket.socket() as s:

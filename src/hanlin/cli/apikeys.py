@@ -17,9 +17,13 @@ from rich.table import Table
 
 from hanlin.access.apikeys import SCOPES, APIKeyStore
 from hanlin.config import load_settings
+from hanlin.errors import NotFoundError, did_you_mean
+from hanlin.knowledge.kb import KnowledgeBase
 
 app = typer.Typer(
-    help="API keys for `hanlin serve`: scopes chat, kb:read, kb:write, admin.",
+    help="API keys for `hanlin serve` and `hanlin mcp serve --http`. Scopes: "
+    + "; ".join(f"{name} — {what}" for name, what in SCOPES.items())
+    + ".",
     no_args_is_help=True,
 )
 out = Console()
@@ -49,6 +53,16 @@ def create(
     name: Annotated[str, typer.Option("--name", help="a label, e.g. who uses it")] = "",
 ) -> None:
     """Create a key and print it once (to stdout; details go to stderr)."""
+    settings = load_settings()
+    existing = KnowledgeBase.names(settings)
+    for wanted in kb or []:
+        if wanted not in existing:
+            raise NotFoundError(
+                f"no knowledge base named '{wanted}' to limit the key to",
+                hint=did_you_mean(wanted, existing)
+                + f"existing: {', '.join(existing) or 'none'} (create it with "
+                f"`hanlin kb create {wanted}` first)",
+            )
     store = _store()
     record, plain = store.create(scope.split(","), kbs=kb or [], name=name)
     print(plain)

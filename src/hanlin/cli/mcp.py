@@ -81,13 +81,14 @@ def ls(
         return
     if not rows:
         err.print(
-            "no MCP servers configured: add [mcpServers.NAME] with command or url to hanlin.toml"
+            "no MCP servers configured: add [mcpServers.NAME] with command or url to hanlin.toml",
+            markup=False,
         )
         return
     table = Table("name", "transport", "command / url", "timeout", "")
     for r in rows:
         table.add_row(
-            r["name"],
+            escape(r["name"]),
             r["transport"],
             escape(r["target"]),
             f"{r['timeout']:g} s",

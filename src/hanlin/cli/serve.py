@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Annotated
 
 import typer
@@ -9,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hanlin.config import load_settings
-from hanlin.errors import NotFoundError
+from hanlin.errors import ConfigError, NotFoundError, did_you_mean
 from hanlin.knowledge.kb import KnowledgeBase
 
 err = Console(stderr=True)
@@ -43,10 +45,12 @@ def serve(
         if name not in existing:
             raise NotFoundError(
                 f"no knowledge base named '{name}'",
-                hint=f"create it with `hanlin kb create {name}`; existing: "
-                f"{', '.join(existing) or 'none'}",
+                hint=did_you_mean(name, existing)
+                + f"create it with `hanlin kb create {name}`; existing: "
+                + (", ".join(existing) or "none"),
             )
     app = create_app(settings, knowledge_bases=kb or None)
+    sock = bind(server.host, server.port)  # before the banner: a busy port is an error
     shown = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{server.port}"
@@ -67,11 +71,35 @@ def serve(
         soft_wrap=True,
     )
     err.print("  stop with Ctrl-C", style="dim")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=server.host,
-        port=server.port,
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=3,  # open event streams (the UI's) end after this
     )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a busy port or a bad address is a
+    :class:`ConfigError` that says what to do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another `hanlin serve`?)",
+                hint=f"stop the other server, or pick another port: `hanlin serve --port "
+                f"{port + 1}`",
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="check server.host / --host (an address of this machine) and --port",
+        ) from None
+    sock.set_inheritable(True)
+    return sock

@@ -69,6 +69,13 @@ def parse_cli_filter(expressions: list[str]) -> Filter | None:
                 hint="write key=value, key!=value, key>=n, key<n or key=a|b (any of)",
             )
         key, sym, raw = m.groups()
+        if not raw or raw[0] in "=<>!":
+            what = "has no value" if not raw else f"has a stray {raw[0]!r} after {sym!r}"
+            raise InvalidInputError(
+                f"the filter {expr!r} {what}",
+                hint="write key=value, key!=value, key>=n, key<n or key=a|b (any of), e.g. "
+                "--filter year>=2023",
+            )
         op = _CLI_OPS[sym]
         if op == "eq" and "|" in raw:
             conditions.append(

@@ -24,6 +24,7 @@ from hanlin.errors import (
     InvalidInputError,
     NotFoundError,
     StoreCorruptError,
+    did_you_mean,
 )
 from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.display import SourceNames
@@ -162,7 +163,8 @@ class KnowledgeBase:
         if store_name is None:
             raise NotFoundError(
                 f"no knowledge base named '{name}'",
-                hint=f"create it with `hanlin kb create {name}`",
+                hint=did_you_mean(name, KnowledgeBase.names(self.settings))
+                + f"create it with `hanlin kb create {name}`",
             )
         ks = self.settings.knowledge
         self.analyzer = Analyzer()

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from hanlin.config import Settings
-from hanlin.errors import NotFoundError
+from hanlin.errors import NotFoundError, did_you_mean
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 
@@ -57,7 +57,8 @@ class KnowledgeBases:
         if not self.visible(name) or name not in KnowledgeBase.names(self.settings):
             raise NotFoundError(
                 f"no knowledge base named '{name}'",
-                hint="list them with GET /api/kb, create one with POST /api/kb"
+                hint=did_you_mean(name, self.names())
+                + "list them with GET /api/kb, create one with POST /api/kb"
                 + ("" if self.only is None else " (this server serves only some: --kb)"),
             )
 
