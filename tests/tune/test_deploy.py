@@ -179,7 +179,7 @@ def test_a_missing_adapter_file_is_a_config_error(
 
 @pytest.fixture
 def app() -> typer.Typer:
-    from hanlin.cli.tune_out import register
+    from hanlin.cli.tune_results import register
 
     app = typer.Typer()
     register(app)

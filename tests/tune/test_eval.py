@@ -214,7 +214,7 @@ def test_eval_command_reevaluates_a_run(tiny_model: Path, chat_file: Path) -> No
     import typer
     from typer.testing import CliRunner
 
-    from hanlin.cli.tune_out import register
+    from hanlin.cli.tune_results import register
     from hanlin.tune.config import parse_config
     from hanlin.tune.train import start_run
 

@@ -30,7 +30,7 @@ from hanlin.agents.events import AgentEvent, AgentResult, MemoryEvent
 from hanlin.agents.loop import Agent, AgentLimits, ApprovalPolicy, ApproveCallback
 from hanlin.agents.memory import ConversationMemory, LongTermMemory
 from hanlin.agents.planner import PlannerAgent
-from hanlin.agents.spec_tools import (
+from hanlin.agents.tool_kinds import (
     TOOLS,
     AgentSpecError,
     BuildContext,

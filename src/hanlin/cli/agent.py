@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm
 
+from hanlin.agents.event_json import event_dict
 from hanlin.agents.events import (
     ApprovalRequest,
     FinalEvent,
@@ -26,7 +27,6 @@ from hanlin.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from hanlin.agents.wire import event_dict
 from hanlin.cli.chat import money, read_prompt, stdin_state
 from hanlin.config import load_settings
 from hanlin.models.gateway import Gateway

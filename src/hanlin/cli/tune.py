@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hanlin.cli import tune_out
+from hanlin.cli import tune_results
 from hanlin.tune.config import load_config
 from hanlin.tune.runs import effective_status, get_run, list_runs
 
@@ -283,4 +283,4 @@ def accelerate_config(
 
 
 # eval, merge, export-gguf, deploy, undeploy, deployed: the output half, in its own module
-tune_out.register(app)
+tune_results.register(app)

@@ -6,7 +6,7 @@ Every estimate carries ``terms``: the named lines of arithmetic behind it (see `
 
 from __future__ import annotations
 
-from hanlin.compute.base import ModelSpec, Term
+from hanlin.compute.architecture import ModelSpec, Term
 from hanlin.compute.gpus import CATALOG, GPUSpec, get_gpu, list_gpus, load_user_gpus
 from hanlin.compute.inference import (
     QUANTS,

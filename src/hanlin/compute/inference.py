@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hanlin.compute.base import ModelSpec, Term
+from hanlin.compute.architecture import ModelSpec, Term
 from hanlin.compute.gpus import GPUSpec, Precision, get_gpu
 from hanlin.errors import InvalidInputError
 

@@ -6,7 +6,7 @@ against the published counts).
 
 from __future__ import annotations
 
-from hanlin.compute.base import ModelSpec
+from hanlin.compute.architecture import ModelSpec
 
 _HF = "https://huggingface.co/{}/blob/main/config.json"
 

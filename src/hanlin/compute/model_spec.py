@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hanlin.compute.base import ModelSpec
+from hanlin.compute.architecture import ModelSpec
 from hanlin.compute.gguf_meta import ArrayLength, TensorInfo, read_gguf_header
 from hanlin.errors import InvalidInputError, NotFoundError
 

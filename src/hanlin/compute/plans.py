@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from hanlin.compute.base import ModelSpec
+from hanlin.compute.architecture import ModelSpec
 from hanlin.compute.gpus import Precision
 from hanlin.compute.inference import ServeEstimate, ServeOptions, serve_estimate
 from hanlin.compute.memory import MemoryEstimate, TrainMemoryOptions, training_memory

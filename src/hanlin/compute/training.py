@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hanlin.compute.base import ModelSpec, Term
+from hanlin.compute.architecture import ModelSpec, Term
 from hanlin.compute.gpus import GPUSpec, Precision, get_gpu
 from hanlin.errors import InvalidInputError
 

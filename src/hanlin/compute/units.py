@@ -107,7 +107,7 @@ def fmt_seconds(seconds: float) -> str:
 
 
 def fmt_value(value: float, unit: str) -> str:
-    """Human text for a :class:`~hanlin.compute.base.Term` value in its unit."""
+    """Human text for a :class:`~hanlin.compute.architecture.Term` value in its unit."""
     if unit == "bytes":
         return fmt_bytes(value)
     if unit == "s":

@@ -12,7 +12,7 @@ from hanlin.models.errors import (
     BadRequestError,
 )
 from hanlin.models.providers.anthropic import AnthropicProvider
-from hanlin.models.providers.anthropic_wire import JSON_TOOL, request_body
+from hanlin.models.providers.anthropic_messages import JSON_TOOL, request_body
 from hanlin.models.types import (
     ChatOptions,
     Finish,

@@ -22,7 +22,7 @@ from hanlin.models.errors import (
     UnsupportedFeatureError,
     UpstreamUnavailableError,
 )
-from hanlin.models.providers.anthropic_wire import (
+from hanlin.models.providers.anthropic_messages import (
     API_VERSION,
     DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT,
@@ -34,7 +34,7 @@ from hanlin.models.providers.anthropic_wire import (
     timed_out,
     translate_stream,
 )
-from hanlin.models.providers.wire import drain, malformed
+from hanlin.models.providers.http_shared import drain, malformed
 from hanlin.models.types import ChatOptions, ChatResponse, Message, StreamEvent
 
 # Prices: https://www.anthropic.com/pricing (API tab; also docs.anthropic.com/en/docs/about-claude/

@@ -22,8 +22,8 @@ from hanlin.models.errors import (
     error_for_status,
 )
 from hanlin.models.providers.dialects import get_dialect
+from hanlin.models.providers.http_shared import drain, malformed, retry_after
 from hanlin.models.providers.presets import PRESETS
-from hanlin.models.providers.wire import drain, malformed, retry_after
 from hanlin.models.types import (
     ChatOptions,
     ChatResponse,

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.access.auth import Principal
+from hanlin.agents.event_json import event_dict
 from hanlin.agents.events import ApprovalRequest, FinalEvent, TextEvent
-from hanlin.agents.wire import event_dict
 from hanlin.errors import InvalidInputError, NotFoundError
 from hanlin.models.types import Usage
 from hanlin.server import sse
@@ -28,7 +28,7 @@ from hanlin.server.agentruns import AgentRun, AgentRuns
 from hanlin.server.auth import scope
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
-from hanlin.server.openai_wire import ChatCompletionRequest, Chunks, completion
+from hanlin.server.openai_format import ChatCompletionRequest, Chunks, completion
 from hanlin.server.state import ServerState, get_state
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=JSONRoute)

@@ -1,5 +1,5 @@
 """``/v1``: the OpenAI-compatible API — chat completions (gateway models and ``kb:`` models),
-embeddings and the model list. Translation lives in :mod:`hanlin.server.openai_wire`."""
+embeddings and the model list. Translation lives in :mod:`hanlin.server.openai_format`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import scope
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
-from hanlin.server.openai_wire import (
+from hanlin.server.openai_format import (
     ChatCompletionRequest,
     Chunks,
     EmbeddingRequest,

@@ -19,7 +19,7 @@ from hanlin.models.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
-from hanlin.models.providers.wire import malformed, retry_after
+from hanlin.models.providers.http_shared import malformed, retry_after
 from hanlin.models.types import (
     ChatOptions,
     ChatResponse,
