@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,22 @@ SETS: dict[str, str] = {
     "cmrc": "zh/cmrc2018-trial",
     "scifact": "scifact",
 }
+
+
+def set_folder(name: str) -> Path:
+    """A set's folder: a known name (``drcd``, ``cmrc``, ``scifact``) under the evaluation data,
+    or any folder in the same layout given by path."""
+    path = Path(name).expanduser()
+    if name not in SETS and path.is_dir():
+        return path.resolve()
+    if name not in SETS:
+        raise SystemExit(f"unknown set {name!r}: use {', '.join(SETS)} or a folder path")
+    return EVAL / SETS[name]
+
+
+def kb_label(name: str) -> str:
+    """A knowledge-base name part for a set name or folder."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).name if name not in SETS else name)
 
 
 def use_bench_home() -> None:
@@ -38,7 +55,7 @@ class Query:
 def queries(name: str, n: int | None = None, seed: int = 0) -> list[Query]:
     """Queries of a set (those with relevance judgements), shuffled with ``seed`` when ``n``
     picks a sample; all of them in file order otherwise."""
-    folder = EVAL / SETS[name]
+    folder = set_folder(name)
     judged = {
         line.split("\t")[0]
         for qrels in (folder / "qrels").glob("*.tsv")
@@ -61,10 +78,12 @@ def knowledge_base(name: str, model: str = "fast-use") -> Any:
     from hanlin import KnowledgeBase
     from hanlin.knowledge.loaders import LoaderOptions
 
-    kb = KnowledgeBase.create(f"eval-{name}-{model}", embedding_model=model, exist_ok=True)
+    kb = KnowledgeBase.create(
+        f"eval-{kb_label(name)}-{model}", embedding_model=model, exist_ok=True
+    )
     opts = LoaderOptions(text_fields=["text"], title_field="title", id_field="_id")
     t0 = time.perf_counter()
-    report = kb.add(EVAL / SETS[name] / "corpus.jsonl", loader_options=opts)
+    report = kb.add(set_folder(name) / "corpus.jsonl", loader_options=opts)
     if report.documents_added or report.documents_updated:
         print(
             f"[{name}] built: {report.documents_added} docs, {report.chunks_written} chunks "

@@ -199,6 +199,56 @@ def test_cjk_aware_sentence_split() -> None:
         "是的；",
         "当然。",
         "Pi is 3.14 here.",
-        "Next line",
-        "last",
+        "Next line\nlast",  # a soft line break does not end a sentence
     ]
+
+
+HARD_WRAPPED = """## Hybrid search
+
+Dense retrieval embeds the query and the chunks into one vector space and ranks chunks by cosine
+similarity; it matches paraphrases. Hybrid search fuses both ranked lists, for example with
+reciprocal rank fusion or with a weighted sum of normalised scores.
+- a list item starts a new block
+1. so does a numbered one
+"""
+
+
+def test_hard_wrapped_paragraphs_split_into_whole_sentences_and_headings_are_not_evidence() -> None:
+    from hanlin.knowledge.tokenize import Analyzer
+    from hanlin.rag.extractive import is_heading_like, pick_sentences, quote
+
+    spans = split_sentences(HARD_WRAPPED)
+    parts = [HARD_WRAPPED[s:e] for s, e in spans]
+    assert parts[0] == "## Hybrid search" and is_heading_like(HARD_WRAPPED, *spans[0])
+    assert parts[2] == (
+        "Hybrid search fuses both ranked lists, for example with\n"
+        "reciprocal rank fusion or with a weighted sum of normalised scores."
+    )
+    assert parts[3:] == ["- a list item starts a new block", "1. so does a numbered one"]
+    assert not any(is_heading_like(HARD_WRAPPED, s, e) for s, e in spans[1:])
+    picks = pick_sentences(["hybrid", "search"], [HARD_WRAPPED], [1.0], Analyzer())
+    quoted = [quote(p.sentence.text, "en") for p in picks]
+    assert quoted[0] == (
+        "“Hybrid search fuses both ranked lists, for example with reciprocal rank fusion or "
+        "with a weighted sum of normalised scores.”"
+    )
+    assert all(q[-2] in ".!?" for q in quoted), quoted  # never ends mid-sentence
+
+
+def test_chinese_quotes_stay_verbatim_and_balanced_and_wrapped_lines_join_without_spaces() -> None:
+    from hanlin.rag.extractive import quote
+
+    assert quote("他说「你好」。", "zh") == "「他说「你好」。」"  # verbatim, balanced
+    assert quote("书名是「论语\n学而」篇。", "zh") == "「书名是「论语学而」篇。」"
+    assert quote("他说「走吧。", "zh") == "「他说「走吧。」」"  # a cut-open mark is closed
+    assert quote("吧」他说。", "zh") == "「「吧」他说。」"
+    assert quote("『甲』「乙", "zh") == "「『甲』「乙」」"
+
+
+def test_labels_follow_the_questions_script() -> None:
+    from hanlin.rag.templates import label
+
+    assert label("sources", detect_language("翰林院是什么时候设立的？")) == "来源"
+    assert label("sources", detect_language("學而篇講什麼？")) == "來源"
+    assert label("closest", detect_language("學而篇講什麼？")) == "最接近的資料"
+    assert label("sources", "en") == "sources"

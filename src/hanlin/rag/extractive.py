@@ -1,8 +1,10 @@
 """Extractive answers: the evidence sentences that best match the question, quoted with citations.
 
 Used when no capable generator is configured (the bundled base model cannot follow
-instructions) or on request. Sentences are split CJK-aware (。！？； and their ASCII forms,
-line breaks) and scored by the share of the question's content tokens they contain, each token
+instructions) or on request. Text is cut into blocks (paragraphs, list items, table rows,
+headings: a soft line break inside a paragraph does not end a sentence), blocks into sentences
+CJK-aware (。！？；!? and a period before a space), and a heading alone is never quoted. Each
+sentence is scored by the share of the question's content tokens it contains, each token
 weighted by its rarity among the candidate sentences (so "梵語" counts more than "研究"), plus
 half the chunk's relevance scaled to 0..1. The best sentence is always quoted; up to
 ``max_sentences - 1`` more follow: from the same chunk when they score at least half as well,
@@ -21,9 +23,25 @@ from dataclasses import dataclass
 
 from hanlin.knowledge.tokenize import Analyzer
 
-# a sentence ends after 。！？；!?; (and closing quotes/brackets right after), or at a line break;
-# a period ends a sentence when a space or the end follows (not 3.14 or e.g.x)
-_SENT_RE = re.compile(r"[^。！？；!?;\n]*?(?:[。！？；!?;]+[」』”’）)]*|\.(?=\s|$)|\n|$)")
+# a sentence ends after 。！？；!? (and closing quotes/brackets right after), or where its block
+# ends; a period ends a sentence when a space or the end follows (not 3.14 or e.g.x). A single
+# line break inside a paragraph is a soft wrap, not an end: most .md and .txt files are
+# hard-wrapped at 72-100 columns.
+_SENT_RE = re.compile(r"[^。！？；!?]*?(?:[。！？；!?]+[」』”’）)]*|\.(?=\s|$)|$)", re.S)
+# where a block ends: a blank line, or a line break before a list item, table row, heading or
+# quote (lines that start something new even without a blank line before them)
+_BLOCK_END = re.compile(
+    r"""\n[ \t]*\n\s*                        # a blank line
+    | \n(?=[ \t]*(?:[-*+•|>\#]              # a bullet, table row, quote or heading
+                 | \d{1,3}[.)、]              # 1.  2)  3、
+                 | [（(]?[一二三四五六七八九十]+[、.)）]))  # 一、 （二）
+    """,
+    re.X,
+)
+#: a list item or table row: content, even when short and unpunctuated
+_ITEM = re.compile(r"[-*+•|]\s|\d{1,3}[.)、]\s?")
+_LIST_NUMBER = re.compile(r"(?:\d{1,3}|[A-Za-z]|[ivx]{1,4})\.")
+_TERMINAL = "。！？；!?.…」』”’）)"
 _MIN_CHARS = 6
 
 
@@ -38,22 +56,53 @@ class Sentence:
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of ``text``, whitespace trimmed, empty ones dropped."""
+    """(start, end) offsets of the sentences of ``text``, whitespace trimmed, empty ones dropped.
+
+    Text is first cut into blocks (paragraphs, list items, table rows, headings); a sentence
+    never spans two blocks, but does span the soft line breaks inside one."""
     spans: list[tuple[int, int]] = []
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _SENT_RE.match(text, pos)
-        end = m.end() if m and m.end() > pos else n
+    start = 0
+    for m in _BLOCK_END.finditer(text):
+        spans.extend(_sentences(text, start, m.start()))
+        start = m.end()
+    spans.extend(_sentences(text, start, len(text)))
+    return spans
+
+
+def _sentences(text: str, pos: int, stop: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    held: int | None = None  # the start of a list number ("1.") that belongs to what follows
+    while pos < stop:
+        m = _SENT_RE.match(text, pos, stop)
+        end = m.end() if m and m.end() > pos else stop
         s, e = pos, end
         while s < e and text[s].isspace():
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
         if e > s:
-            spans.append((s, e))
+            if _LIST_NUMBER.fullmatch(text, s, e) and end < stop:
+                held = s if held is None else held
+            else:
+                spans.append((s if held is None else held, e))
+                held = None
         pos = end if end > pos else pos + 1
     return spans
+
+
+def is_heading_like(text: str, start: int, end: int) -> bool:
+    """A short whole line without sentence punctuation — a heading or a label, which says
+    what a passage is about, not what is true: never quoted as evidence on its own."""
+    piece = text[start:end]
+    if "\n" in piece or piece[-1:] in _TERMINAL or _ITEM.match(piece):
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    whole_line = text[line_start:start].strip() == "" and (
+        line_end == -1 or text[end:line_end].strip() == ""
+    )
+    words = len(piece.split()) if piece.isascii() else len(piece) // 2
+    return whole_line and words <= 8
 
 
 _cache: OrderedDict[tuple[str, str], list[tuple[int, int, frozenset[str]]]] = OrderedDict()
@@ -113,7 +162,7 @@ def pick_sentences(
     token_sets: list[frozenset[str]] = []
     for i, text in enumerate(texts):
         for s, e, tokens in analyzed_sentences(text, analyzer):
-            if e - s < _MIN_CHARS:
+            if e - s < _MIN_CHARS or is_heading_like(text, s, e):
                 continue
             sentences.append(Sentence(i, s, e, text[s:e]))
             token_sets.append(tokens)
@@ -141,6 +190,23 @@ def pick_sentences(
 
 
 def quote(text: str, lang: str) -> str:
-    """A sentence in the quotation marks of the answer's language."""
-    text = " ".join(text.split()) if lang == "en" else text.replace("\n", " ")
-    return f"「{text}」" if lang.startswith("zh") else f"“{text}”"
+    """A sentence in the quotation marks of the answer's language, its soft line breaks joined
+    (with a space between Latin words, with nothing between CJK characters). The sentence's own
+    quotation marks stay as they are (「…「…」…」); a mark the sentence split cut open is closed,
+    so the marks always balance."""
+    if lang.startswith("zh"):
+        text = _CJK_WRAP.sub("", text)
+        text = " ".join(text.split())
+        for left, right in ("「」", "『』"):  # quotes stay verbatim; only cut-open marks close
+            opened = text.count(left) - text.count(right)
+            if opened > 0:
+                text += right * opened
+            elif opened < 0:
+                text = left * -opened + text
+        return f"「{text}」"
+    return f"“{' '.join(text.split())}”"
+
+
+#: a line break (and the indentation around it) between two CJK characters or punctuation
+_CJK = "\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
+_CJK_WRAP = re.compile(rf"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")

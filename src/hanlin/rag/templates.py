@@ -83,6 +83,19 @@ def template(name: str, lang: Language, home: Path | None = None) -> str:
     return text
 
 
+#: short labels surfaces print around an answer, per language (Traditional is converted)
+_LABELS = {
+    "sources": {"en": "sources", "zh": "来源"},
+    "closest": {"en": "closest sources", "zh": "最接近的资料"},
+}
+
+
+def label(key: str, lang: Language) -> str:
+    """A label (``sources``, ``closest``) in the question's language and script."""
+    text = _LABELS[key][base_language(lang)]
+    return _convert(text, "s2t") if lang == "zh-Hant" else text
+
+
 def render(name: str, lang: Language, home: Path | None = None, **fields: object) -> str:
     """Fill a template's ``{name}`` fields (field values are inserted verbatim)."""
     return template(name, lang, home).format(**fields)
