@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hanlin.agents.tools.base import AgentTool
 from hanlin.config import Settings
-from hanlin.errors import ConfigError
+from hanlin.errors import ConfigError, did_you_mean
+from hanlin.registry import Registry
 
 if TYPE_CHECKING:
     from hanlin.agents.memory import LongTermMemory
@@ -229,7 +230,9 @@ def _memory(o: BaseModel, name: str, ctx: BuildContext) -> list[AgentTool]:
 
 
 _FILES_SUMMARY = "confined to the workspace folder (options: workspace, max_bytes)"
-TOOLS: dict[str, ToolKind] = {
+#: tool kinds by name; a package adds one through the ``hanlin.agent_tools`` entry-point group
+TOOLS: Registry[ToolKind] = Registry("agent tool", "hanlin.agent_tools")
+for _name, _kind in {
     "calculator": ToolKind(NoOptions, _calculator, "safe arithmetic"),
     "current_time": ToolKind(NoOptions, _current_time, "the date and time in a time zone"),
     "http_get": ToolKind(HttpGetOptions, _http_get, "fetch a URL through the SSRF guard"),
@@ -243,7 +246,8 @@ TOOLS: dict[str, ToolKind] = {
     "web_search": ToolKind(WebSearchToolOptions, _web_search, "search the web (option provider)"),
     "remember": ToolKind(NoOptions, _memory, "save a fact to the user's long-term memory"),
     "recall": ToolKind(NoOptions, _memory, "search the user's long-term memory"),
-}
+}.items():
+    TOOLS.register(_name, _kind)
 
 
 def check_tool(value: Any, index: int) -> ToolSpec:
@@ -264,8 +268,8 @@ def check_tool(value: Any, index: int) -> ToolSpec:
             f"{where} must be a tool name or a mapping with `name` and options, not {value!r}"
         )
     if not isinstance(name, str) or name not in TOOLS:
-        near = difflib.get_close_matches(str(name), list(TOOLS), n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        near = did_you_mean(str(name), TOOLS)
+        hint = f" ({near.strip()})" if near else ""
         raise ValueError(
             f"unknown tool {name!r} in {where}{hint}; available tools: {', '.join(TOOLS)} "
             "(MCP servers' tools come from mcp_servers)"
@@ -280,8 +284,8 @@ def check_tool(value: Any, index: int) -> ToolSpec:
         key = ".".join(str(p) for p in first["loc"])
         valid = ", ".join(model.model_fields) or "none"
         if first["type"] == "extra_forbidden":
-            near = difflib.get_close_matches(key, list(model.model_fields), n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            close = did_you_mean(key, model.model_fields).strip()
+            hint = f" ({close})" if close else ""
             raise ValueError(
                 f"unknown option '{key}' for tool {name} in {where}{hint}; its options: {valid}"
             ) from None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hanlin.errors import ConfigError
+from hanlin.errors import ConfigError, did_you_mean
 from hanlin.models.errors import ModelError, error_for_status
 from hanlin.models.types import ChatOptions, Usage
+from hanlin.registry import Registry
 
 
 class OpenAIDialect:
@@ -133,17 +134,17 @@ class LlamaCppServerDialect(OpenAIDialect):
         return super().prepare(body, options)
 
 
-DIALECTS: dict[str, type[OpenAIDialect]] = {
-    cls.name: cls
-    for cls in (
-        LlamaCppServerDialect,
-        OpenAIDialect,
-        DeepSeekDialect,
-        MoonshotDialect,
-        NoStreamOptionsDialect,
-        MiniMaxDialect,
-    )
-}
+#: dialects by name; a package adds one through the ``hanlin.dialects`` entry-point group
+DIALECTS: Registry[type[OpenAIDialect]] = Registry("OpenAI-compatible dialect", "hanlin.dialects")
+for _cls in (
+    LlamaCppServerDialect,
+    OpenAIDialect,
+    DeepSeekDialect,
+    MoonshotDialect,
+    NoStreamOptionsDialect,
+    MiniMaxDialect,
+):
+    DIALECTS.register(_cls.name, _cls)
 
 
 def get_dialect(name: str) -> OpenAIDialect:
@@ -151,6 +152,6 @@ def get_dialect(name: str) -> OpenAIDialect:
     if name not in DIALECTS:
         raise ConfigError(
             f"unknown OpenAI-compatible dialect '{name}'",
-            hint=f"use one of: {', '.join(sorted(DIALECTS))}",
+            hint=did_you_mean(name, DIALECTS) + f"use one of: {', '.join(sorted(DIALECTS))}",
         )
     return DIALECTS[name]()
