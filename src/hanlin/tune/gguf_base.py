@@ -149,7 +149,10 @@ def tokenizer_mismatches(tokenizer: Any, gguf_path: Path, text: str = ROUNDTRIP_
     ours = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if tokenizer.decode(ours) != text:
         return f"decode(encode(text)) != text: {tokenizer.decode(ours)!r}"
-    llm = llama_cpp.Llama(str(gguf_path), vocab_only=True, verbose=False)
+    from hanlin.tune.gguf_tokenizer import quiet_llama
+
+    with quiet_llama():
+        llm = llama_cpp.Llama(str(gguf_path), vocab_only=True, verbose=False)
     try:
         theirs = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
     finally:

@@ -38,17 +38,27 @@ def _from_gguf(spec: str, gguf: Path) -> BaseRef:
     return BaseRef(spec, Path(hf_dir_for_gguf(gguf)), gguf)
 
 
-def resolve_base(spec: str) -> BaseRef:
-    """The base model a config names. Raises NotFoundError when it cannot be found offline."""
+def gguf_of(spec: str) -> Path | None:
+    """The GGUF file a base spec names (``bundled`` or a ``.gguf`` path), None for any other
+    spec; nothing is converted. Raises NotFoundError for a ``.gguf`` path that is no file."""
     if spec in BUNDLED_NAMES:
         from hanlin.models.providers.llamacpp_models import bundled_model_path
 
-        return _from_gguf(spec, bundled_model_path())
+        return bundled_model_path()
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise NotFoundError(f"no GGUF file at {path}", hint="check base: in the config")
-        return _from_gguf(spec, path.resolve())
+        return path.resolve()
+    return None
+
+
+def resolve_base(spec: str) -> BaseRef:
+    """The base model a config names. Raises NotFoundError when it cannot be found offline."""
+    gguf = gguf_of(spec)
+    if gguf is not None:
+        return _from_gguf(spec, gguf)
+    path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise NotFoundError(

@@ -10,7 +10,7 @@ under the ``hanlin.stores`` entry-point group (the built-in ``sqlite`` store too
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +202,33 @@ class Store(Protocol):
     def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]: ...
     def set_vectors(self, ids: Sequence[int], vectors: Vector) -> None: ...
     def clear_vectors(self) -> None: ...
+
+    # --- re-embedding: new vectors staged beside the live ones ------------------------------
+    def chunks_without_staged_vectors(
+        self, space: str, limit: int
+    ) -> list[tuple[int, str, str, list[str]]]:
+        """Chunks with no vector staged for ``space`` yet, by id, as :meth:`chunk_texts` gives
+        them: ``(id, document title, text, heading path)``, what a chunk is embedded from."""
+        ...
+
+    def stage_vectors(self, space: str, ids: Sequence[int], vectors: Vector) -> None:
+        """Stage vectors of ``space`` for chunks (replacing any staged before). Search keeps
+        using the live vectors; staged ones persist, so an interrupted re-embed resumes."""
+        ...
+
+    def count_staged_vectors(self, space: str) -> int: ...
+    def discard_staged_vectors(self) -> None:
+        """Drop every staged vector (of any space); the live ones are untouched."""
+        ...
+
+    def swap_staged_vectors(self, space: str, meta: Mapping[str, str]) -> None:
+        """In one transaction, make every chunk's staged ``space`` vector its live one, set
+        ``meta`` (``embedding_model``, ``embedding_space``, ``embedding_dim``) and empty the
+        staging area; then rebuild the derived vector index for the new space.
+
+        Raises :class:`~hanlin.errors.InvalidInputError` when a chunk has no vector staged for
+        ``space``; nothing changes then. After a crash either all of it is visible or none."""
+        ...
 
     # --- keyword tokens -------------------------------------------------------------------
     def chunk_texts(self, after_id: int, limit: int) -> list[tuple[int, str, str, list[str]]]: ...

@@ -63,6 +63,16 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN INSERT INTO changes(chunk_id) VALUES (new.id); END;
         """,
     ),
+    (
+        "0002_chunk_vectors_next",
+        """
+        -- vectors of a re-embed in progress, beside the live ones until the swap
+        CREATE TABLE chunk_vectors_next (
+            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            space TEXT NOT NULL, embedding BLOB NOT NULL
+        );
+        """,
+    ),
 ]
 
 

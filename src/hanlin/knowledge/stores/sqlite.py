@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from hanlin.errors import StoreCorruptError, StoreLockedError
+from hanlin.errors import InvalidInputError, StoreCorruptError, StoreLockedError
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.indexes.keyword import KeywordIndex
 from hanlin.knowledge.indexes.vectors import VectorIndex
@@ -332,10 +332,77 @@ class SQLiteStore:
             for f in ("vectors.usearch", "vectors.flat.npz", "vectors.json"):
                 (self.dir / f).unlink(missing_ok=True)
 
+    # --- re-embedding ---------------------------------------------------------------------------
+    def chunks_without_staged_vectors(
+        self, space: str, limit: int
+    ) -> list[tuple[int, str, str, list[str]]]:
+        rows = self.conn.execute(
+            "SELECT c.id, d.title, c.text, c.heading_path FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id LEFT JOIN chunk_vectors_next s "
+            "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL ORDER BY c.id LIMIT ?",
+            (space, limit),
+        )
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def stage_vectors(self, space: str, ids: Sequence[int], vectors: Vector) -> None:
+        with self.locked(), transaction(self.conn):
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO chunk_vectors_next(chunk_id, space, embedding) "
+                "SELECT id, ?, ? FROM chunks WHERE id = ?",  # a chunk deleted meanwhile: skip
+                [(space, to_blob(v), int(i)) for i, v in zip(ids, vectors, strict=True)],
+            )
+
+    def count_staged_vectors(self, space: str) -> int:
+        sql = "SELECT COUNT(*) FROM chunk_vectors_next WHERE space = ?"
+        return int(self.conn.execute(sql, (space,)).fetchone()[0])
+
+    def discard_staged_vectors(self) -> None:
+        with self.locked(), transaction(self.conn):
+            self.conn.execute("DELETE FROM chunk_vectors_next")
+
+    def swap_staged_vectors(self, space: str, meta: Mapping[str, str]) -> None:
+        with self.locked():
+            with transaction(self.conn):
+                missing = self.conn.execute(
+                    "SELECT COUNT(*) FROM chunks c LEFT JOIN chunk_vectors_next s "
+                    "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL",
+                    (space,),
+                ).fetchone()[0]
+                if missing:
+                    raise InvalidInputError(
+                        f"{missing} chunks have no vector staged for {space}; nothing was swapped",
+                        hint="stage a vector for every chunk first (`hanlin kb reembed` does)",
+                    )
+                self.conn.execute(
+                    "UPDATE chunks SET embedding = (SELECT embedding FROM chunk_vectors_next s "
+                    "WHERE s.chunk_id = chunks.id)"
+                )
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items())
+                )
+                self.conn.execute("DELETE FROM chunk_vectors_next")
+            # the derived index is rebuilt for the new space; after a crash right here the next
+            # open rebuilds it too (its sidecar names the old space)
+            self._vectors = None
+            index = self._vector_index()
+            if index is not None:
+                index.reset()
+            self._flush()
+
     # --- derived indexes ------------------------------------------------------------------------
     def _vector_index(self) -> VectorIndex | None:
+        meta = dict(
+            self.conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('embedding_dim', 'embedding_space')"
+            ).fetchall()
+        )
+        dim, space = meta.get("embedding_dim"), meta.get("embedding_space")
+        if self._vectors is not None and (space, dim) != (
+            self._vectors.space,
+            str(self._vectors.dim),
+        ):
+            self._vectors = None  # another process re-embedded: rebuild for the new space
         if self._vectors is None:
-            dim, space = self.get_meta("embedding_dim"), self.get_meta("embedding_space")
             if dim is None or space is None:
                 return None
             self._vectors = VectorIndex(
