@@ -221,7 +221,9 @@ def test_key_status_is_the_same_for_keys_ls_models_ls_and_v1_models(
     assert by_endpoint["anthropic"] == "missing" and by_endpoint["local"] == "not needed"
 
     with TestClient(create_app(settings)) as client:
-        data = client.get("/v1/models").json()["data"]
+        data = client.get("/v1/models", params={"all": "true"}).json()["data"]
+        runnable = {m["owned_by"] for m in client.get("/v1/models").json()["data"]}
     available = {m["owned_by"]: m["hanlin"]["available"] for m in data if "hanlin" in m}
     assert available["deepseek"] and available["openai"] and available["local"]
     assert available["anthropic"] is False
+    assert {"deepseek", "openai", "local"} <= runnable and "anthropic" not in runnable

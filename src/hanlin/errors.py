@@ -35,9 +35,16 @@ class AlreadyExistsError(HanlinError):
 
 
 class InvalidInputError(HanlinError):
-    """The user gave input we cannot use (bad filter, bad path, bad option)."""
+    """The user gave input we cannot use (bad filter, bad path, bad option).
+
+    ``param`` names the request field at fault, when there is one (OpenAI's ``error.param``).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
 
 
 class LoaderError(HanlinError):

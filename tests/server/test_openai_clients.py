@@ -200,7 +200,8 @@ def test_stream_broken_mid_way_ends_with_an_error_event(
 
 def test_model_list_has_gateway_models_and_knowledge_bases(live: LiveServer) -> None:
     ids = [m.id for m in sdk(live).models.list()]
-    assert "kb:docs" in ids and "local-embed/fast-use" in ids and "deepseek/deepseek-chat" in ids
+    assert "kb:docs" in ids and "local-embed/fast-use" in ids and "local/gemma3-270m" in ids
+    assert "deepseek/deepseek-chat" not in ids  # no key here: listed only with ?all=true
 
 
 def test_embeddings_float_and_base64(live: LiveServer) -> None:

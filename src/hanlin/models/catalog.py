@@ -1,8 +1,10 @@
 """Which models exist and what a model name means.
 
 A name resolves, in order, to: a route from ``[models.routes.NAME]`` in ``hanlin.toml``; an alias
-made with ``hanlin models alias``; or ``endpoint/model``. Endpoints are the registered providers'
-presets, overlaid with ``[models.endpoints.NAME]`` from the settings.
+made with ``hanlin models alias``; ``endpoint/model``; or a bare model name (``gpt-4o-mini``) that
+exactly one endpoint lists. A name that resolves to nothing raises
+:class:`~hanlin.models.errors.ModelNotFoundError` with the closest known names. Endpoints are
+the registered providers' presets, overlaid with ``[models.endpoints.NAME]`` from the settings.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hanlin.config import ModelsSettings, RouteSettings
-from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
+from hanlin.errors import ConfigError, NotFoundError
 from hanlin.fileio import atomic_write_text
 from hanlin.models.base import (
     Endpoint,
@@ -24,6 +26,7 @@ from hanlin.models.base import (
     builtin_endpoints,
     provider_classes,
 )
+from hanlin.models.errors import ModelNotFoundError
 from hanlin.paths import hanlin_home
 
 
@@ -121,21 +124,66 @@ class Catalog:
             hint = f"did you mean {', '.join(close)}?" if close else "see `hanlin models ls`"
             raise NotFoundError(f"unknown model provider '{name}'", hint=hint) from None
 
+    def labels(self) -> list[str]:
+        """Every listed ``endpoint/model``, routes and aliases: the names a user can pick."""
+        names = [f"{e.name}/{m.name}" for e in self.endpoints.values() for m in e.models]
+        return names + sorted({*self.settings.routes, *self.aliases.load()})
+
+    def closest(self, name: str, n: int = 3) -> list[str]:
+        """The known model names nearest to ``name`` (also matching its part after ``/``)."""
+        labels = self.labels()
+        close = difflib.get_close_matches(name, labels, n=n, cutoff=0.6)
+        bare = {label.split("/", 1)[-1]: label for label in labels}
+        for hit in difflib.get_close_matches(name.rsplit("/", 1)[-1], bare, n=n, cutoff=0.6):
+            if bare[hit] not in close:
+                close.append(bare[hit])
+        return close[:n]
+
+    def bare(self, model: str) -> list[Deployment]:
+        """The deployments of endpoints that list ``model`` by its own name."""
+        return [
+            Deployment(e, model, info)
+            for e in self.endpoints.values()
+            if (info := e.model(model)) is not None
+        ]
+
     def deployment(self, name: str) -> Deployment:
-        if "/" not in name:
-            raise InvalidInputError(
-                f"'{name}' is not a model name",
-                hint="use PROVIDER/MODEL (e.g. deepseek/deepseek-chat) or an alias from "
-                "`hanlin models ls --aliases`",
+        endpoint_name, _, model = name.partition("/")
+        if not model or endpoint_name not in self.endpoints:
+            found = self.bare(name)  # gpt-4o-mini, or Qwen/Qwen2.5-7B-Instruct on one endpoint
+            if len(found) == 1:
+                return found[0]
+            if found:
+                labels = ", ".join(d.label for d in found)
+                raise ModelNotFoundError(
+                    f"'{name}' is ambiguous: it is served by {labels}",
+                    hint="name the endpoint too, e.g. " + found[0].label,
+                    closest=[d.label for d in found],
+                )
+            close = self.closest(name)
+            if not model:
+                hint = (
+                    f"did you mean {', '.join(close)}?"
+                    if close
+                    else "use PROVIDER/MODEL (e.g. deepseek/deepseek-chat) or an alias from "
+                    "`hanlin models ls --aliases`"
+                )
+                raise ModelNotFoundError(f"unknown model '{name}'", hint=hint, closest=close)
+            hint = f"did you mean {', '.join(close)}?" if close else "see `hanlin models ls`"
+            raise ModelNotFoundError(
+                f"unknown model provider '{endpoint_name}'", hint=hint, closest=close
             )
-        endpoint_name, model = name.split("/", 1)
-        endpoint = self.endpoint(endpoint_name)
+        endpoint = self.endpoints[endpoint_name]
         info = endpoint.model(model)
         if info is None and not endpoint.open_model_list:
             names = [m.name for m in endpoint.models]
             close = difflib.get_close_matches(model, names, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"models: {', '.join(names)}"
-            raise NotFoundError(f"{endpoint_name} has no model '{model}'", hint=hint)
+            raise ModelNotFoundError(
+                f"{endpoint_name} has no model '{model}'",
+                hint=hint,
+                closest=[f"{endpoint_name}/{c}" for c in close],
+            )
         return Deployment(endpoint, model, info)
 
     def resolve(self, name: str) -> Route:

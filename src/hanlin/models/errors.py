@@ -6,11 +6,20 @@ timeouts); the router retries or fails over on those and surfaces the others at 
 
 from __future__ import annotations
 
-from hanlin.errors import HanlinError
+from hanlin.errors import HanlinError, NotFoundError
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model name that resolves to no model; ``closest`` holds the nearest known names."""
+
+    def __init__(self, message: str, *, hint: str | None = None, closest: list[str]) -> None:
+        super().__init__(message, hint=hint)
+        self.closest = closest
 
 
 class ModelError(HanlinError):
-    """A model call failed. ``provider`` names the deployment (``deepseek/deepseek-chat``)."""
+    """A model call failed. ``provider`` names the deployment (``deepseek/deepseek-chat``);
+    ``param`` the request field the provider cannot honour, when one is at fault."""
 
     retryable = False
 
@@ -21,10 +30,12 @@ class ModelError(HanlinError):
         hint: str | None = None,
         provider: str = "",
         status: int | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.provider = provider
         self.status = status
+        self.param = param
 
     def redact(self, secrets: list[str]) -> ModelError:
         """Replace any of ``secrets`` in the message and hint (upstreams echo requests)."""
@@ -56,6 +67,16 @@ class RateLimitError(ModelError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class ModelBusyError(RateLimitError):
+    """The deployment is at capacity (a local model's queue of waiting calls is full).
+
+    Not retried on the same deployment: the router fails over at once, and the caller gets
+    429 with ``Retry-After`` instead of an open-ended wait.
+    """
+
+    retryable = False
 
 
 class ContextTooLongError(ModelError):

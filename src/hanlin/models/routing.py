@@ -6,9 +6,10 @@
 - A retryable error (rate limit, 5xx, timeout, broken connection) is retried on the same
   deployment with exponential backoff and jitter, waiting exactly ``Retry-After`` when the
   provider sends it; a ``Retry-After`` longer than ``max_retry_after`` fails over at once.
-- Auth errors, missing keys, context overflow and unsupported features fail over without
-  retrying (another deployment may have a key or a longer context); other bad requests are
-  raised at once — a different provider would refuse them too.
+- Auth errors, missing keys, context overflow, unsupported features and a busy deployment (a
+  full local queue) fail over without retrying (another deployment may have a key, a longer
+  context or room); other bad requests are raised at once — a different provider would refuse
+  them too.
 - A stream fails over only before its first token; after that the error reaches the caller.
 """
 
@@ -27,13 +28,14 @@ from hanlin.models.catalog import Deployment, Route
 from hanlin.models.errors import (
     AuthenticationError,
     ContextTooLongError,
+    ModelBusyError,
     ModelError,
     UnsupportedFeatureError,
 )
 from hanlin.models.types import StreamEvent, TextDelta, ToolCallDelta
 
 T = TypeVar("T")
-_FAILOVER = (AuthenticationError, ContextTooLongError, UnsupportedFeatureError)
+_FAILOVER = (AuthenticationError, ContextTooLongError, UnsupportedFeatureError, ModelBusyError)
 
 
 @dataclass(slots=True)

@@ -190,9 +190,11 @@ class Usage:
 
 @dataclass(slots=True)
 class TextDelta:
-    """More answer text."""
+    """More answer text; ``logprobs`` holds OpenAI-shaped token entries when they were asked for
+    (``{"token", "logprob", "bytes", "top_logprobs"}``), possibly on a delta with no text."""
 
     text: str
+    logprobs: list[dict[str, Any]] | None = None
     type: Literal["text"] = "text"
 
 
@@ -251,6 +253,8 @@ class ChatResponse:
     served_by: str = ""
     cached: bool = False
     latency_ms: float = 0.0
+    #: per-token log probabilities (OpenAI's ``choices[0].logprobs.content``), when asked for
+    logprobs: list[dict[str, Any]] | None = None
 
     @property
     def message(self) -> Message:
@@ -261,10 +265,11 @@ class ChatResponse:
 class StreamAccumulator:
     """Folds stream events into a :class:`ChatResponse` (tool-call deltas joined by index)."""
 
-    __slots__ = ("_calls", "_text", "finish_reason", "usage")
+    __slots__ = ("_calls", "_text", "finish_reason", "logprobs", "usage")
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self.logprobs: list[dict[str, Any]] | None = None
         self._calls: dict[int, list[str]] = {}
         self.usage = Usage()
         self.finish_reason: FinishReason = "stop"
@@ -272,6 +277,8 @@ class StreamAccumulator:
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
+            if event.logprobs is not None:
+                self.logprobs = (self.logprobs or []) + event.logprobs
         elif isinstance(event, ToolCallDelta):
             slot = self._calls.setdefault(event.index, ["", "", ""])
             if event.id:
@@ -302,4 +309,5 @@ class StreamAccumulator:
             tool_calls=self.tool_calls,
             usage=self.usage,
             finish_reason=self.finish_reason,
+            logprobs=self.logprobs,
         )

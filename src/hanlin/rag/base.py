@@ -76,6 +76,9 @@ class Answer:
     ``extractive`` (evidence sentences quoted with citations), ``refused`` (no evidence above
     the threshold: ``text`` says so and ``evidence`` holds the closest sources). ``notes``
     explains choices a user should know about (e.g. why extractive mode was used).
+    ``usage`` counts the model calls; where no model wrote the answer (extractive, refused) it
+    is estimated with :func:`hanlin.text.count_tokens` (question as prompt, answer as completion)
+    and ``usage_estimated`` is set. ``finish_reason`` is ``length`` when ``max_tokens`` cut it.
     """
 
     text: str
@@ -88,6 +91,8 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    usage_estimated: bool = False
+    finish_reason: Literal["stop", "length"] = "stop"
 
     @property
     def refused(self) -> bool:
@@ -106,6 +111,7 @@ class Answer:
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
                 "cached_tokens": self.usage.cached_tokens,
+                "estimated": self.usage_estimated,
             },
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "notes": self.notes,

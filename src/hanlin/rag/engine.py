@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fnmatch
 import time
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from hanlin.config import RagSettings
 from hanlin.errors import HanlinError, InvalidInputError, StepError
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.models.base_models import is_base_model
 from hanlin.models.gateway import Gateway, as_messages
 from hanlin.models.types import Message, Usage
 from hanlin.rag.base import (
@@ -37,7 +37,9 @@ from hanlin.rag.generate import Generation, generate
 from hanlin.rag.refusal import content_tokens
 from hanlin.rag.retrieval import Reranker, Retrieved, evidence, retrieve
 from hanlin.rag.rewrite import clean_rewrite, fold_history, history_text
+from hanlin.rag.select import truncate
 from hanlin.rag.templates import Language, detect_language, render
+from hanlin.text import count_tokens
 
 HistoryLike = Sequence[Message | dict[str, Any]]
 #: sources listed with a refusal
@@ -59,6 +61,8 @@ class _Run:
     notes: list[str] = dataclasses.field(default_factory=list)
     usage: Usage = dataclasses.field(default_factory=Usage)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: the caller's generation options (temperature, top_p, seed, max_tokens, stop)
+    generation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def done(self, answer: Answer) -> AnswerDone:
         """The last event: the run's usage, notes and timings (and the total) in ``answer``."""
@@ -106,15 +110,14 @@ class RagEngine:
         return model or self.settings.generator or self.kb.settings.models.default
 
     def is_capable(self, model: str) -> bool:
-        """Whether a model follows instructions: not when its name, or the ``endpoint/model``
-        of the first deployment it routes to, matches a ``rag.base_models`` pattern."""
-        patterns = self.settings.base_models
-        if any(fnmatch.fnmatchcase(model, p) for p in patterns):
-            return False
-        if not patterns:
-            return True
-        labels = [d.label for d in self.gateway.resolve(model).deployments[:1]]
-        return not any(fnmatch.fnmatchcase(lb, p) for lb in labels for p in patterns)
+        """Whether a model follows instructions: not a base model by this engine's
+        ``base_models`` patterns (see :func:`hanlin.models.base_models.is_base_model`)."""
+        return not is_base_model(
+            self.kb.settings,
+            model,
+            resolve=lambda name: self.gateway.resolve(name),
+            patterns=self.settings.base_models,
+        )
 
     def _reranker(self) -> Reranker | None:
         name = self.settings.reranker
@@ -137,16 +140,22 @@ class RagEngine:
         mode: RequestedMode = "auto",
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> AsyncGenerator[RagEvent, None]:
         """Answer as events: one :class:`RetrievalEvent`, then :class:`AnswerDelta` pieces, then
         :class:`AnswerDone`. The joined deltas equal ``AnswerDone.answer.text`` exactly:
         citation markers are cleaned up while streaming.
+
+        ``generation`` sets the answer's options: ``temperature``, ``top_p``, ``seed``,
+        ``max_tokens`` and ``stop`` go to the generator; an extractive or refusal answer (no
+        model) is cut at the first ``stop`` string and at ``max_tokens`` (estimated tokens).
 
         Raises :class:`~hanlin.errors.StepError` (pipeline ``RAG``, step ``retrieve`` or
         ``generate``) when a step fails — a failed rewrite falls back to the rule-based one
         instead — and :class:`~hanlin.errors.InvalidInputError` for bad arguments.
         """
         run = self._begin(question, model, history, mode, k)
+        run.generation = dict(generation or {})
         if run.turns:
             t0 = time.perf_counter()
             run.standalone, rewrite_usage = await self._rewrite(
@@ -220,8 +229,9 @@ class RagEngine:
         closest = [evidence(r, i) for i, r in enumerate(found.results[:REFUSAL_SOURCES], 1)]
         yield RetrievalEvent(closest, [e.citation for e in closest], run.standalone)
         text = render("refuse", run.lang, self.kb.settings.home)
-        yield AnswerDelta(text)
-        yield run.done(Answer(text, "refused", [], closest, run.question, run.standalone))
+        answer = _fitted(Answer(text, "refused", [], closest, run.question, run.standalone), run)
+        yield AnswerDelta(answer.text)
+        yield run.done(answer)
 
     async def _extractive(self, run: _Run, found: Retrieved) -> AsyncGenerator[RagEvent, None]:
         """Quote the best evidence sentences, each with its citation."""
@@ -239,13 +249,29 @@ class RagEngine:
         t1 = time.perf_counter()
         text, cited = await asyncio.to_thread(self._extract, run.standalone, found, items, run.lang)
         run.timings["extract"] = (time.perf_counter() - t1) * 1000
-        yield AnswerDelta(text)
-        yield run.done(Answer(text, "extractive", cited, items, run.question, run.standalone))
+        answer = _fitted(
+            Answer(text, "extractive", cited, items, run.question, run.standalone), run
+        )
+        yield AnswerDelta(answer.text)
+        yield run.done(answer)
 
     async def _generative(self, run: _Run, found: Retrieved) -> AsyncGenerator[RagEvent, None]:
         """A model writes the answer from the evidence (see :mod:`hanlin.rag.generate`)."""
+        options = dict(run.generation)
+        settings = self.settings
+        updates = {"answer_tokens": options.pop("max_tokens", None)}
+        updates["temperature"] = options.pop("temperature", None)
+        if any(v is not None for v in updates.values()):
+            settings = settings.model_copy(
+                update={k: v for k, v in updates.items() if v is not None}
+            )
         gen = Generation(
-            self.gateway, run.gen_model, self.settings, self.kb.settings.home, user=self.user
+            self.gateway,
+            run.gen_model,
+            settings,
+            self.kb.settings.home,
+            user=self.user,
+            options=options,
         )
         events = generate(gen, run.question, run.standalone, run.turns, found, run.lang)
         try:
@@ -325,11 +351,18 @@ class RagEngine:
         mode: RequestedMode = "auto",
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> Answer:
-        """The whole answer (see :meth:`astream` for errors)."""
+        """The whole answer (see :meth:`astream` for errors and ``generation``)."""
         answer: Answer | None = None
         async for event in self.astream(
-            question, model=model, history=history, mode=mode, k=k, filters=filters
+            question,
+            model=model,
+            history=history,
+            mode=mode,
+            k=k,
+            filters=filters,
+            generation=generation,
         ):
             if isinstance(event, AnswerDone):
                 answer = event.answer
@@ -381,6 +414,26 @@ class RagEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fitted(answer: Answer, run: _Run) -> Answer:
+    """A model-free answer cut to the caller's ``stop`` and ``max_tokens``, its citations kept
+    to the markers left, and its usage estimated (the question as prompt, the text as
+    completion: no model ran)."""
+    text = answer.text
+    for stop in run.generation.get("stop") or ():
+        if stop and stop in text:
+            text = text[: text.index(stop)]
+    limit = run.generation.get("max_tokens")
+    if limit is not None and count_tokens(text) > limit:
+        text = truncate(text, limit, count_tokens)
+        answer.finish_reason = "length"
+    if text != answer.text:
+        answer.text = text
+        answer.citations = [c for c in answer.citations if f"[{c.n}]" in text]
+    answer.usage = Usage(count_tokens(run.question), count_tokens(text))
+    answer.usage_estimated = True
+    return answer
 
 
 def ask(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
@@ -36,6 +37,8 @@ class Generation:
     settings: RagSettings
     home: Path | None = None
     user: str | None = None
+    #: more options for the model call (top_p, seed, stop), from the caller
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -134,6 +137,7 @@ async def generate(
             max_tokens=s.answer_tokens,
             temperature=s.temperature,
             user=gen.user,
+            **gen.options,
         )
     try:
         async for event in stream:
@@ -170,5 +174,8 @@ async def generate(
             usage=resp.usage if resp is not None else Usage(),
             timings_ms=timings,
             notes=notes,
+            finish_reason="length"
+            if resp is not None and resp.finish_reason == "length"
+            else "stop",
         )
     )

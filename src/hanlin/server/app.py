@@ -104,9 +104,15 @@ def create_app(
     app.include_router(compute.router)
     app.include_router(agents.router)
 
-    @app.get("/api/health", tags=["health"], summary="Liveness and version")
+    @app.get("/api/health", tags=["health"], summary="Liveness, version and local model load")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+        """``status`` is ``busy`` while a local model's queue is full (new calls get 429);
+        ``local_models`` lists each loaded local model's running and waiting calls."""
+        from hanlin.models.providers.llamacpp_models import local_model_load
+
+        load = local_model_load()
+        full = any(m["running"] + m["waiting"] > m["limit"] for m in load.values())
+        return {"status": "busy" if full else "ok", "version": __version__, "local_models": load}
 
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="ui")

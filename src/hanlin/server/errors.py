@@ -1,6 +1,7 @@
 """Errors as HTTP responses: OpenAI's error shape plus a ``hint`` saying what to do.
 
-``{"error": {"message": str, "type": str, "hint": str | null, "code": str | null}}``. Hanlin's
+``{"error": {"message": str, "type": str, "param": str | null, "hint": str | null,
+"code": str | null}}``; ``param`` names the request field at fault. Hanlin's
 typed errors map to statuses by class (never by message text); model errors keep the meaning
 of the provider's status (rate limits stay 429 with ``Retry-After``, timeouts 504, …).
 """
@@ -59,13 +60,18 @@ class ApiError(Exception):
 
 
 def error_body(
-    message: str, type: str, hint: str | None = None, code: str | None = None
+    message: str,
+    type: str,
+    hint: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
 ) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "hint": hint, "code": code}}
+    return {"error": {"message": message, "type": type, "param": param, "hint": hint, "code": code}}
 
 
 # (class, status, type, code): the first matching class wins, so subclasses come first.
 _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
+    (model_errors.ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
     (model_errors.RateLimitError, 429, "rate_limit_error", "rate_limit_exceeded"),
     (model_errors.BudgetExceededError, 402, "insufficient_quota", "budget_exceeded"),
     (model_errors.MissingKeyError, 401, "authentication_error", "missing_provider_key"),
@@ -113,12 +119,25 @@ def classify(exc: HanlinError) -> tuple[int, str, str | None, dict[str, str]]:
     return 500, "server_error", None, headers
 
 
+def param_of(exc: HanlinError) -> str | None:
+    """The request field an error is about (``model`` for an unknown model), if any."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, HanlinError):
+        return param_of(cause)
+    if isinstance(exc, model_errors.ModelNotFoundError):
+        return "model"
+    param = getattr(exc, "param", None)
+    return param if isinstance(param, str) else None
+
+
 def hanlin_error_response(exc: HanlinError) -> JSONResponse:
     status, kind, code, headers = classify(exc)
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     return JSONResponse(
-        error_body(exc.message, kind, exc.hint, code), status_code=status, headers=headers
+        error_body(exc.message, kind, exc.hint, code, param_of(exc)),
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -126,7 +145,7 @@ def error_event(exc: BaseException) -> dict[str, Any]:
     """The error object sent inside a stream that already started (OpenAI's ``data: {error}``)."""
     if isinstance(exc, HanlinError):
         status, kind, code, _ = classify(exc)
-        return error_body(exc.message, kind, exc.hint, code) | {"status": status}
+        return error_body(exc.message, kind, exc.hint, code, param_of(exc)) | {"status": status}
     if isinstance(exc, ApiError):
         return error_body(exc.message, exc.type, exc.hint, exc.code) | {"status": exc.status}
     log.exception("error inside a stream", exc_info=exc)
@@ -149,11 +168,14 @@ _STATUS_TYPES = {
 }
 
 
+def _where(err: Any) -> str:
+    return ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+
+
 def _validation_message(exc: RequestValidationError) -> str:
-    problems = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    problems = [
+        f"{_where(err) or 'request'}: {err.get('msg', 'invalid')}" for err in exc.errors()[:5]
+    ]
     return "invalid request: " + "; ".join(problems)
 
 
@@ -174,14 +196,18 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        # /v1 answers as OpenAI does (400 naming the field); the native /api keeps 422
+        openai = request.url.path.startswith("/v1/")
+        errors = exc.errors()
         return JSONResponse(
             error_body(
                 _validation_message(exc),
                 "invalid_request_error",
                 "see docs/server.md or /docs for the request shape",
                 "invalid_request",
+                (_where(errors[0]) or None) if errors else None,
             ),
-            status_code=422,
+            status_code=400 if openai else 422,
         )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

@@ -29,9 +29,19 @@ from hanlin.models.types import (
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Citation, RagEvent
 from hanlin.server import sse
 
-#: OpenAI-only request fields that other providers reject: never forwarded
+#: request fields checked (or, for prediction, a latency hint with the same output) here:
+#: never forwarded, since other providers reject them
 _DROPPED = {"store", "metadata", "service_tier", "stream_options", "prediction", "modalities"}
 _PASSED = ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs")
+#: what each kind of model does with the fields a gateway model passes to its provider
+#: (docs/server.md has the whole table); the others are refused with a 400 naming the field
+_KB_FIELDS = {"temperature", "top_p", "seed", "max_tokens", "max_completion_tokens", "stop"}
+_KB_SUPPORTED = (
+    "messages, stream, stream_options, user, temperature, top_p, seed, max_tokens, "
+    "max_completion_tokens, stop and the hanlin extension field"
+)
+_AGENT_SUPPORTED = "messages, stream, stream_options and user"
+_HANDLED = {"model", "messages", "stream", "user", "n", "hanlin", "parallel_tool_calls"}
 
 
 class StreamOptions(BaseModel):
@@ -142,10 +152,101 @@ def _response_format(raw: dict[str, Any]) -> dict[str, Any] | None:
     raise _bad(f"response_format type {kind!r} is not text, json_object or json_schema")
 
 
+def _sent(name: str, value: Any) -> bool:
+    """Whether a field asks for something (an empty or "off" value asks for nothing)."""
+    if value is None or value is False or value in ([], {}, ""):
+        return False
+    if name == "tool_choice":
+        return value not in ("auto", "none")
+    if name == "response_format":
+        return isinstance(value, dict) and value.get("type") not in (None, "text")
+    return True
+
+
+def _refuse(name: str, model: str, supported: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{model} does not support {name}",
+        hint=f"{model} takes {supported}; leave {name} out",
+        param=name,
+    )
+
+
+def check_fields(req: ChatCompletionRequest, kind: Literal["gateway", "kb", "agent"]) -> None:
+    """Refuse, with a 400 naming the field, what a kind of model cannot honour (the table in
+    docs/server.md); what passes is honoured or handed to a provider that refuses it."""
+    extra = req.model_extra or {}
+    if req.n not in (None, 1):
+        raise InvalidInputError(
+            f"n = {req.n}: only one choice per request is supported",
+            hint="leave n out (or 1) and send the request once per choice",
+            param="n",
+        )
+    modalities = extra.get("modalities")
+    if modalities not in (None, ["text"]):
+        raise InvalidInputError(
+            f"modalities {modalities!r}: only text output is supported",
+            hint='leave modalities out or send ["text"]',
+            param="modalities",
+        )
+    if extra.get("audio") is not None:
+        raise InvalidInputError(
+            "audio output is not supported", hint="leave audio out", param="audio"
+        )
+    if extra.get("store"):
+        raise InvalidInputError(
+            "store: this server does not keep completions",
+            hint="leave store out",
+            param="store",
+        )
+    if extra.get("metadata"):
+        raise InvalidInputError(
+            "metadata is kept only with stored completions, which this server does not keep",
+            hint="leave metadata out",
+            param="metadata",
+        )
+    if extra.get("service_tier") not in (None, "auto", "default"):
+        raise InvalidInputError(
+            f"service_tier {extra['service_tier']!r} is not offered",
+            hint="leave service_tier out, or send auto or default",
+            param="service_tier",
+        )
+    for old in ("functions", "function_call"):
+        if _sent(old, extra.get(old)):
+            raise InvalidInputError(
+                f"{old} is the deprecated form of tools",
+                hint="send tools and tool_choice",
+                param=old,
+            )
+    if req.hanlin is not None and kind != "kb":
+        raise _refuse("hanlin", req.model, "the hanlin field only with kb: models")
+    if kind == "gateway":
+        return
+    fields = {**extra, **{k: getattr(req, k) for k in req.model_fields_set}}
+    allowed = _HANDLED | _DROPPED | {"functions", "function_call", "audio"}
+    if kind == "kb":
+        allowed |= _KB_FIELDS
+    supported = _KB_SUPPORTED if kind == "kb" else _AGENT_SUPPORTED
+    for name, value in fields.items():
+        if name not in allowed and _sent(name, value):
+            raise _refuse(name, req.model, supported)
+
+
+def kb_generation(req: ChatCompletionRequest) -> dict[str, Any]:
+    """The generation options a ``kb:`` model honours (see :meth:`RagEngine.astream`)."""
+    options: dict[str, Any] = {}
+    for name in ("temperature", "top_p", "seed"):
+        if getattr(req, name) is not None:
+            options[name] = getattr(req, name)
+    if (max_tokens := req.max_completion_tokens or req.max_tokens) is not None:
+        options["max_tokens"] = max_tokens
+    if req.stop:
+        options["stop"] = [req.stop] if isinstance(req.stop, str) else req.stop
+    return options
+
+
 def chat_options(req: ChatCompletionRequest, user: str | None) -> ChatOptions:
     """Gateway options for a request. ``user`` (the API key's id) wins over the body's."""
-    if req.n not in (None, 1):
-        raise _bad("only n = 1 is supported")
+    check_fields(req, "gateway")
     data: dict[str, Any] = {}
     for name in ("temperature", "top_p", "seed"):
         if getattr(req, name) is not None:
@@ -164,7 +265,7 @@ def chat_options(req: ChatCompletionRequest, user: str | None) -> ChatOptions:
         data["user"] = user or req.user
     extra = {k: v for k, v in (req.model_extra or {}).items() if k not in _DROPPED}
     extra |= {k: getattr(req, k) for k in _PASSED if getattr(req, k) is not None}
-    if req.parallel_tool_calls is not None and req.tools:
+    if req.parallel_tool_calls is not None and req.tools:  # without tools it asks for nothing
         extra["parallel_tool_calls"] = req.parallel_tool_calls
     if extra:
         data["extra_body"] = extra
@@ -198,6 +299,10 @@ def _finish(reason: str) -> str:
     return "stop" if reason == "error" else reason
 
 
+def _logprobs(content: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    return None if content is None else {"content": content, "refusal": None}
+
+
 def completion(
     model: str,
     text: str | None,
@@ -206,6 +311,7 @@ def completion(
     finish_reason: str = "stop",
     tool_calls: list[ToolCall] | None = None,
     extra: dict[str, Any] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole ``chat.completion`` object."""
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -221,7 +327,7 @@ def completion(
             {
                 "index": 0,
                 "message": message,
-                "logprobs": None,
+                "logprobs": _logprobs(logprobs),
                 "finish_reason": _finish(finish_reason),
             }
         ],
@@ -238,6 +344,7 @@ def gateway_completion(model: str, resp: ChatResponse) -> dict[str, Any]:
         finish_reason=resp.finish_reason,
         tool_calls=resp.tool_calls,
         extra={"hanlin": {"served_by": resp.served_by}},
+        logprobs=resp.logprobs,
     )
 
 
@@ -261,7 +368,25 @@ class Chunks:
         }
 
     def delta(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._chunk(delta, finish, None, extra)
+
+    def content(self, text: str, logprobs: list[dict[str, Any]] | None) -> bytes:
+        """A text delta with its tokens' log probabilities (None when not asked for)."""
+        return self._chunk({"content": text}, None, logprobs, {})
+
+    def _chunk(
+        self,
+        delta: dict[str, Any],
+        finish: str | None,
+        logprobs: list[dict[str, Any]] | None,
+        extra: dict[str, Any],
+    ) -> bytes:
+        choice = {
+            "index": 0,
+            "delta": delta,
+            "logprobs": _logprobs(logprobs),
+            "finish_reason": finish,
+        }
         body = self._base([choice])
         if self.include_usage:
             body["usage"] = None
@@ -299,8 +424,8 @@ async def gateway_chunks(
 
     async for event in events():
         if isinstance(event, TextDelta):
-            if event.text:
-                yield chunks.delta({"content": event.text})
+            if event.text or event.logprobs is not None:
+                yield chunks.content(event.text, event.logprobs)
         elif isinstance(event, ToolCallDelta):
             yield chunks.delta({"tool_calls": [_tool_delta(event)]})
         elif isinstance(event, UsageEvent):
@@ -343,6 +468,7 @@ def answer_extra(answer: Answer) -> dict[str, Any]:
         "citations": [c.to_dict() for c in answer.citations],
         "hanlin": {
             "mode": answer.mode,
+            "usage_estimated": answer.usage_estimated,
             "notes": answer.notes,
             "evidence": [e.to_dict() for e in answer.evidence],
             "standalone_question": answer.standalone_question,
@@ -354,7 +480,9 @@ def answer_extra(answer: Answer) -> dict[str, Any]:
 
 def answer_completion(model: str, answer: Answer, label: Labeler = cite_label) -> dict[str, Any]:
     text = answer.text + footnotes(answer.citations, label)
-    return completion(model, text, answer.usage, extra=answer_extra(answer))
+    return completion(
+        model, text, answer.usage, finish_reason=answer.finish_reason, extra=answer_extra(answer)
+    )
 
 
 async def answer_chunks(
@@ -376,7 +504,7 @@ async def answer_chunks(
             notes = footnotes(answer.citations, label)
             if notes:
                 yield chunks.delta({"content": notes})
-            yield chunks.delta({}, "stop", **answer_extra(answer))
+            yield chunks.delta({}, answer.finish_reason, **answer_extra(answer))
             if chunks.include_usage:
                 yield chunks.usage(answer.usage)
     yield sse.DONE

@@ -44,10 +44,11 @@ checks the grammar against the whole 262k-token vocabulary at each step.
 Endpoint options (``models.endpoints.local.options`` in ``hanlin.toml``): ``model_path`` (the
 GGUF for any model name not listed in ``models``), ``models`` (``{name = "/path/x.gguf"}`` or
 ``{name = {path = ..., prompt_format = ...}}``), ``n_ctx`` (default 8192), ``n_threads``,
-``n_batch`` and ``prompt_format``. A model entry may add a GGUF LoRA adapter applied on top of its
-base (``{path = "base.gguf", lora_path = "adapter.gguf", lora_scale = 1.0}``). Models deployed by
-``hanlin tune deploy`` are read from ``HANLIN_HOME/models/deployed.json`` (entries of the same
-shape) after the endpoint's own ``models``, so ``local/<name>`` serves them without a config edit.
+``n_batch``, ``prompt_format`` and ``queue_limit`` (default 8). A model entry may add a GGUF
+LoRA adapter applied on top of its base (``{path = "base.gguf", lora_path = "adapter.gguf",
+lora_scale = 1.0}``). Models deployed by ``hanlin tune deploy`` are read from
+``HANLIN_HOME/models/deployed.json`` (entries of the same shape) after the endpoint's own
+``models``, so ``local/<name>`` serves them without a config edit.
 
 ``n_threads`` defaults to 1 on machines with at most 2 cores,
 else cores - 1: llama.cpp's threads wait for each other at every step, so a thread that loses
@@ -57,8 +58,12 @@ its core stalls the rest. On a 2-core machine shared with other work (load 1.4-2
 
 Each (GGUF, n_ctx, threads) is loaded once per process and shared by every provider instance;
 one worker thread per loaded model runs its calls one after another (a llama.cpp context is not
-thread-safe). Streams pass tokens from that thread to the event loop through a queue; closing a
-stream early stops generation at the next token and frees the model for the next call.
+thread-safe). At most ``queue_limit`` calls wait behind the running one; one more is refused at
+once with :class:`~hanlin.models.errors.ModelBusyError` (429 with ``Retry-After``; a route fails
+over), never left in an open-ended wait. Streams pass tokens from that thread to the event loop
+through a queue. A caller that leaves — a stream closed early, a cancelled ``complete()`` (the
+server cancels it when the client disconnects) — stops generation at the next token, or takes
+its call out of the queue before it starts, and frees the model for the next call.
 Greedy decoding (temperature 0) repeats for the same prompt-cache state; llama.cpp's logits
 differ slightly between evaluating a prompt in one batch and replaying only its last token from
 the cache, so the first call with a prompt may word its answer differently from later ones.
@@ -74,6 +79,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,6 +91,7 @@ from hanlin.models.base import Endpoint, ModelInfo, Price
 from hanlin.models.errors import (
     BadRequestError,
     ContextTooLongError,
+    ModelBusyError,
     ModelTimeoutError,
     UnsupportedFeatureError,
 )
@@ -138,6 +145,9 @@ _Emit = Callable[[StreamEvent], None]
 # --- the generation plan and loop -----------------------------------------------------------
 
 _EXTRA = {"top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "grammar"}
+#: OpenAI request fields honoured here beyond ChatOptions (they arrive in ``extra_body``);
+#: at most one tool call is made per reply, which satisfies either ``parallel_tool_calls``
+_OPENAI = {"logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls"}
 
 
 @dataclass(slots=True)
@@ -157,6 +167,10 @@ class _Plan:
     #: in tool mode: the answer is JSON (response_format), sent whole instead of streamed
     json_answer: bool = False
     call_id: str = "call_0"
+    #: token id → bias added to its logit (OpenAI's ``logit_bias``, in this model's token ids)
+    logit_bias: dict[int, float] | None = None
+    #: None: no log probabilities; else how many alternatives to list per token
+    top_logprobs: int | None = None
 
 
 def _plan(label: str, fmt: PromptFormat, messages: Sequence[Message], opts: ChatOptions) -> _Plan:
@@ -168,12 +182,14 @@ def _plan(label: str, fmt: PromptFormat, messages: Sequence[Message], opts: Chat
                 provider=label,
             )
     extra = dict(opts.extra_body or {})
-    unknown = sorted(set(extra) - _EXTRA)
+    unknown = sorted(set(extra) - _EXTRA - _OPENAI)
     if unknown:
         raise BadRequestError(
-            f"unknown extra_body option(s) for llama.cpp: {', '.join(unknown)}",
-            hint=f"llama.cpp understands {', '.join(sorted(_EXTRA))}",
+            f"{label} (llama.cpp) does not support {', '.join(unknown)}",
+            hint="besides the standard options it takes "
+            f"{', '.join(sorted(_OPENAI | _EXTRA))}; leave the others out",
             provider=label,
+            param=unknown[0],
         )
     # llama.cpp's own defaults (the same as Llama.create_completion's)
     try:
@@ -224,7 +240,77 @@ def _plan(label: str, fmt: PromptFormat, messages: Sequence[Message], opts: Chat
         plan.grammar = extra["grammar"]
     elif rf is not None and rf.type != "text":
         plan.grammar = grammar_for_schema(json.dumps(answer_schema(opts)))
+    plan.logit_bias = _logit_bias(extra.get("logit_bias"), label)
+    plan.top_logprobs = _top_logprobs(extra, label, tools=bool(tools))
     return plan
+
+
+def _logit_bias(raw: Any, label: str) -> dict[int, float] | None:
+    if raw is None:
+        return None
+    try:
+        bias = {int(k): float(v) for k, v in dict(raw).items()}
+    except (TypeError, ValueError):
+        bias = None
+    if bias is None or any(k < 0 or not -100 <= v <= 100 for k, v in bias.items()):
+        raise BadRequestError(
+            "logit_bias maps token ids to biases from -100 to 100",
+            hint=f"use token ids of {label}'s own tokenizer",
+            provider=label,
+            param="logit_bias",
+        )
+    return bias or None
+
+
+def _top_logprobs(extra: dict[str, Any], label: str, *, tools: bool) -> int | None:
+    """How many alternatives per token, or None when log probabilities are off."""
+    top = extra.get("top_logprobs")
+    if top is not None and (not isinstance(top, int) or not 0 <= top <= 20):
+        raise BadRequestError(
+            "top_logprobs must be an integer from 0 to 20",
+            hint="send top_logprobs from 0 to 20 with logprobs: true",
+            provider=label,
+            param="top_logprobs",
+        )
+    if not extra.get("logprobs"):
+        if top:
+            raise BadRequestError(
+                "top_logprobs needs logprobs: true",
+                hint="add logprobs: true, or leave top_logprobs out",
+                provider=label,
+                param="top_logprobs",
+            )
+        return None
+    if tools:
+        raise BadRequestError(
+            f"{label} cannot return logprobs together with tools",
+            hint="its tool replies are generated as JSON, not as the answer's tokens: "
+            "leave out logprobs or tools",
+            provider=label,
+            param="logprobs",
+        )
+    return int(top or 0)
+
+
+def _token_logprob(llm: Any, token: int, top: int) -> dict[str, Any]:
+    """OpenAI's logprob entry for a sampled token, from the logits it was sampled from."""
+    import llama_cpp
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), (llm.n_vocab(),))
+    shifted = logits.astype(np.float64) - float(logits.max())
+    logprobs = shifted - np.log(np.exp(shifted).sum())
+
+    def entry(tok: int) -> dict[str, Any]:
+        raw = llm.detokenize([tok])
+        text = raw.decode("utf-8", errors="replace")
+        return {"token": text, "logprob": float(logprobs[tok]), "bytes": list(raw)}
+
+    alternatives = []
+    if top:
+        best = np.argpartition(-logprobs, top)[:top]
+        alternatives = [entry(int(t)) for t in best[np.argsort(-logprobs[best])]]
+    return entry(token) | {"top_logprobs": alternatives}
 
 
 def _budget(n_prompt: int, max_tokens: int | None, n_ctx: int, label: str, n_train: int) -> int:
@@ -266,21 +352,26 @@ def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _
     finish: FinishReason = "length"
     produced = 0
     hit_stop = False
+    logprobs: list[dict[str, Any]] = []
     with model.lock:
         tokens = llm.tokenize(plan.prompt.encode("utf-8"), add_bos=True, special=plan.special)
         budget = _budget(len(tokens), plan.max_tokens, model.n_ctx, plan.label, model.n_train)
         prefix = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
         llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(31))
         grammar = model.grammar(plan.grammar, plan.label) if plan.grammar else None
-        gen = llm.generate(tokens, grammar=grammar, **plan.sampling)
+        bias = _bias_processor(plan.logit_bias) if plan.logit_bias else None
+        gen = llm.generate(tokens, grammar=grammar, logits_processor=bias, **plan.sampling)
         try:
             for token in gen:
                 if model.is_eog(token):
                     finish = "stop"
                     break
                 produced += 1
+                if plan.top_logprobs is not None:
+                    logprobs.append(_token_logprob(llm, token, plan.top_logprobs))
                 if scanner.feed(decoder.decode(llm.detokenize([token]))):
                     finish, hit_stop = "stop", True
+                    logprobs = logprobs[:-1]  # the token that completed a stop is not sent
                     break
                 if produced >= budget or cancel.is_set():
                     break
@@ -293,9 +384,26 @@ def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _
     scanner.close()
     if plan.tools and not reply.streamed_answer:
         finish = _emit_reply(reply.text, plan, finish, emit)
+    if plan.top_logprobs is not None:
+        emit(TextDelta("", logprobs))
     # llama.cpp re-evaluates the last prompt token even when the whole prompt is cached
     emit(UsageEvent(Usage(len(tokens), produced, min(prefix, len(tokens) - 1))))
     emit(Finish(finish))
+
+
+def _bias_processor(bias: dict[int, float]) -> Any:
+    """A llama.cpp logits processor adding ``bias`` to the logits of its token ids."""
+    import llama_cpp
+    import numpy as np
+
+    ids = np.fromiter(bias, dtype=np.intc)
+    values = np.fromiter(bias.values(), dtype=np.single)
+
+    def apply(input_ids: Any, scores: Any) -> Any:
+        scores[ids[ids < len(scores)]] += values[ids < len(scores)]
+        return scores
+
+    return llama_cpp.LogitsProcessorList([apply])
 
 
 def _emit_reply(text: str, plan: _Plan, finish: FinishReason, emit: _Emit) -> FinishReason:
@@ -342,7 +450,8 @@ class LlamaCppProvider:
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(
                 f"invalid option '{where}' for endpoint '{endpoint.name}': {first['msg']}",
-                hint="options are model_path, models, n_ctx, n_threads, n_batch, prompt_format",
+                hint="options are model_path, models, n_ctx, n_threads, n_batch, "
+                "prompt_format, queue_limit",
             ) from None
         self.n_threads = self.options.n_threads or default_threads()
         self._formats: dict[str, PromptFormat] = {}
@@ -470,6 +579,8 @@ class LlamaCppProvider:
                 lora_scale,
             )
             self._loaded[model] = loaded
+            loaded.labels.add(self._label(model))
+            loaded.queue_limit = self.options.queue_limit
         return loaded
 
     async def _amodel(self, model: str) -> _LoadedModel:
@@ -477,6 +588,22 @@ class LlamaCppProvider:
         if loaded is not None and not loaded.closed:
             return loaded
         return await asyncio.to_thread(self._model, model)
+
+    def _submit(
+        self, loaded: _LoadedModel, label: str, fn: Callable[..., None], *args: Any
+    ) -> Future[None]:
+        """Queue a call on the model's worker; ModelBusyError when its queue is full."""
+        future = loaded.submit(fn, *args, limit=self.options.queue_limit)
+        if future is None:
+            raise ModelBusyError(
+                f"{label} is busy: {self.options.queue_limit} calls are already waiting for it",
+                hint="retry after the Retry-After seconds, or raise queue_limit in "
+                f"models.endpoints.{self.endpoint.name}.options",
+                provider=label,
+                status=429,
+                retry_after=loaded.retry_after(),
+            )
+        return future
 
     def count_tokens(self, model: str, text: str) -> int:
         """Exact number of tokens ``text`` is for ``model``'s tokenizer (no BOS token)."""
@@ -492,7 +619,11 @@ class LlamaCppProvider:
         loaded = await self._amodel(model)
         events: list[StreamEvent] = []
         cancel = threading.Event()
-        future = asyncio.wrap_future(loaded.submit(_generate, plan, cancel, events.append))
+        # a cancelled wait (the client left) cancels a queued call, or stops a running one
+        # through ``cancel`` below
+        future = asyncio.wrap_future(
+            self._submit(loaded, label, _generate, plan, cancel, events.append)
+        )
         try:
             await asyncio.wait_for(future, options.timeout)
         except TimeoutError as exc:
@@ -537,7 +668,7 @@ class LlamaCppProvider:
             finally:
                 put(None)
 
-        future = loaded.executor.submit(job, loaded)
+        future = self._submit(loaded, label, job)
         try:
             first = True
             while True:

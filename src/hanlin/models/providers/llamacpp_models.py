@@ -2,16 +2,20 @@
 
 The bundled Gemma 3 270M is assembled once into ``HANLIN_HOME/models``; every loaded model is
 kept once per process (keyed by path, LoRA adapter and settings) and its calls are serialized by
-a lock. Models deployed by ``hanlin tune deploy`` (a base GGUF plus a GGUF LoRA adapter and the
-prompt format they were trained with) are listed in ``HANLIN_HOME/models/deployed.json``, which
-the ``llamacpp`` provider reads, so no edit of ``hanlin.toml`` is needed to serve them.
+a lock, behind a bounded queue: :meth:`_LoadedModel.submit` refuses a call when ``queue_limit``
+calls already wait, and :func:`local_model_load` reports what runs and waits (``/api/health``).
+Models deployed by ``hanlin tune deploy`` (a base GGUF plus a GGUF LoRA adapter and the prompt
+format they were trained with) are listed in ``HANLIN_HOME/models/deployed.json``, which the
+``llamacpp`` provider reads, so no edit of ``hanlin.toml`` is needed to serve them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -125,6 +129,8 @@ class LlamaCppOptions(BaseModel):
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=1)
     prompt_format: str | dict[str, Any] = "transcript"
+    #: calls that may wait for a model while it runs another; one more is refused (429)
+    queue_limit: int = Field(default=8, ge=0)
 
 
 # --- deployed models (written by `hanlin tune deploy`) -----------------------------------------
@@ -230,6 +236,14 @@ class _LoadedModel:
         self.lock = threading.Lock()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"llamacpp-{path.stem}")
         self.closed = False
+        #: the names it is served under (``local/gemma3-270m``), for the health report
+        self.labels: set[str] = set()
+        self.queue_limit = LlamaCppOptions().queue_limit
+        self._count_lock = threading.Lock()
+        self.running = 0
+        self.waiting = 0
+        #: moving average of a call's seconds on the worker, for Retry-After
+        self.call_seconds = 1.0
 
     def grammar(self, gbnf: str, label: str) -> Any:
         """A LlamaGrammar for GBNF text; BadRequestError if llama.cpp cannot parse it.
@@ -254,8 +268,49 @@ class _LoadedModel:
     def is_eog(self, token: int) -> bool:
         return token >= 0 and bool(self._is_eog(self._vocab, token))
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
-        return self.executor.submit(fn, self, *args)
+    def submit(
+        self, fn: Callable[..., None], *args: Any, limit: int | None = None
+    ) -> Future[None] | None:
+        """Queue ``fn(self, *args)`` for the worker thread; None when ``limit`` calls already
+        wait behind a running one.
+
+        Cancelling the returned future before it starts takes the call out of the queue.
+        """
+        with self._count_lock:
+            if limit is not None and self.running + self.waiting > limit:
+                return None
+            self.waiting += 1
+
+        def run() -> None:
+            with self._count_lock:
+                self.waiting -= 1
+                self.running += 1
+            started = time.monotonic()
+            try:
+                fn(self, *args)
+            finally:
+                seconds = time.monotonic() - started
+                with self._count_lock:
+                    self.running -= 1
+                    self.call_seconds = 0.7 * self.call_seconds + 0.3 * seconds
+
+        def forget_if_cancelled(future: Future[None]) -> None:
+            if future.cancelled():  # never ran: it no longer waits
+                with self._count_lock:
+                    self.waiting -= 1
+
+        future = self.executor.submit(run)
+        future.add_done_callback(forget_if_cancelled)
+        return future
+
+    def retry_after(self) -> int:
+        """Seconds until a place in the queue is likely free (one average call, at least 1)."""
+        return max(1, math.ceil(self.call_seconds))
+
+    def load(self) -> dict[str, int]:
+        """Calls running (0 or 1) and waiting now, and the queue's limit."""
+        with self._count_lock:
+            return {"running": self.running, "waiting": self.waiting, "limit": self.queue_limit}
 
     def close(self) -> None:
         self.closed = True
@@ -294,6 +349,10 @@ class _ModelCache:
                     )
         return found
 
+    def loaded(self) -> list[_LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
     def clear(self) -> None:
         with self._lock:
             models, self._models = list(self._models.values()), {}
@@ -307,3 +366,16 @@ _MODELS = _ModelCache()
 def unload_models() -> None:
     """Free every loaded local model (waits for running calls). The next call reloads."""
     _MODELS.clear()
+
+
+def local_model_load() -> dict[str, dict[str, int]]:
+    """``{name: {"running", "waiting", "limit"}}`` for each local model loaded in this process.
+
+    A model served under several names is listed under each; models not loaded yet are absent.
+    """
+    report: dict[str, dict[str, int]] = {}
+    for model in _MODELS.loaded():
+        load = model.load()
+        for label in sorted(model.labels) or [model.path.stem]:
+            report[label] = load
+    return report

@@ -84,6 +84,12 @@ def message_dict(m: Message) -> dict[str, Any]:
     return out
 
 
+def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A choice's token log probabilities (``logprobs.content``), when the upstream sent any."""
+    content = (choice.get("logprobs") or {}).get("content")
+    return content if isinstance(content, list) else None
+
+
 def request_body(
     model: str, messages: Sequence[Message], options: ChatOptions, stream: bool
 ) -> dict[str, Any]:
@@ -281,6 +287,7 @@ class OpenAICompatProvider:
             tool_calls=calls,
             usage=self._dialect.usage(usage_raw) if usage_raw else Usage(),
             finish_reason=_FINISH.get(choice.get("finish_reason") or "stop", "stop"),
+            logprobs=_logprobs(choice),
         )
 
     async def stream(
@@ -348,8 +355,9 @@ class OpenAICompatProvider:
             for choice in obj.get("choices") or ():
                 delta = choice.get("delta") or {}
                 text = delta.get("content")
-                if text:
-                    yield TextDelta(text)
+                logprobs = _logprobs(choice)
+                if text or logprobs:
+                    yield TextDelta(text or "", logprobs)
                 for tc in delta.get("tool_calls") or ():
                     call_id = tc.get("id") or None
                     index = tc.get("index")

@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from hanlin.access.auth import Principal
-from hanlin.errors import InvalidInputError
+from hanlin.errors import HanlinError, InvalidInputError
 from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.models.base_models import is_base_model
 from hanlin.models.catalog import AliasStore
+from hanlin.models.errors import ModelNotFoundError
 from hanlin.models.keys import endpoint_key_status
 from hanlin.rag.base import Citation, RagEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
 from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import scope
+from hanlin.server.disconnect import cancel_on_disconnect
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_format import (
@@ -30,9 +33,11 @@ from hanlin.server.openai_format import (
     answer_chunks,
     answer_completion,
     chat_options,
+    check_fields,
     cite_label,
     gateway_chunks,
     gateway_completion,
+    kb_generation,
     parse_kb_model,
     split_conversation,
 )
@@ -44,15 +49,63 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONRoute)
 
 
 @router.get(
-    "/models", summary="Gateway models, aliases, routes and one kb:<name> per knowledge base"
+    "/models",
+    summary="The models that can run: gateway models, aliases, routes and one kb:<name> per "
+    "knowledge base (all=true adds those not configured, with hanlin.available false)",
 )
 async def list_models(
-    state: ServerState = Depends(get_state), caller: Principal = Depends(scope("chat"))
+    all: bool = Query(False, description="also list models whose provider has no key"),
+    state: ServerState = Depends(get_state),
+    caller: Principal = Depends(scope("chat")),
 ) -> dict[str, Any]:
+    data = _models(state, caller)
+    if not all:
+        data = [m for m in data if m["hanlin"].get("available", True)]
+    return {"object": "list", "data": data}
+
+
+@router.get(
+    "/models/{model:path}",
+    summary="One model object (404 model_not_found, with the closest names, if unknown)",
+)
+async def get_model(
+    model: str, state: ServerState = Depends(get_state), caller: Principal = Depends(scope("chat"))
+) -> dict[str, Any]:
+    known = {m["id"]: m for m in _models(state, caller)}
+    if model in known:
+        return known[model]
+    catalog = state.gateway.catalog
+    try:  # a bare name (gpt-4o-mini) resolves to the one endpoint that lists it
+        route = catalog.resolve(model)
+    except HanlinError:
+        route = None
+    if route is not None and len(route.deployments) == 1:
+        label = route.deployments[0].label
+        if label in known:
+            return known[label] | {
+                "id": model,
+                "hanlin": known[label]["hanlin"] | {"target": label},
+            }
+    close = [m for m in catalog.closest(model) if m in known]
+    hint = f"did you mean {', '.join(close)}?" if close else "see GET /v1/models"
+    raise ModelNotFoundError(f"the model '{model}' does not exist", hint=hint, closest=close)
+
+
+def _models(state: ServerState, caller: Principal) -> list[dict[str, Any]]:
+    """Every model object, each with ``hanlin.available``: whether it can run now; gateway
+    models and aliases also with ``hanlin.base_model``: whether it cannot follow instructions
+    (the web UI says so when one is picked)."""
     gw = state.gateway
     data: list[dict[str, Any]] = []
+
+    def base(name: str) -> bool:
+        return is_base_model(gw.settings, name, resolve=gw.resolve, missing_ok=True)
+
+    ready = {
+        e.name: endpoint_key_status(e, gw.keys).available for e in gw.catalog.endpoints.values()
+    }
     for endpoint in gw.catalog.endpoints.values():
-        has_key = endpoint_key_status(endpoint, gw.keys).available
+        has_key = ready[endpoint.name]
         for info in endpoint.models:
             data.append(
                 {
@@ -60,7 +113,12 @@ async def list_models(
                     "object": "model",
                     "created": 0,
                     "owned_by": endpoint.name,
-                    "hanlin": {"kind": info.kind, "context": info.context, "available": has_key},
+                    "hanlin": {
+                        "kind": info.kind,
+                        "context": info.context,
+                        "available": has_key,
+                        "base_model": base(f"{endpoint.name}/{info.name}"),
+                    },
                 }
             )
     names = {**AliasStore(state.settings.home / "aliases.json").load(), **gw.models.routes}
@@ -71,7 +129,14 @@ async def list_models(
                 "object": "model",
                 "created": 0,
                 "owned_by": "hanlin",
-                "hanlin": {"kind": "alias", "targets": names[name].deployments},
+                "hanlin": {
+                    "kind": "alias",
+                    "targets": names[name].deployments,
+                    "available": any(
+                        ready.get(d.split("/", 1)[0], False) for d in names[name].deployments
+                    ),
+                    "base_model": base(name),
+                },
             }
         )
     for kb in state.kbs.names():
@@ -82,10 +147,10 @@ async def list_models(
                     "object": "model",
                     "created": 0,
                     "owned_by": "hanlin",
-                    "hanlin": {"kind": "knowledge_base"},
+                    "hanlin": {"kind": "knowledge_base", "available": True},
                 }
             )
-    return {"object": "list", "data": data}
+    return data
 
 
 @router.post(
@@ -95,23 +160,30 @@ async def list_models(
 )
 async def chat_completions(
     req: ChatCompletionRequest,
+    request: Request,
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("chat")),
     runs: AgentRuns = Depends(agent_runs),
 ) -> Response:
     agent = parse_agent_model(req.model)
     if agent is not None:
+        check_fields(req, "agent")
         return await agent_chat(req, agent, state, caller, runs)
     kb_model = parse_kb_model(req.model)
     if kb_model is not None:
-        return await _kb_chat(req, kb_model[0], kb_model[1], state, caller)
+        kb_chat = _kb_chat(req, kb_model[0], kb_model[1], state, caller)
+        return await cancel_on_disconnect(request, kb_chat)
     options = chat_options(req, caller.user)
     if not req.stream:
-        resp = await state.gateway.achat(req.messages, req.model, options)
+        resp = await cancel_on_disconnect(
+            request, state.gateway.achat(req.messages, req.model, options)
+        )
         return JSONResponse(gateway_completion(req.model, resp))
     stream = state.gateway.astream(req.messages, req.model, options)
     try:
-        first = await anext(stream)  # fail with a proper status before the 200 is sent
+        # fail with a proper status before the 200 is sent; a client that leaves while the
+        # call waits for the model cancels it
+        first = await cancel_on_disconnect(request, anext(stream))
     except StopAsyncIteration:
         first = None
     except BaseException:
@@ -129,6 +201,7 @@ async def _kb_chat(
     caller: Principal,
 ) -> Response:
     caller.require("chat", kb=name)
+    check_fields(req, "kb")
     question, history = split_conversation(req.messages)
     opts = req.hanlin
     kwargs: dict[str, Any] = {
@@ -137,6 +210,7 @@ async def _kb_chat(
         "mode": opts.mode if opts else "auto",
         "k": opts.k if opts else None,
         "filters": opts.filters if opts else None,
+        "generation": kb_generation(req),
     }
     if not req.stream:
         async with state.kbs.use(name) as kb:
@@ -196,18 +270,33 @@ async def embeddings(
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("chat")),
 ) -> dict[str, Any]:
+    for name in req.model_extra or {}:
+        raise InvalidInputError(
+            f"/v1/embeddings does not support {name}",
+            hint="it takes input, model, encoding_format, dimensions and user",
+            param=name,
+        )
     texts = [req.input] if isinstance(req.input, str) else req.input
     if not texts or not all(isinstance(t, str) for t in texts):
         raise InvalidInputError(
             "input must be a string or a non-empty list of strings",
             hint="token arrays are not supported: send the text",
+            param="input",
         )
     strings = [str(t) for t in texts]
+    if not all(t.strip() for t in strings):
+        empty = next(i for i, t in enumerate(strings) if not t.strip())
+        raise InvalidInputError(
+            f"input[{empty}] is empty" if isinstance(req.input, list) else "input is empty",
+            hint="every input must contain text: leave out the empty strings",
+            param="input",
+        )
     vectors = await state.gateway.aembed(strings, req.model)
     if req.dimensions is not None and vectors and req.dimensions != len(vectors[0]):
         raise InvalidInputError(
             f"{req.model} makes {len(vectors[0])}-dimensional vectors, not {req.dimensions}",
             hint="leave dimensions out",
+            param="dimensions",
         )
     data = []
     for i, vec in enumerate(vectors):

@@ -102,7 +102,7 @@ export async function request(method, path, body = undefined, { signal } = {}) {
 const enc = encodeURIComponent;
 
 export const api = {
-  models: () => request("GET", "/v1/models"),
+  models: () => request("GET", "/v1/models?all=true"),
   health: () => request("GET", "/api/health"),
   listKbs: () => request("GET", "/api/kb"),
   getKb: (name) => request("GET", `/api/kb/${enc(name)}`),
