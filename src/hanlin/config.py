@@ -83,7 +83,8 @@ class RagSettings(BaseModel):
     #: a gateway rerank model (e.g. ``siliconflow/BAAI/bge-reranker-v2-m3``); None = no rerank
     reranker: str | None = None
     #: models that cannot follow instructions (fnmatch patterns over ``endpoint/model``):
-    #: ``mode="auto"`` answers extractively with them and rewrites questions without them
+    #: ``mode="auto"`` answers extractively with them and rewrites questions without them;
+    #: ``hanlin chat``, agents and the web UI say so when one is used (models/base_models.py)
     base_models: list[str] = Field(default_factory=lambda: ["local/gemma3-270m"])
     #: refuse below this evidence strength; None = calibrated per embedding model (docs/rag.md)
     refusal_threshold: float | None = None

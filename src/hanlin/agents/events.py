@@ -137,8 +137,21 @@ class MemoryEvent:
     type: Literal["memory"] = "memory"
 
 
+@dataclass(slots=True)
+class NoticeEvent:
+    """Something the user should know about the run before its answer, said once: ``code``
+    is stable (``base_model``: the model cannot follow instructions or choose tools) so a UI
+    can show it in its own language; ``model`` is the model it concerns."""
+
+    code: str
+    text: str
+    model: str | None = None
+    type: Literal["notice"] = "notice"
+
+
 AgentEvent = (
-    TextEvent
+    NoticeEvent
+    | TextEvent
     | ToolCallEvent
     | ToolResultEvent
     | ApprovalRequest

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from hanlin.agents.events import (
     AgentResult,
     ApprovalRequest,
     FinalEvent,
+    NoticeEvent,
     StepEvent,
     StopReason,
     TextEvent,
@@ -49,6 +50,7 @@ from hanlin.models.types import (
 )
 
 ApproveCallback = Callable[[ApprovalRequest], Awaitable[bool] | bool]
+AnswerFrom = Literal["model", "tool"]
 
 
 @dataclass(slots=True)
@@ -153,8 +155,12 @@ class Agent:
     """A model, its tools and limits. ``astream`` yields events; ``arun``/``run`` return the result.
 
     ``first_tool_choice`` forces the first step's ``tool_choice`` (e.g. ``"required"`` or a tool
-    name); later steps let the model choose. ``max_repairs`` bounds how often one tool's
-    invalid arguments are sent back to the model before the loop gives up on them.
+    name); later steps let the model choose. ``answer_from="tool"`` makes the results of the
+    first tool calls the answer, with no model step after them: with a forced first call, a
+    base model that cannot write an answer only fills in the tool's arguments.
+    ``max_repairs`` bounds how often one tool's invalid arguments are sent back to the model
+    before the loop gives up on them. ``notice``, when set, is the first event of the next run
+    (and of that run only): :func:`~hanlin.agents.spec.open_agent` sets it for base models.
     """
 
     def __init__(
@@ -169,6 +175,7 @@ class Agent:
         max_repairs: int = 2,
         options: ChatOptions | None = None,
         first_tool_choice: ToolChoice | None = None,
+        answer_from: AnswerFrom = "model",
     ) -> None:
         self.gateway = gateway
         self.model = model
@@ -179,6 +186,8 @@ class Agent:
         self.max_repairs = max_repairs
         self.options = options
         self.first_tool_choice = first_tool_choice
+        self.answer_from = answer_from
+        self.notice: NoticeEvent | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -208,6 +217,9 @@ class Agent:
     # -- the loop -----------------------------------------------------------------------------
 
     async def _loop(self, messages: list[Message]) -> AsyncIterator[AgentEvent]:
+        if self.notice is not None:
+            notice, self.notice = self.notice, None
+            yield notice
         specs = [t.spec() for t in self.tools.values()] or None
         run = _Run(self.limits, time.monotonic() + self.limits.max_seconds, specs)
         while True:
@@ -220,10 +232,17 @@ class Agent:
             if not run.calls:
                 yield run.final("answer")
                 return
+            results: list[ToolResultEvent] = []
             async with aclosing(self._tool_step(run, messages)) as events:
                 async for event in events:
+                    if isinstance(event, ToolResultEvent):
+                        results.append(event)
                     yield event
             if run.finished:
+                return
+            if self.answer_from == "tool":
+                async for event in _tool_answer(run, messages, results):
+                    yield event
                 return
             reason = run.limit_reached()
             if reason is not None:
@@ -396,6 +415,21 @@ class Agent:
         except Exception as exc:  # AgentTool.run does not raise; a custom subclass might
             p.result = ToolResult(f"{p.tool.name} failed: {type(exc).__name__}: {exc}", True)
         p.seconds = time.monotonic() - started
+
+
+async def _tool_answer(
+    run: _Run, messages: list[Message], results: list[ToolResultEvent]
+) -> AsyncIterator[AgentEvent]:
+    """End the run with the tool results as the answer (``answer_from="tool"``); when every
+    call failed, the run ends in an error that quotes them."""
+    if all(r.is_error for r in results):
+        failed = "; ".join(f"{r.name}: {r.content}" for r in results)
+        yield run.final("error", f"no answer: the tool call failed ({failed})")
+        return
+    run.text = "\n\n".join(r.content for r in results if not r.is_error)
+    messages.append(Message.assistant(run.text))
+    yield TextEvent(run.text, run.step)
+    yield run.final("answer")
 
 
 def _chars(event: object) -> int:

@@ -21,6 +21,7 @@ from hanlin.agents.events import (
     AgentResult,
     FinalEvent,
     MemoryEvent,
+    NoticeEvent,
     PlanEvent,
     StepEvent,
     StopReason,
@@ -113,7 +114,7 @@ class PlannerAgent:
     ``max_subtasks`` caps a plan's size, ``max_replans`` the revisions after failures,
     ``max_plan_repairs`` how often an unusable plan goes back to the model before the goal
     becomes a single subtask, and ``subtask_max_steps`` the model steps of one subtask (all of
-    them share ``limits``).
+    them share ``limits``). ``notice`` is announced first, once, as on :class:`Agent`.
     """
 
     def __init__(
@@ -144,6 +145,7 @@ class PlannerAgent:
         self.max_replans = max_replans
         self.max_plan_repairs = max_plan_repairs
         self.subtask_max_steps = subtask_max_steps
+        self.notice: NoticeEvent | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -175,6 +177,9 @@ class PlannerAgent:
     # -- the run ------------------------------------------------------------------------------
 
     async def _run(self, messages: list[Message]) -> AsyncIterator[AgentEvent]:
+        if self.notice is not None:
+            notice, self.notice = self.notice, None
+            yield notice
         budget = _Budget(self.limits)
         goal, context = _split_goal(messages)
         subtasks: list[Subtask] = []
@@ -376,7 +381,7 @@ class PlannerAgent:
                 budget.usage = base_usage + event.usage
                 budget.cost = base_cost + event.cost_usd
                 event = StepEvent(budget.steps, budget.usage, budget.cost)
-            elif not isinstance(event, PlanEvent | SubtaskEvent | MemoryEvent):
+            elif not isinstance(event, PlanEvent | SubtaskEvent | MemoryEvent | NoticeEvent):
                 event.step += offset
             yield event
         assert final is not None

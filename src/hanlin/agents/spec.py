@@ -24,10 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from hanlin.agents.events import AgentEvent, AgentResult, MemoryEvent
-from hanlin.agents.loop import Agent, AgentLimits, ApprovalPolicy, ApproveCallback
+from hanlin.agents.events import AgentEvent, AgentResult, MemoryEvent, NoticeEvent
+from hanlin.agents.loop import Agent, AgentLimits, AnswerFrom, ApprovalPolicy, ApproveCallback
 from hanlin.agents.memory import ConversationMemory, LongTermMemory
 from hanlin.agents.planner import PlannerAgent
 from hanlin.agents.tool_kinds import (
@@ -41,7 +48,10 @@ from hanlin.agents.tool_kinds import (
 )
 from hanlin.config import Settings, load_settings
 from hanlin.errors import ConfigError, NotFoundError
+from hanlin.models.base_models import base_model_notice
+from hanlin.models.errors import MissingKeyError
 from hanlin.models.gateway import Gateway, MessagesLike
+from hanlin.models.keys import resolve_key
 from hanlin.models.types import Message
 
 if TYPE_CHECKING:
@@ -128,6 +138,11 @@ class AgentSpec(BaseModel):
     options (``{name: kb_search, kb: docs}``); ``mcp_servers`` maps a server name to
     ``{command, args, env}`` or ``{url, headers}``, or lists names configured under
     ``[mcpServers]`` in ``hanlin.toml``.
+
+    ``first_tool_choice`` (``required`` or a tool name) makes the first model step call a tool,
+    and ``answer_from: tool`` makes that call's result the answer: together they let a base
+    model, which cannot choose tools or write an answer, run an agent (it only fills in the
+    arguments). Both are for ``mode: tools``.
     """
 
     model_config = _FORBID
@@ -144,6 +159,8 @@ class AgentSpec(BaseModel):
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
     memory: MemorySpec = Field(default_factory=MemorySpec)
+    first_tool_choice: str | None = Field(default=None, min_length=1)
+    answer_from: AnswerFrom = "model"
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -162,6 +179,18 @@ class AgentSpec(BaseModel):
                 if isinstance(entry, dict):
                     check_mcp_entry(str(name), entry)
         return value
+
+    @model_validator(mode="after")
+    def _forced_calls_need_tools_mode(self) -> AgentSpec:
+        if self.mode == "planner" and (self.first_tool_choice or self.answer_from != "model"):
+            raise ValueError("first_tool_choice and answer_from apply to mode: tools, not planner")
+        return self
+
+    @property
+    def forces_tools(self) -> bool:
+        """Whether the model only fills in arguments: a forced first call whose result is the
+        answer (what a base model can do)."""
+        return self.answer_from == "tool" and self.first_tool_choice not in (None, "auto", "none")
 
     @property
     def uses_long_term(self) -> bool:
@@ -332,6 +361,9 @@ class _MemoryAgent(Agent):
     recall_k: int = 3
 
     async def astream(self, task_or_messages: MessagesLike) -> AsyncIterator[AgentEvent]:
+        notice, self.notice = self.notice, None  # first: recalling may load a model
+        if notice is not None:
+            yield notice
         messages, event = await _recall(self, task_or_messages)
         if event is not None:
             yield event
@@ -351,6 +383,9 @@ class _MemoryPlannerAgent(PlannerAgent):
     recall_k: int = 3
 
     async def astream(self, task_or_messages: MessagesLike) -> AsyncIterator[AgentEvent]:
+        notice, self.notice = self.notice, None  # first: recalling may load a model
+        if notice is not None:
+            yield notice
         messages, event = await _recall(self, task_or_messages)
         if event is not None:
             yield event
@@ -417,6 +452,7 @@ async def open_agent(
     if not isinstance(spec, AgentSpec):
         spec = load_agent_spec(spec, gateway.settings)
     settings = gateway.settings
+    _check_model(spec, gateway)  # before anything is created: workspaces, memory, MCP servers
     long_term = (
         LongTermMemory(user or "local", session, settings=settings, embedders=embedders)
         if spec.uses_long_term
@@ -437,6 +473,12 @@ async def open_agent(
             raise AgentSpecError(
                 f"agent '{spec.name}' has two tools named {', '.join(dupes)}",
                 hint="give one of them another name with the tool option `tool_name`",
+            )
+        choice = spec.first_tool_choice
+        if choice not in (None, "auto", "none", "required") and choice not in names:
+            raise AgentSpecError(
+                f"agent '{spec.name}': first_tool_choice '{choice}' is not one of its tools",
+                hint=f"use auto, none, required or a tool name: {', '.join(sorted(names))}",
             )
         auto = set(spec.approval.auto_approve)
         if long_term is not None and "remember" not in spec.approval.always_ask:
@@ -463,12 +505,56 @@ async def open_agent(
         else:
             cls_a = _MemoryAgent if recall else Agent
             agent = cls_a(
-                gateway, spec.model, tools, system=spec.system, limits=limits, approval=approval
+                gateway,
+                spec.model,
+                tools,
+                system=spec.system,
+                limits=limits,
+                approval=approval,
+                first_tool_choice=spec.first_tool_choice,
+                answer_from=spec.answer_from,
             )
         if recall and isinstance(agent, _MemoryAgent | _MemoryPlannerAgent):
             assert long_term is not None
             agent.long_term, agent.recall_k = long_term, spec.memory.long_term.recall_k
+        agent.notice = _base_model_notice(spec, gateway)
         yield agent
+
+
+def _check_model(spec: AgentSpec, gateway: Gateway) -> None:
+    """Raise now when the agent's model cannot be called: a name that resolves to nothing, or
+    no API key for any deployment it routes to (the hint says which key to set)."""
+    route = gateway.resolve(spec.model)
+    missing: list[MissingKeyError] = []
+    for dep in route.deployments:
+        try:
+            resolve_key(dep.endpoint, gateway.keys)
+        except MissingKeyError as exc:
+            missing.append(exc)
+        else:
+            return
+    first = missing[0]
+    raise MissingKeyError(
+        f"agent '{spec.name}' uses {route.name}: {first.message}",
+        hint=first.hint,
+        provider=first.provider,
+    )
+
+
+def _base_model_notice(spec: AgentSpec, gateway: Gateway) -> NoticeEvent | None:
+    """The notice for an agent on a base model, unless the model only fills in the arguments
+    of a forced call (``first_tool_choice`` + ``answer_from: tool``)."""
+    if spec.forces_tools:
+        return None
+    text = base_model_notice(gateway.settings, spec.model, resolve=gateway.resolve)
+    if text is None:
+        return None
+    model = spec.model or gateway.settings.models.default
+    text += (
+        "; offline, an agent works when its first tool call is forced and the tool's result is "
+        "the answer (first_tool_choice + answer_from: tool, see examples/agents/clock.yaml)"
+    )
+    return NoticeEvent("base_model", text, model)
 
 
 __all__ = [

@@ -22,6 +22,7 @@ from hanlin.agents.event_json import event_dict
 from hanlin.agents.events import (
     ApprovalRequest,
     FinalEvent,
+    NoticeEvent,
     StepEvent,
     TextEvent,
     ToolCallEvent,
@@ -92,6 +93,8 @@ def _show(event: Any, as_json: bool) -> None:
     if isinstance(event, TextEvent):
         sys.stdout.write(event.text)
         sys.stdout.flush()
+    elif isinstance(event, NoticeEvent):
+        err.print(f"[yellow]note:[/] {escape(event.text)}", soft_wrap=True)
     elif isinstance(event, ToolCallEvent):
         err.print(f"\n[cyan]→ {escape(event.name)}[/]([dim]{escape(event.arguments)}[/])")
     elif isinstance(event, ToolResultEvent):

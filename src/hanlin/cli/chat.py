@@ -185,6 +185,7 @@ def chat(
     try:
         route = gateway.resolve(model)
         name = route.name
+        _note_base_model(gateway, name)
         try:
             if as_json or no_stream:
                 resp = gateway.chat(messages, name, **options)
@@ -202,6 +203,15 @@ def chat(
         err.print(f"[dim]{escape(footer(resp, name))}[/]", highlight=False, soft_wrap=True)
     finally:
         gateway.close()
+
+
+def _note_base_model(gateway: Gateway, name: str) -> None:
+    """Say once, on stderr, that a base model will not answer like a chat model."""
+    from hanlin.models.base_models import base_model_notice
+
+    notice = base_model_notice(gateway.settings, name, resolve=gateway.resolve)
+    if notice:
+        err.print(f"[yellow]note:[/] {escape(notice)}", highlight=False, soft_wrap=True)
 
 
 def _keys_of(gateway: Gateway, route: Route) -> list[str]:

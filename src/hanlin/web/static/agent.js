@@ -127,6 +127,15 @@ export class AgentView {
       case "run":
         this.runId = e.run_id;
         break;
+      case "notice":
+        this.add(
+          h(
+            "div",
+            { class: "agent-notice", role: "note", testid: "agent-notice", "data-code": e.code },
+            e.code === "base_model" ? t("agent.base_model", { model: e.model }) : e.text,
+          ),
+        );
+        break;
       case "text":
         if (!this.textEl) this.textEl = this.add(h("div", { class: "agent-text", testid: "agent-text" }));
         this.textEl.textContent += e.text;

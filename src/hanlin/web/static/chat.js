@@ -90,6 +90,7 @@ export class ChatView {
     this.el = document.getElementById("chat-view");
     this.messagesEl = document.getElementById("messages");
     this.select = document.getElementById("model-select");
+    this.notice = document.getElementById("model-notice");
     this.input = document.getElementById("chat-input");
     this.form = document.getElementById("composer");
     this.sendBtn = document.getElementById("chat-send");
@@ -114,6 +115,7 @@ export class ChatView {
       } catch {
         /* not persisted */
       }
+      this.updateNotice();
       if (this.chat && !this.chat.messages.length) {
         this.chat.model = this.select.value;
         this.store.save();
@@ -173,6 +175,15 @@ export class ChatView {
     const ids = this.pickable || [];
     if (id && ids.includes(id)) this.select.value = id;
     else if (ids.length) this.select.value = (ids.find(isKbModel) || ids[0]);
+    this.updateNotice();
+  }
+
+  /** Say so when the chosen model is a base model: it cannot follow instructions. */
+  updateNotice() {
+    const m = this.models.find((x) => x.id === this.select.value);
+    const base = Boolean(m && m.hanlin && m.hanlin.base_model);
+    this.notice.hidden = !base;
+    this.notice.textContent = base ? t("chat.base_model", { model: m.id }) : "";
   }
 
   /** Show a conversation (or the empty state for a new one). */
