@@ -24,7 +24,6 @@ from hanlin.knowledge.loaders import (
     load_bytes,
     load_file,
 )
-from hanlin.knowledge.loaders import html as html_loader
 from tests.knowledge.loader_helpers import OPTS, MiB, check, load, raises, write
 
 # ---------------------------------------------------------------- plain text and Markdown
@@ -152,7 +151,8 @@ def test_html_tiny_page(tmp_path: Path) -> None:
 def test_html_body_text_when_trafilatura_finds_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(html_loader.trafilatura, "extract", lambda *args, **kwargs: None)
+    # the HTML loader imports trafilatura when it runs, so the library itself is patched
+    monkeypatch.setattr("trafilatura.extract", lambda *args, **kwargs: None)
     (doc,) = load(write(tmp_path, "tea.html", PAGE))
     assert doc.metadata["extraction"] == "body-text"
     assert doc.blocks[0].text == "Green tea"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +24,8 @@ Server = Annotated[
 
 def _call(server: str | None, method: str, path: str, **params: Any) -> dict[str, Any]:
     """One API call; HANLIN_API_KEY is sent as the bearer key when it is set."""
+    import httpx  # here, not at the top: `kb jobs` shares its group with `kb sync` and friends
+
     if server is None:
         s = load_settings().server
         host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host

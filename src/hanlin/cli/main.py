@@ -1,38 +1,185 @@
-"""The ``hanlin`` command. Each command group lives in its own module."""
+"""The ``hanlin`` command. Each command group lives in its own module, imported only when run.
+
+Importing every group at start made ``hanlin --help`` take over a second: the agents, the model
+gateway, the knowledge stack and their dependencies loaded for any command. The top level keeps
+each command's name and one-line help here and imports its module when that command is invoked
+(or its own ``--help`` is asked for); tests/test_cli_startup.py holds it to that.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from hanlin import __version__
-from hanlin.cli import agent, apikeys, chat, compute, jobs, kb, keys, mcp, models, serve, tune
 from hanlin.errors import HanlinError
+
+
+def _chat() -> TyperCommand:
+    from hanlin.cli.chat import chat
+
+    return _single("chat", chat)
+
+
+def _serve() -> TyperCommand:
+    from hanlin.cli.serve import serve
+
+    return _single("serve", serve)
+
+
+def _kb() -> TyperGroup:
+    from hanlin.cli import jobs, kb
+
+    if not any(info.name == "jobs" for info in kb.app.registered_commands):
+        kb.app.command("jobs")(jobs.jobs)
+        kb.app.command("cancel")(jobs.cancel)
+    return typer.main.get_group(kb.app)
+
+
+def _compute() -> TyperGroup:
+    from hanlin.cli import compute
+
+    return typer.main.get_group(compute.app)
+
+
+def _models() -> TyperGroup:
+    from hanlin.cli import models
+
+    return typer.main.get_group(models.app)
+
+
+def _keys() -> TyperGroup:
+    from hanlin.cli import keys
+
+    return typer.main.get_group(keys.app)
+
+
+def _apikeys() -> TyperGroup:
+    from hanlin.cli import apikeys
+
+    return typer.main.get_group(apikeys.app)
+
+
+def _agent() -> TyperGroup:
+    from hanlin.cli import agent
+
+    return typer.main.get_group(agent.app)
+
+
+def _mcp() -> TyperGroup:
+    from hanlin.cli import mcp
+
+    return typer.main.get_group(mcp.app)
+
+
+def _tune() -> TyperGroup:
+    from hanlin.cli import tune
+
+    return typer.main.get_group(tune.app)
+
+
+def _single(name: str, function: Callable[..., Any]) -> TyperCommand:
+    one = typer.Typer(add_completion=False)
+    one.command(name)(function)
+    command = typer.main.get_command(one)
+    assert isinstance(command, TyperCommand)
+    return command
+
+
+class LazyCommand(NamedTuple):
+    """A command as the top-level ``--help`` lists it, and how to load the real one."""
+
+    help: str
+    load: Callable[[], TyperCommand | TyperGroup]
+
+
+# In the order `hanlin --help` lists them (`version` comes last), each with the first paragraph
+# or first sentence of its own help; tests/test_cli_startup.py checks that the two agree.
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "chat": LazyCommand(
+        "Ask a model. Streams the answer; piped stdin is appended to the prompt as context.", _chat
+    ),
+    "serve": LazyCommand(
+        "Serve the API and the web UI. Without configuration: http://127.0.0.1:8321, no keys.",
+        _serve,
+    ),
+    "kb": LazyCommand("Knowledge bases: ingest folders, keep them in sync, hybrid search.", _kb),
+    "compute": LazyCommand(
+        "Compute planner: training FLOPs, GPU-days and cost; memory for fine-tuning and serving.",
+        _compute,
+    ),
+    "models": LazyCommand("Models: list, inspect, and alias them.", _models),
+    "keys": LazyCommand(
+        "Provider API keys, stored 0600 in HANLIN_HOME or read from environment variables.", _keys
+    ),
+    "apikeys": LazyCommand("API keys for `hanlin serve` and `hanlin mcp serve --http`.", _apikeys),
+    "agent": LazyCommand("Agents: tools, planning, memory and MCP — run a goal or chat.", _agent),
+    "mcp": LazyCommand(
+        "MCP: serve Hanlin to MCP clients; list configured MCP servers and their tools.", _mcp
+    ),
+    "tune": LazyCommand(
+        "Fine-tuning: check data; run CPT / SFT / LoRA / DPO; evaluate, export, deploy.", _tune
+    ),
+}
+
+_LISTING = "hanlin.cli.listing"
+
+
+class _Placeholder(TyperCommand):
+    """What a lazy command is until it runs: a name and a line of help."""
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: lists every command from :data:`LAZY_COMMANDS` without importing
+    it, and swaps a placeholder for the real command the first time that one is looked up to run.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        eager = dict(self.commands)
+        self.commands = {
+            name: _Placeholder(name, help=lazy.help) for name, lazy in LAZY_COMMANDS.items()
+        }
+        self.commands.update(eager)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, _Placeholder) and not ctx.meta.get(_LISTING):
+            command = LAZY_COMMANDS[cmd_name].load()
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING]
+
 
 app = typer.Typer(
     name="hanlin",
     help="Hanlin: knowledge bases, hybrid search, RAG and a model gateway — self-hosted.",
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-kb.app.command("jobs")(jobs.jobs)
-kb.app.command("cancel")(jobs.cancel)
-app.add_typer(kb.app, name="kb")
-app.add_typer(compute.app, name="compute")
-app.command("chat")(chat.chat)
-app.add_typer(models.app, name="models")
-app.add_typer(keys.app, name="keys")
-app.add_typer(apikeys.app, name="apikeys")
-app.command("serve")(serve.serve)
-app.add_typer(agent.app, name="agent")
-app.add_typer(mcp.app, name="mcp")
-app.add_typer(tune.app, name="tune")
 err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    # With `version` its only registered command, Typer would make the app that one command;
+    # a callback keeps it a group (of the lazy commands too).
+    pass
 
 
 @app.command()

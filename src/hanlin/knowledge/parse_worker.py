@@ -26,6 +26,8 @@ _LEN = struct.Struct("<Q")
 _PARENT_POLL_S = 0.5
 #: a worker whose resident memory grows this far past its start retires after the reply
 _RETIRE_GROWTH = 256 << 20
+#: what the built-in loaders parse with (imported inside them, at the first file)
+_PARSING_LIBRARIES = ("docx", "lxml.html", "markdown_it", "trafilatura")
 
 
 def write_frame(stream: BinaryIO, payload: bytes) -> None:
@@ -130,6 +132,12 @@ def main(parent: int) -> None:
     # parsers warn a lot about damaged files; the reply carries what matters
     logging.basicConfig(level=logging.ERROR)
     import hanlin.knowledge.loaders  # noqa: F401  (the built-in loaders register on import)
+
+    # The loaders import their parsing libraries on first use, so that a command that parses
+    # nothing stays fast; a worker is there to parse, so it loads them now, as it always did:
+    # before its memory limit is set and before the first file's clock starts.
+    for library in _PARSING_LIBRARIES:
+        importlib.import_module(library)
 
     setup_frame = read_frame(stdin)
     if setup_frame is None:

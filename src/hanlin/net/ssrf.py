@@ -27,10 +27,12 @@ import socket
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from hanlin.errors import HanlinError, InvalidInputError
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``resolver(host, port)`` → the addresses the host resolves to (strings, as getaddrinfo gives)
@@ -127,6 +129,10 @@ class _Target:
 
 
 def _parse(url: str | httpx.URL) -> httpx.URL:
+    # httpx is imported where it is used: this module loads with the knowledge stack, and most
+    # commands fetch nothing (httpx and what it pulls in cost ~0.1 s)
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
@@ -197,6 +203,8 @@ def check_url(
 
 def _pinned_request(client: httpx.Client, target: _Target, timeout: float) -> httpx.Response:
     """Open a streamed GET to the checked address, keeping the name for Host and TLS."""
+    import httpx
+
     ip = target.addresses[0]
     url = target.url.copy_with(host=str(ip))
     default_port = 443 if target.url.scheme == "https" else 80
@@ -231,6 +239,8 @@ def safe_fetch(
     Raises :class:`BlockedURLError` (refused by policy, nothing was sent) or :class:`FetchError`
     (unreachable, HTTP error status, too large, too slow, too many redirects).
     """
+    import httpx
+
     deadline = time.monotonic() + timeout
     current: str | httpx.URL = url
     with httpx.Client(
@@ -287,6 +297,8 @@ def safe_fetch(
 def _read_capped(
     response: httpx.Response, max_bytes: int, deadline: float, url: str, timeout: float
 ) -> bytes:
+    import httpx
+
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(_too_large(url, max_bytes), hint=_SIZE_HINT)

@@ -14,10 +14,7 @@ import io
 import re
 import zipfile
 import zlib
-
-import docx
-from docx.table import Table
-from docx.text.paragraph import Paragraph
+from typing import TYPE_CHECKING
 
 from hanlin.errors import LoaderError
 from hanlin.knowledge.base import LoadedDocument
@@ -25,6 +22,9 @@ from hanlin.knowledge.loaders.builder import DocBuilder, make_document, render_t
 from hanlin.knowledge.loaders.inflation import InflateBudget
 from hanlin.knowledge.loaders.options import MiB
 from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
+
+if TYPE_CHECKING:
+    from docx.text.paragraph import Paragraph
 
 MAX_COMPRESSION_RATIO = 200
 _RATIO_MIN_BYTES = 1 * MiB  # tiny members can have silly ratios without doing harm
@@ -48,6 +48,10 @@ def load_docx(request: LoadRequest) -> list[LoadedDocument]:
 
     Raises LoaderError for a non-zip file, a zip bomb or a damaged document.
     """
+    # imported here, not at the top: registering the loader must not cost every command ~0.2 s
+    import docx
+    from docx.table import Table
+
     check_zip(request.data, request.options.max_inflated_bytes)
     try:
         document = docx.Document(io.BytesIO(request.data))

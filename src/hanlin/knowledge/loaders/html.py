@@ -4,10 +4,7 @@ tables), falling back to the plain body text when trafilatura finds nothing."""
 from __future__ import annotations
 
 import re
-
-import lxml.html
-import trafilatura
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from hanlin.errors import LoaderError
 from hanlin.knowledge.base import LoadedDocument
@@ -15,6 +12,9 @@ from hanlin.knowledge.loaders.builder import DocBuilder, make_document
 from hanlin.knowledge.loaders.encoding import decode_text
 from hanlin.knowledge.loaders.markdown import markdown_blocks
 from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
+
+if TYPE_CHECKING:
+    import lxml.html
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
@@ -32,6 +32,10 @@ _BLOCK_TAGS = (
 )
 def load_html(request: LoadRequest) -> list[LoadedDocument]:
     """One document. Title: ``og:title``, else ``<title>``, else the first H1, else the name."""
+    # imported here, not at the top: registering the loader must not cost every command ~0.3 s
+    import lxml.html
+    import trafilatura
+
     declared = request.charset or _meta_charset(request.data)
     decoded = decode_text(request.data, declared=declared)
     tree = _parse(_XML_DECLARATION.sub("", decoded.text))
@@ -76,6 +80,9 @@ def _meta_charset(data: bytes) -> str | None:
 
 
 def _parse(html: str) -> lxml.html.HtmlElement:
+    import lxml.html
+    from lxml import etree
+
     try:
         return lxml.html.document_fromstring(html)
     except (etree.ParserError, ValueError) as exc:

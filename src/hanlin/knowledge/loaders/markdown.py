@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import re
 import threading
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from typing import TYPE_CHECKING
 
 from hanlin.knowledge.base import BlockKind, LoadedDocument
 from hanlin.knowledge.loaders.builder import DocBuilder, make_document
 from hanlin.knowledge.loaders.encoding import decode_text
 from hanlin.knowledge.loaders.registry import LoadRequest, register_loader
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _FRONT_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
@@ -35,6 +37,8 @@ _parsers = threading.local()  # building a MarkdownIt costs about as much as par
 def _parser() -> MarkdownIt:
     md: MarkdownIt | None = getattr(_parsers, "md", None)
     if md is None:
+        from markdown_it import MarkdownIt  # on first use: most commands parse no Markdown
+
         md = _parsers.md = MarkdownIt("commonmark", {"html": True}).enable("table")
     return md
 
