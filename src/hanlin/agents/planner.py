@@ -10,7 +10,6 @@ then replaced by a single subtask (the goal itself), so a weak model still gets 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from hanlin.agents.events import (
     SubtaskEvent,
     TextEvent,
 )
-from hanlin.agents.loop import Agent, AgentLimits, ApprovalPolicy
+from hanlin.agents.loop import Agent, AgentLimits, ApprovalPolicy, events_within
 from hanlin.agents.plan import (
     FAILED_MARK,
     PLAN_PROMPT,
@@ -248,14 +247,7 @@ class PlannerAgent:
             with access.configured_model("agents"):  # the agent's own model
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
-                while True:
-                    left = budget.left()
-                    if left <= 0:
-                        raise TimeoutError
-                    try:
-                        event = await asyncio.wait_for(stream.__anext__(), left)
-                    except StopAsyncIteration:
-                        break
+                async for event in events_within(stream, budget.left):
                     acc.add(event)
                     if isinstance(event, TextDelta) and event.text:
                         streamed += len(event.text)

@@ -9,42 +9,26 @@ subprocess rather than multiprocessing, so any caller's script works (no ``__mai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import logging
 import os
 import resource
-import struct
 import sys
 import threading
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
-_LEN = struct.Struct("<Q")
+from hanlin.frames import read_frame, write_frame
+
 #: how often the worker checks that its parent is still alive
 _PARENT_POLL_S = 0.5
 #: a worker whose resident memory grows this far past its start retires after the reply
 _RETIRE_GROWTH = 256 << 20
 #: what the built-in loaders parse with (imported inside them, at the first file)
 _PARSING_LIBRARIES = ("docx", "lxml.html", "markdown_it", "trafilatura")
-
-
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(_LEN.pack(len(payload)))
-    stream.write(payload)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(_LEN.size)
-    if len(head) < _LEN.size:
-        return None
-    (size,) = _LEN.unpack(head)
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return data
 
 
 def vm_kib(field: str) -> int:
@@ -181,4 +165,5 @@ def main(parent: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    with contextlib.suppress(EOFError):  # the parent died in the middle of sending a file
+        main(int(sys.argv[1]))

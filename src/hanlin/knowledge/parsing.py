@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hanlin.errors import LoaderError
+from hanlin.frames import LENGTH as _LEN
 from hanlin.knowledge.base import Block, LoadedDocument
 from hanlin.knowledge.loaders import LoaderOptions, load_bytes
 from hanlin.knowledge.loaders.api import loader_for
 from hanlin.knowledge.loaders.options import MiB
-from hanlin.knowledge.parse_worker import _LEN
 
 if TYPE_CHECKING:
     from hanlin.config import KnowledgeSettings

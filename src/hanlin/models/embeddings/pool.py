@@ -24,8 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from hanlin.errors import HanlinError
+from hanlin.frames import read_frame, write_frame
 from hanlin.models.embeddings.base import EmbeddingModel, Vectors
-from hanlin.models.embeddings.worker import read_frame, write_frame
 
 _ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 

@@ -9,32 +9,12 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
 import sys
-from typing import BinaryIO
 
 import numpy as np
 
+from hanlin.frames import read_frame, write_frame
 from hanlin.models.embeddings.base import get_embedder
-
-_LEN = struct.Struct("<Q")
-
-
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(_LEN.pack(len(payload)))
-    stream.write(payload)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(_LEN.size)
-    if len(head) < _LEN.size:
-        return None
-    (size,) = _LEN.unpack(head)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("embedding worker stream ended mid-frame")
-    return data
 
 
 def main(name: str) -> None:
