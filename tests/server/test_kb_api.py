@@ -14,9 +14,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from hanlin.access.apikeys import APIKeyStore
 from hanlin.config import Settings
 from hanlin.server.app import create_app
-from tests.server.conftest import GARDEN, TEA, LiveServer, wait_job
+from tests.server.conftest import GARDEN, TEA, LiveServer, build_kb, wait_job
 
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 64
 
@@ -242,3 +243,39 @@ def test_errors_health_ui_and_cors(
     with TestClient(create_app(fresh_settings(cors_origins=["https://ui.example"]))) as cors:
         ok = cors.get("/v1/models", headers={"Origin": "https://ui.example"})
         assert ok.headers["access-control-allow-origin"] == "https://ui.example"
+
+
+def test_document_chunks_by_public_key_and_scoped_keys(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    settings = fresh_settings(require_keys=True)
+    build_kb(settings, "a").close()
+    build_kb(settings, "b").close()
+    store = APIKeyStore(settings.home / "apikeys.json")
+    _, reader_a = store.create(["kb:read"], kbs=["a"])
+    auth = {"Authorization": f"Bearer {reader_a}"}
+    with TestClient(create_app(settings)) as client:
+        docs = client.get("/api/kb/a/documents", headers=auth).json()["data"]
+        tea = next(d for d in docs if d["source"].endswith("tea.md"))
+        assert not tea["doc"].startswith("/")  # the public key, no server path
+        got = client.get("/api/kb/a/documents/chunks", params={"doc": tea["doc"]}, headers=auth)
+        assert got.status_code == 200
+        chunks = got.json()["data"]
+        assert len(chunks) == tea["chunks"] and [c["ord"] for c in chunks] == sorted(
+            c["ord"] for c in chunks
+        )
+        assert "Oolong" in " ".join(c["text"] for c in chunks)
+        assert set(chunks[0]) == {
+            "ord",
+            "text",
+            "heading_path",
+            "page",
+            "page_end",
+            "char_start",
+            "char_end",
+        }
+        assert str(settings.home) not in got.text
+        missing = client.get("/api/kb/a/documents/chunks", params={"doc": "nope.md"}, headers=auth)
+        assert missing.status_code == 404 and missing.json()["error"]["hint"]
+        other = client.get("/api/kb/b/documents/chunks", params={"doc": tea["doc"]}, headers=auth)
+        assert other.status_code == 403

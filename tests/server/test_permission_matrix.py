@@ -130,6 +130,14 @@ ROUTES: dict[str, tuple[set[str], Request]] = {
         {"kb:read"},
         lambda w, key, kb: w.client.get(f"/api/kb/{kb}/documents", headers=w.headers(key)),
     ),
+    "chunks": (
+        {"kb:read"},
+        lambda w, key, kb: w.client.get(
+            f"/api/kb/{kb}/documents/chunks",
+            params={"doc": {"alpha": "src-alpha/tea.md", "beta": "src-beta/vault.md"}[kb]},
+            headers=w.headers(key),
+        ),
+    ),
     "search": (
         {"kb:read"},
         lambda w, key, kb: w.client.post(

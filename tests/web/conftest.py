@@ -85,22 +85,16 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture
-def server_url(hanlin_home: Path) -> Iterator[str]:
-    """A real Hanlin server (``create_app`` under uvicorn, in a thread) on a random port."""
-    external = os.environ.get("HANLIN_E2E_URL")
-    if external:
-        yield external.rstrip("/")
-        return
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn, in a thread, on a random loopback port; yields its URL."""
     import uvicorn
-
-    from hanlin.server.app import create_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -117,6 +111,19 @@ def server_url(hanlin_home: Path) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.fixture
+def server_url(hanlin_home: Path) -> Iterator[str]:
+    """A real Hanlin server (``create_app`` under uvicorn, in a thread) on a random port."""
+    external = os.environ.get("HANLIN_E2E_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    from hanlin.server.app import create_app
+
+    with serve(create_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ from hanlin.knowledge.stores.base import (
     FileRecord,
     SourceRecord,
     Store,
+    StoredChunk,
     StoreStats,
 )
 from hanlin.knowledge.tokenize import Analyzer
@@ -516,15 +517,34 @@ class KnowledgeBase:
         """Delete one document (by key as ``kb docs`` shows it). A later ``sync`` brings it
         back only if its file changes."""
         access.require("kb:write", kb=self.name)
-        if self.store.get_document(key) is None:  # the public key API clients see
-            names = self.public_names()
-            key = next((d.key for d in self.documents() if names.key(d.key) == key), key)
+        key = self._stored_key(key)
         with self.store.locked():
             n = self.store.delete_documents([key])
             self.store.flush()
         return n > 0
 
+    def _stored_key(self, key: str) -> str:
+        """The key a document is stored under, given that key or the public one API clients
+        see (:meth:`public_names`); ``key`` itself when no document matches."""
+        if self.store.get_document(key) is not None:
+            return key
+        names = self.public_names()
+        return next((d.key for d in self.documents() if names.key(d.key) == key), key)
+
     # --- reading -------------------------------------------------------------------------------
+    def chunks(self, key: str) -> list[StoredChunk]:
+        """One document's chunks in reading order, by its stored or public key.
+
+        Raises NotFoundError when the knowledge base has no such document."""
+        access.require("kb:read", kb=self.name)
+        stored = self._stored_key(key)
+        if self.store.get_document(stored) is None:
+            raise NotFoundError(
+                f"no document '{key}' in '{self.name}'",
+                hint=f"list them with `hanlin kb docs {self.name}`",
+            )
+        return self.store.document_chunks(stored)
+
     def documents(self, limit: int | None = None) -> list[DocumentRecord]:
         access.require("kb:read", kb=self.name)
         return self.store.list_documents(limit)

@@ -246,6 +246,14 @@ class StoreConformanceTests:
         assert store.document_hashes("/f") == {"a": "h-a-1", "b": "h-b-2"}
         assert store.document_hashes("/nowhere") == {}
 
+    def test_a_documents_chunks_come_back_in_order(self, store: Store) -> None:
+        store.write([doc("b", ["first part", "second part", "third part"], seed=1)])
+        store.write([doc("a", ["other"], seed=9)])
+        chunks = store.document_chunks("b")
+        assert [c.text for c in chunks] == ["first part", "second part", "third part"]
+        assert all(c.doc_key == "b" for c in chunks)
+        assert store.document_chunks("nope") == []
+
     def test_replace_document_leaves_no_stale_chunks(self, store: Store) -> None:
         store.write([doc("a", ["old words here", "more old words"], seed=1)])
         store.write([doc("a", ["new words"], seed=5)])

@@ -150,6 +150,19 @@ class StoredChunk:
     kind: str
     metadata: dict[str, Any]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The chunk as a document's chunk viewer shows it: where it sits in the document,
+        without the document's key or source (those can be server paths)."""
+        return {
+            "ord": self.ord,
+            "text": self.text,
+            "heading_path": [clean_text(h) for h in self.heading_path],
+            "page": self.page,
+            "page_end": self.page_end,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+        }
+
 
 @dataclass(slots=True)
 class StoreStats:
@@ -252,6 +265,10 @@ class Store(Protocol):
         ...
 
     def get_chunks(self, ids: Sequence[int]) -> list[StoredChunk]: ...
+    def document_chunks(self, key: str) -> list[StoredChunk]:
+        """One document's chunks in reading order (empty when there is no such document)."""
+        ...
+
     def iter_chunk_ids(self) -> Iterator[int]: ...
 
     # --- housekeeping ---------------------------------------------------------------------

@@ -588,6 +588,10 @@ class SQLiteStore:
             by_id.update((r[0], row_to_chunk(r)) for r in rows)
         return [by_id[i] for i in ids if i in by_id]
 
+    def document_chunks(self, key: str) -> list[StoredChunk]:
+        rows = self.conn.execute(CHUNK_SELECT + " WHERE d.key = ? ORDER BY c.ord", (key,))
+        return [row_to_chunk(r) for r in rows]
+
     def iter_chunk_ids(self) -> Iterator[int]:
         for row in self.conn.execute("SELECT id FROM chunks ORDER BY id"):
             yield int(row[0])

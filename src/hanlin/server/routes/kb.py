@@ -201,6 +201,17 @@ async def _delete_document(state: ServerState, name: str, doc: str) -> Response:
     return Response(status_code=204)
 
 
+@router.get("/{name}/documents/chunks", summary="A document's chunks in order (?doc=KEY)")
+async def document_chunks(
+    name: str,
+    doc: str = Query(min_length=1),
+    state: ServerState = Depends(get_state),
+    caller: Principal = Read,
+) -> dict[str, Any]:
+    chunks = await state.kbs.run(name, lambda kb: kb.chunks(doc))
+    return {"doc": doc, "data": [c.to_dict() for c in chunks]}
+
+
 @router.delete("/{name}/documents", status_code=204, summary="Delete a document (?doc=KEY)")
 async def delete_document_query(
     name: str,

@@ -112,6 +112,10 @@ export const api = {
     request("GET", `/api/kb/${enc(name)}/documents?limit=${limit}&offset=${offset}`),
   // Document keys are often absolute paths: pass them as a query parameter, not in the path.
   deleteDocument: (name, doc) => request("DELETE", `/api/kb/${enc(name)}/documents?doc=${enc(doc)}`),
+  documentChunks: (name, doc) =>
+    request("GET", `/api/kb/${enc(name)}/documents/chunks?doc=${enc(doc)}`),
+  addUrls: (name, urls) => request("POST", `/api/kb/${enc(name)}/urls`, { urls }),
+  sync: (name) => request("POST", `/api/kb/${enc(name)}/sync`),
   job: (name, job) => request("GET", `/api/kb/${enc(name)}/jobs/${enc(job)}`),
   cancelJob: (name, job) => request("POST", `/api/kb/${enc(name)}/jobs/${enc(job)}/cancel`),
   search: (name, query, mode, k) =>

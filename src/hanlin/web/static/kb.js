@@ -1,5 +1,6 @@
 // The knowledge-base view: stats, drag-and-drop upload with per-file progress and ingest status,
-// the document list, and the search playground (fused / keyword / dense scores side by side).
+// adding URLs and syncing (background jobs, shown in the same list), the document list with a
+// chunk viewer per document, and the search playground (fused / keyword / dense scores side by side).
 
 import { api, sourceNames, uploadFile } from "./api.js";
 import { h, toast } from "./dom.js";
@@ -41,6 +42,17 @@ export class KbView {
     this.searchInput = document.getElementById("search-input");
     this.searchK = document.getElementById("search-k");
     this.resultsEl = document.getElementById("search-results");
+    this.urlForm = document.getElementById("url-form");
+    this.urlInput = document.getElementById("url-input");
+    this.chunkDialog = document.getElementById("chunk-dialog");
+    this.chunkTitle = document.getElementById("chunk-title");
+    this.chunkList = document.getElementById("chunk-list");
+
+    this.urlForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.addUrl();
+    });
+    document.getElementById("kb-sync").addEventListener("click", () => this.sync());
 
     document.getElementById("kb-delete").addEventListener("click", () => this.deleteKb());
     document.getElementById("kb-chat").addEventListener("click", () => this.onChat(this.name));
@@ -220,6 +232,18 @@ export class KbView {
         }
         continue; // a transient error: keep polling
       }
+      if (item.whole) {
+        // a sync: the job as a whole, with how many of the files it found are finished
+        item.status = job.status === "running" ? "running" : job.status;
+        item.reason = job.error || null;
+        item.progress = job.progress || null;
+        this.renderUploadItem(item);
+        if (TERMINAL.has(item.status)) {
+          this.finished(item);
+          return;
+        }
+        continue;
+      }
       const files = (job && job.files) || [];
       const f =
         files.find((x) => item.uploadId && x.upload_id === item.uploadId) ||
@@ -255,6 +279,75 @@ export class KbView {
       this.renderUploadItem(item);
       if (err.status !== 409) toast(err.display || err.message, "error"); // 409: it just finished
     }
+  }
+
+  /** POST the URL in the form; each URL becomes a row of the list, polled like an upload. */
+  async addUrl() {
+    const kb = this.name;
+    const url = this.urlInput.value.trim();
+    if (!kb || !url) return;
+    if (!/^https?:\/\//i.test(url)) {
+      toast(t("url.invalid"), "error");
+      return;
+    }
+    let res;
+    try {
+      res = await api.addUrls(kb, [url]);
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+      return;
+    }
+    this.urlInput.value = "";
+    const list = this.uploads.get(kb) || [];
+    for (const f of (res && res.files) || []) {
+      const item = this.jobItem(kb, res.job, f.filename);
+      item.uploadId = f.upload_id;
+      item.status = f.status || "queued";
+      item.reason = f.reason || null;
+      list.push(item);
+      if (TERMINAL.has(item.status)) this.finished(item);
+      else this.poll(item);
+    }
+    this.uploads.set(kb, list);
+    this.renderUploads();
+  }
+
+  /** Start a sync job (every source re-read; failed files retried) and follow it in the list. */
+  async sync() {
+    const kb = this.name;
+    if (!kb) return;
+    let res;
+    try {
+      res = await api.sync(kb);
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+      return;
+    }
+    const item = this.jobItem(kb, res.job, t("docs.sync.name"));
+    item.whole = true;
+    item.status = res.status === "running" ? "running" : res.status;
+    this.uploads.set(kb, [...(this.uploads.get(kb) || []), item]);
+    this.renderUploads();
+    if (TERMINAL.has(item.status)) this.finished(item);
+    else this.poll(item);
+  }
+
+  /** A row of the upload list for a server-side job (no bytes to send). */
+  jobItem(kb, job, name) {
+    return {
+      key: `j${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
+      kb,
+      file: null,
+      name,
+      size: null,
+      progress: null,
+      status: "queued",
+      reason: null,
+      chunks: null,
+      job,
+      uploadId: null,
+      whole: false,
+    };
   }
 
   finished(item) {
@@ -308,12 +401,13 @@ export class KbView {
         "data-key": item.key,
         "data-status": item.status,
         "data-filename": item.name,
+        "data-kind": item.whole ? "sync" : item.uploadId && item.uploadId.startsWith("url_") ? "url" : "file",
       },
       h(
         "div",
         { class: "upload-line" },
         h("span", { class: "upload-name", title: item.name }, item.name),
-        h("span", { class: "upload-size" }, formatBytes(item.size)),
+        item.size === null ? null : h("span", { class: "upload-size" }, formatBytes(item.size)),
         h("span", { class: `pill pill-${item.status}`, testid: "upload-status" }, statusText),
         item.job && busy
           ? h(
@@ -334,6 +428,9 @@ export class KbView {
       item.status === "done" && item.chunks !== null
         ? h("div", { class: "upload-detail" }, t("upload.chunks", { n: item.chunks }))
         : null,
+      item.whole && item.progress && item.progress.total
+        ? h("div", { class: "upload-detail", testid: "job-progress" }, t("upload.progress", item.progress))
+        : null,
       item.reason ? h("div", { class: "upload-reason", testid: "upload-reason" }, item.reason) : null,
     );
   }
@@ -351,14 +448,29 @@ export class KbView {
       ...["docs.col.title", "docs.col.chunks", "docs.col.status", "docs.col.updated"].map((k) =>
         h("th", { scope: "col" }, t(k)),
       ),
-      h("th", { scope: "col" }, h("span", { class: "sr-only" }, t("common.delete"))),
+      h("th", { scope: "col" }, h("span", { class: "sr-only" }, t("common.actions"))),
     );
     const rows = this.docs.map((d) => {
       const status = d.status || "done";
       // Rows of files still being ingested, or that failed, have no document key yet.
-      let del = null;
+      const label = d.title || d.source || d.doc;
+      const actions = [];
+      // A stored document's title opens its chunk viewer.
+      const title = d.doc
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "link doc-open",
+              testid: "doc-chunks",
+              title: t("docs.chunks.label", { doc: label }),
+              onclick: () => this.openChunks(d),
+            },
+            label,
+          )
+        : label;
       if (d.doc) {
-        del = h(
+        const del = h(
           "button",
           {
             type: "button",
@@ -370,6 +482,21 @@ export class KbView {
           "✕",
         );
         del.addEventListener("click", () => this.deleteDoc(d));
+        actions.push(del);
+      } else if (status === "failed") {
+        actions.push(
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-ghost btn-small",
+              testid: "doc-retry",
+              title: t("docs.retry.title"),
+              onclick: () => this.sync(),
+            },
+            t("docs.retry"),
+          ),
+        );
       }
       return h(
         "tr",
@@ -377,14 +504,14 @@ export class KbView {
         h(
           "td",
           { class: "doc-title" },
-          h("div", {}, d.title || d.source || d.doc),
+          h("div", {}, title),
           h("div", { class: "doc-source muted", title: d.source }, d.source || d.doc),
           d.reason ? h("div", { class: "upload-reason", testid: "doc-reason" }, d.reason) : null,
         ),
         h("td", { class: "num" }, d.chunks ?? "–"),
         h("td", {}, h("span", { class: `pill pill-${status}`, testid: "doc-status" }, statusLabel(status))),
         h("td", { class: "nowrap" }, formatTime(d.updated_at)),
-        h("td", {}, del),
+        h("td", {}, h("div", { class: "doc-actions" }, ...actions)),
       );
     });
     const table = h(
@@ -420,6 +547,39 @@ export class KbView {
     }
     await this.refresh();
     this.onKbsChanged();
+  }
+
+  /** The chunk viewer: a document's chunks in order, with their headings, pages and offsets. */
+  async openChunks(d) {
+    const name = this.name;
+    this.chunkTitle.textContent = t("chunks.title", { doc: d.title || d.source || d.doc });
+    this.chunkList.replaceChildren(h("li", { class: "muted" }, t("common.loading")));
+    if (!this.chunkDialog.open) this.chunkDialog.showModal();
+    let res;
+    try {
+      res = await api.documentChunks(name, d.doc);
+    } catch (err) {
+      this.chunkList.replaceChildren(h("li", { class: "msg-error", role: "alert" }, err.display || err.message));
+      return;
+    }
+    const chunks = (res && res.data) || [];
+    if (!chunks.length) {
+      this.chunkList.replaceChildren(h("li", { class: "muted" }, t("chunks.empty")));
+      return;
+    }
+    this.chunkList.replaceChildren(
+      ...chunks.map((c) => {
+        const meta = [t("chunks.meta", { ord: c.ord, start: c.char_start, end: c.char_end })];
+        if (c.page) meta.push(t("chunks.page", { page: c.page }));
+        if (c.heading_path && c.heading_path.length) meta.push(c.heading_path.join(" › "));
+        return h(
+          "li",
+          { class: "chunk", testid: "chunk", "data-ord": String(c.ord) },
+          h("div", { class: "chunk-meta" }, meta.join(" · ")),
+          h("p", { class: "chunk-text" }, c.text || ""),
+        );
+      }),
+    );
   }
 
   async deleteKb() {
