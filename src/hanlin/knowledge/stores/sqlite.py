@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from hanlin.errors import InvalidInputError, StoreCorruptError, StoreLockedError
+from hanlin.errors import StoreCorruptError, StoreLockedError
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.indexes.keyword import KeywordIndex
 from hanlin.knowledge.indexes.vectors import VectorIndex
@@ -33,10 +33,12 @@ from hanlin.knowledge.stores.schema import migrate, transaction
 from hanlin.knowledge.stores.sqlite_sql import (
     CHUNK_SELECT,
     DOC_SELECT,
+    UNSTAGED_CHUNKS,
     filter_sql,
     from_blob,
     row_to_chunk,
     row_to_document,
+    swap_in_staged,
     to_blob,
 )
 
@@ -336,12 +338,7 @@ class SQLiteStore:
     def chunks_without_staged_vectors(
         self, space: str, limit: int
     ) -> list[tuple[int, str, str, list[str]]]:
-        rows = self.conn.execute(
-            "SELECT c.id, d.title, c.text, c.heading_path FROM chunks c "
-            "JOIN documents d ON d.id = c.doc_id LEFT JOIN chunk_vectors_next s "
-            "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL ORDER BY c.id LIMIT ?",
-            (space, limit),
-        )
+        rows = self.conn.execute(UNSTAGED_CHUNKS, (space, limit))
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     def stage_vectors(self, space: str, ids: Sequence[int], vectors: Vector) -> None:
@@ -363,24 +360,7 @@ class SQLiteStore:
     def swap_staged_vectors(self, space: str, meta: Mapping[str, str]) -> None:
         with self.locked():
             with transaction(self.conn):
-                missing = self.conn.execute(
-                    "SELECT COUNT(*) FROM chunks c LEFT JOIN chunk_vectors_next s "
-                    "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL",
-                    (space,),
-                ).fetchone()[0]
-                if missing:
-                    raise InvalidInputError(
-                        f"{missing} chunks have no vector staged for {space}; nothing was swapped",
-                        hint="stage a vector for every chunk first (`hanlin kb reembed` does)",
-                    )
-                self.conn.execute(
-                    "UPDATE chunks SET embedding = (SELECT embedding FROM chunk_vectors_next s "
-                    "WHERE s.chunk_id = chunks.id)"
-                )
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items())
-                )
-                self.conn.execute("DELETE FROM chunk_vectors_next")
+                swap_in_staged(self.conn, space, meta)
             # the derived index is rebuilt for the new space; after a crash right here the next
             # open rebuilds it too (its sidecar names the old space)
             self._vectors = None

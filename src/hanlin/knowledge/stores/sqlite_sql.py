@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from hanlin.errors import InvalidInputError
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.stores.base import DocumentRecord, StoredChunk, Vector
 
@@ -98,3 +101,32 @@ def row_to_document(row: tuple[Any, ...]) -> DocumentRecord:
         metadata=json.loads(row[8]),
         updated_at=row[9],
     )
+
+
+#: chunks with no vector staged for an embedding space yet, with the text ingest embeds
+UNSTAGED_CHUNKS = (
+    "SELECT c.id, d.title, c.text, c.heading_path FROM chunks c "
+    "JOIN documents d ON d.id = c.doc_id LEFT JOIN chunk_vectors_next s "
+    "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL ORDER BY c.id LIMIT ?"
+)
+
+
+def swap_in_staged(conn: sqlite3.Connection, space: str, meta: Mapping[str, str]) -> None:
+    """Inside a transaction: the staged vectors of ``space`` become every chunk's vector and
+    ``meta`` is recorded; refused (nothing changed) unless every chunk has one staged."""
+    missing = conn.execute(
+        "SELECT COUNT(*) FROM chunks c LEFT JOIN chunk_vectors_next s "
+        "ON s.chunk_id = c.id AND s.space = ? WHERE s.chunk_id IS NULL",
+        (space,),
+    ).fetchone()[0]
+    if missing:
+        raise InvalidInputError(
+            f"{missing} chunks have no vector staged for {space}; nothing was swapped",
+            hint="stage a vector for every chunk first (`hanlin kb reembed` does)",
+        )
+    conn.execute(
+        "UPDATE chunks SET embedding = (SELECT embedding FROM chunk_vectors_next s "
+        "WHERE s.chunk_id = chunks.id)"
+    )
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+    conn.execute("DELETE FROM chunk_vectors_next")
