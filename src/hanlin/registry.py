@@ -9,12 +9,11 @@ imported only when it is asked for.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar, overload
 
-from hanlin.errors import NotFoundError
+from hanlin.errors import NotFoundError, did_you_mean
 
 T = TypeVar("T")
 
@@ -72,8 +71,7 @@ class Registry(Mapping[str, T], Generic[T]):
         except KeyError:
             pass
         known = self.names()
-        near = difflib.get_close_matches(name, known, n=1)
-        guess = f"did you mean '{near[0]}'? " if near else ""
+        guess = did_you_mean(name, known)
         listed = ", ".join(sorted(known)) or "none"
         extra = f" ({self.hint})" if self.hint else ""
         raise NotFoundError(
