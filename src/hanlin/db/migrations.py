@@ -1,0 +1,241 @@
+"""The PostgreSQL schema as numbered migrations, applied in order on start.
+
+A small runner rather than Alembic: the schema is plain SQL (pgvector types, partial indexes,
+statement triggers), Hanlin has no ORM to generate it from, and the runner is the same idea as
+the embedded store's (:mod:`hanlin.knowledge.stores.schema`). Each migration runs in its own
+transaction; a session advisory lock makes replicas that start together apply each migration
+once. A database whose schema is newer than this Hanlin knows is refused (an older replica must
+not write to a newer schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hanlin.errors import ConfigError
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: pg_advisory_lock key of the migration runner ("hanlin" in ASCII)
+LOCK_KEY = 0x68616E6C696E
+
+#: (version, name, SQL — or a function returning it, for a library's own schema)
+MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
+    (
+        1,
+        "knowledge bases",
+        """
+        CREATE EXTENSION IF NOT EXISTS vector;
+        CREATE TABLE kbs (
+            id serial PRIMARY KEY, name text NOT NULL UNIQUE, store text,
+            created_at double precision NOT NULL
+        );
+        -- store is NULL until the knowledge base is complete (kb create records it last)
+        CREATE TABLE kb_meta (
+            kb_id int NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+            key text NOT NULL, value text NOT NULL, PRIMARY KEY (kb_id, key)
+        );
+        CREATE TABLE kb_sources (
+            id bigserial PRIMARY KEY, kb_id int NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+            uri text NOT NULL, kind text NOT NULL, options jsonb NOT NULL DEFAULT '{}',
+            added_at double precision NOT NULL, UNIQUE (kb_id, uri)
+        );
+        CREATE TABLE kb_files (
+            kb_id int NOT NULL REFERENCES kbs(id) ON DELETE CASCADE, path text NOT NULL,
+            source_id bigint NOT NULL, size bigint NOT NULL, mtime_ns bigint NOT NULL,
+            content_hash text, status text NOT NULL, error text, hint text,
+            updated_at double precision NOT NULL, PRIMARY KEY (kb_id, path)
+        );
+        CREATE INDEX kb_files_source ON kb_files (kb_id, source_id);
+        CREATE TABLE kb_documents (
+            id bigserial PRIMARY KEY, kb_id int NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+            key text NOT NULL, file_path text, source text NOT NULL, title text NOT NULL,
+            format text NOT NULL, content_hash text NOT NULL,
+            metadata jsonb NOT NULL DEFAULT '{}', n_chars int NOT NULL,
+            created_at double precision NOT NULL, updated_at double precision NOT NULL,
+            UNIQUE (kb_id, key)
+        );
+        CREATE INDEX kb_documents_file ON kb_documents (kb_id, file_path);
+        CREATE INDEX kb_documents_metadata ON kb_documents USING gin (metadata jsonb_path_ops);
+        CREATE TABLE kb_chunks (
+            id bigserial PRIMARY KEY, kb_id int NOT NULL,
+            doc_id bigint NOT NULL REFERENCES kb_documents(id) ON DELETE CASCADE,
+            ord int NOT NULL, text text NOT NULL, tokens text NOT NULL, n_terms int NOT NULL,
+            text_hash text NOT NULL, heading_path jsonb NOT NULL DEFAULT '[]',
+            page int, page_end int, char_start int NOT NULL, char_end int NOT NULL,
+            n_tokens int NOT NULL, kind text NOT NULL, embedding vector
+        );
+        CREATE INDEX kb_chunks_doc ON kb_chunks (doc_id);
+        CREATE INDEX kb_chunks_kb ON kb_chunks (kb_id, id);
+        CREATE INDEX kb_chunks_text_hash ON kb_chunks (kb_id, text_hash);
+        CREATE INDEX kb_chunks_unembedded ON kb_chunks (kb_id, id) WHERE embedding IS NULL;
+        -- BM25 postings of the analyzer's tokens: term frequency and the chunk's length
+        CREATE TABLE kb_postings (
+            kb_id int NOT NULL, term text NOT NULL,
+            chunk_id bigint NOT NULL REFERENCES kb_chunks(id) ON DELETE CASCADE,
+            tf int NOT NULL, dl int NOT NULL, PRIMARY KEY (kb_id, term, chunk_id)
+        );
+        CREATE INDEX kb_postings_chunk ON kb_postings (chunk_id);
+        -- chunk count and total token length per knowledge base, for BM25's avgdl
+        CREATE TABLE kb_stats (
+            kb_id int PRIMARY KEY REFERENCES kbs(id) ON DELETE CASCADE,
+            n_chunks bigint NOT NULL DEFAULT 0, total_len bigint NOT NULL DEFAULT 0
+        );
+        CREATE FUNCTION kb_stats_ins() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO kb_stats AS s (kb_id, n_chunks, total_len)
+                SELECT kb_id, count(*), sum(n_terms) FROM new_rows GROUP BY kb_id
+            ON CONFLICT (kb_id) DO UPDATE SET n_chunks = s.n_chunks + excluded.n_chunks,
+                total_len = s.total_len + excluded.total_len;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION kb_stats_del() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE kb_stats s SET n_chunks = s.n_chunks - d.n, total_len = s.total_len - d.len
+            FROM (SELECT kb_id, count(*) AS n, sum(n_terms) AS len FROM old_rows
+                  GROUP BY kb_id) d WHERE s.kb_id = d.kb_id;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION kb_stats_upd() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE kb_stats s SET total_len = s.total_len + d.len
+            FROM (SELECT n.kb_id, sum(n.n_terms - o.n_terms) AS len FROM new_rows n
+                  JOIN old_rows o ON o.id = n.id GROUP BY n.kb_id) d WHERE s.kb_id = d.kb_id;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER kb_chunks_stats_ins AFTER INSERT ON kb_chunks
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_stats_ins();
+        CREATE TRIGGER kb_chunks_stats_del AFTER DELETE ON kb_chunks
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_stats_del();
+        CREATE TRIGGER kb_chunks_stats_upd AFTER UPDATE ON kb_chunks
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION kb_stats_upd();
+        -- vectors of a re-embed in progress, beside the live ones until the swap
+        CREATE TABLE kb_vectors_next (
+            chunk_id bigint PRIMARY KEY REFERENCES kb_chunks(id) ON DELETE CASCADE,
+            kb_id int NOT NULL, space text NOT NULL, embedding vector NOT NULL
+        );
+        CREATE INDEX kb_vectors_next_kb ON kb_vectors_next (kb_id, space);
+        """,
+    ),
+    (
+        10,
+        "job queue (procrastinate) and durable ingest jobs",
+        lambda: _procrastinate_schema() + JOBS_SQL,
+    ),
+    (
+        20,
+        "API keys, usage ledger and budgets, web-UI conversations",
+        """
+        -- API keys: salted hashes only (hanlin.access.apikeys_postgres)
+        CREATE TABLE api_keys (
+            id text PRIMARY KEY, name text NOT NULL DEFAULT '', scopes text[] NOT NULL,
+            kbs text[] NOT NULL DEFAULT '{}', salt text NOT NULL, hash text NOT NULL,
+            created_at double precision NOT NULL, revoked_at double precision,
+            extra jsonb NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name)
+            WHERE revoked_at IS NULL AND name <> '';
+        -- the usage ledger, one row per model call (hanlin.models.usage_postgres)
+        CREATE TABLE usage_calls (
+            id bigserial PRIMARY KEY, ts double precision NOT NULL, day text NOT NULL,
+            deployment text NOT NULL, key text NOT NULL, prompt_tokens int NOT NULL,
+            completion_tokens int NOT NULL, cached_tokens int NOT NULL,
+            usd double precision NOT NULL, cny double precision NOT NULL,
+            latency_ms double precision NOT NULL, ok boolean NOT NULL,
+            cached_response boolean NOT NULL DEFAULT false
+        );
+        CREATE INDEX usage_calls_day ON usage_calls (day, key);
+        -- spend per UTC day and caller key ('*' = everyone): what budget checks read
+        CREATE TABLE usage_spend (
+            day text NOT NULL, key text NOT NULL, usd double precision NOT NULL DEFAULT 0,
+            calls bigint NOT NULL DEFAULT 0, PRIMARY KEY (day, key)
+        );
+        -- web-UI conversations (hanlin.conversations.postgres), the SQLite store's shape
+        CREATE TABLE conversations (
+            id text PRIMARY KEY, owner text NOT NULL, title text NOT NULL,
+            model text, system_prompt text, temperature double precision, max_tokens int,
+            import_key text, created_at double precision NOT NULL,
+            updated_at double precision NOT NULL
+        );
+        CREATE INDEX conversations_owner ON conversations (owner, updated_at);
+        CREATE UNIQUE INDEX conversations_import ON conversations (owner, import_key);
+        CREATE TABLE conversation_messages (
+            conversation_id text NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            position int NOT NULL, role text NOT NULL, content text NOT NULL,
+            meta text NOT NULL, created_at double precision NOT NULL,
+            PRIMARY KEY (conversation_id, position)
+        );
+        """,
+    ),
+]
+
+JOBS_SQL = """
+CREATE TABLE hanlin_jobs (
+    id text PRIMARY KEY, kb text NOT NULL, kind text NOT NULL,
+    status text NOT NULL DEFAULT 'running', error text, model text,
+    chunk_done int, chunk_total int, cancel_requested boolean NOT NULL DEFAULT false,
+    stopped boolean NOT NULL DEFAULT false, access jsonb NOT NULL DEFAULT '{}',
+    attempts int NOT NULL DEFAULT 0,
+    created_at double precision NOT NULL, finished_at double precision
+);
+CREATE INDEX hanlin_jobs_kb ON hanlin_jobs (kb, created_at);
+CREATE TABLE hanlin_job_files (
+    job_id text NOT NULL REFERENCES hanlin_jobs(id) ON DELETE CASCADE, idx int NOT NULL,
+    upload_id text, filename text NOT NULL, status text NOT NULL, reason text,
+    chunks int NOT NULL DEFAULT 0, key text NOT NULL DEFAULT '',
+    forgotten boolean NOT NULL DEFAULT false, PRIMARY KEY (job_id, idx)
+);
+-- uploaded bytes, readable by a worker on any machine (upload://<kb>/<id>/<name> sources)
+CREATE TABLE hanlin_uploads (
+    kb text NOT NULL, upload_id text NOT NULL, filename text NOT NULL, data bytea NOT NULL,
+    created_at double precision NOT NULL, PRIMARY KEY (kb, upload_id)
+);
+"""
+
+
+def _procrastinate_schema() -> str:
+    from procrastinate.schema import SchemaManager
+
+    return str(SchemaManager.get_schema())
+
+
+def latest() -> int:
+    """The schema version this Hanlin writes."""
+    return max(m[0] for m in MIGRATIONS)
+
+
+def migrate(conn: psycopg.Connection[Any], shown_url: str) -> list[int]:
+    """Apply pending migrations on an autocommit connection; returns the versions applied.
+
+    Raises :class:`ConfigError` when the database's schema is newer than this code."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS hanlin_schema (version int PRIMARY KEY, "
+            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {int(r[0]) for r in conn.execute("SELECT version FROM hanlin_schema")}
+        newest = max(done, default=0)
+        if newest > latest():
+            raise ConfigError(
+                f"the database {shown_url} has schema version {newest}, newer than this "
+                f"Hanlin knows ({latest()})",
+                hint="upgrade Hanlin (pip install -U hanlin) on this machine: every replica "
+                "and worker sharing a database must run the same or a newer version",
+            )
+        applied = []
+        for version, name, sql in sorted(MIGRATIONS, key=lambda m: m[0]):
+            if version in done:
+                continue
+            with conn.transaction():
+                conn.execute((sql() if callable(sql) else sql).encode())
+                conn.execute(
+                    "INSERT INTO hanlin_schema (version, name) VALUES (%s, %s)", (version, name)
+                )
+            applied.append(version)
+        return applied
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
