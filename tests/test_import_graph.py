@@ -37,7 +37,8 @@ SURFACES = (
 LAYERS = (
     "hanlin.errors hanlin.paths hanlin.text hanlin.fileio hanlin.frames hanlin.registry "
     "hanlin.config",
-    "hanlin.access hanlin.net",
+    "hanlin.access hanlin.net hanlin.db",
+    "hanlin.conversations",
     "hanlin.models",
     "hanlin.knowledge",
     "hanlin.rag",

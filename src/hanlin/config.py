@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,10 +28,20 @@ class KnowledgeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    embedding_model: str = "fast-use"
+    #: a registered embedder name, or "auto": chosen by the knowledge base's language from
+    #: ``language_embedders`` and recorded in it (hanlin.knowledge.language)
+    embedding_model: str = "auto"
+    #: the language of new knowledge bases (en, zh, mixed, …); "auto" detects it from the
+    #: first documents ingested
+    language: str = Field(default="auto", pattern=r"^[a-z]{2,8}$")
+    #: embedding_model = "auto": language → embedder; "*" for any other and mixed languages
+    language_embedders: dict[str, str] = Field(
+        default_factory=lambda: {"en": "minilm-l6", "*": "fast-use"}
+    )
     #: the store new knowledge bases use, by its ``hanlin.stores`` entry-point name; a
-    #: knowledge base keeps the store it was created with
-    store: str = "sqlite"
+    #: knowledge base keeps the store it was created with. Unset: ``postgres`` when
+    #: ``database_url`` is set, else ``sqlite``
+    store: str = ""
     chunk_tokens: int = Field(default=320, ge=32, le=8192)
     chunk_overlap: int = Field(default=48, ge=0, le=1024)
     #: processes that embed during ingest; None = one per CPU core (at most 8)
@@ -201,12 +211,21 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=hanlin_home)
+    #: ``postgresql://…``: keep every stateful part in this PostgreSQL database (shared by
+    #: replicas and workers); unset: everything embedded under ``home``
+    database_url: str | None = None
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     #: MCP servers agents can use, ``[mcpServers.<name>]`` (see hanlin.agents.mcp.config)
     mcp_servers: dict[str, dict[str, object]] = Field(default_factory=dict, alias="mcpServers")
+
+    @model_validator(mode="after")
+    def _default_store(self) -> Settings:
+        if not self.knowledge.store:
+            self.knowledge.store = "postgres" if self.database_url else "sqlite"
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class HanlinError(Exception):
     """Base class of every error Hanlin raises on purpose.
 
-    ``hint`` is the action the user should take; it is appended to the message.
+    ``hint`` is the action the user should take; it is appended to the message. ``code`` is a
+    stable machine-readable name (``kb_not_found``) and ``params`` the values its message is
+    made of (``{"kb": "docs"}``): the server sends both, so a client can word the error in its
+    own language and fall back to ``message`` for a code it does not know. A class's
+    ``code`` is used when the raise site names none.
     """
 
     exit_code = 1
+    code: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         self.message = message
         self.hint = hint
+        if code is not None:
+            self.code = code
+        self.params: dict[str, Any] = dict(params or {})
         super().__init__(f"{message}\n  → {hint}" if hint else message)
 
 
@@ -34,6 +50,12 @@ class AlreadyExistsError(HanlinError):
     """Creating something that already exists."""
 
 
+class ConflictError(HanlinError):
+    """The request does not fit the current state: forgetting a file that did not fail."""
+
+    exit_code = 2
+
+
 class InvalidInputError(HanlinError):
     """The user gave input we cannot use (bad filter, bad path, bad option).
 
@@ -42,8 +64,16 @@ class InvalidInputError(HanlinError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, code=code, params=params)
         self.param = param
 
 
@@ -61,6 +91,12 @@ class StoreLockedError(HanlinError):
 
 class StoreCorruptError(HanlinError):
     """The on-disk store is damaged beyond automatic repair."""
+
+
+class DatabaseUnavailableError(HanlinError):
+    """The configured database (``database_url``) cannot be reached or used right now."""
+
+    code = "database_unavailable"
 
 
 class MissingDependencyError(HanlinError):
@@ -107,9 +143,45 @@ class AccessDeniedError(HanlinError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, hint: str | None = None, code: str) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, code=code, params=params)
+
+
+class Reason(str):
+    """A failure reason kept as text (a file's reason in a batch, an upload's rejection) that
+    also carries the stable ``code`` and ``params`` of :class:`HanlinError`, so a client can
+    word it in its own language. Compares and prints as its text."""
+
+    code: str | None
+    params: dict[str, Any]
+
+    def __new__(
+        cls, text: str, code: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.code = code
+        reason.params = dict(params or {})
+        return reason
+
+    @classmethod
+    def of(cls, exc: HanlinError, text: str | None = None) -> Reason:
+        """The reason an error gives (its message, or ``text``), with its code and params."""
+        return cls(exc.message if text is None else text, exc.code, exc.params)
+
+
+def reason_fields(reason: str | None) -> dict[str, Any]:
+    """``{"reason_code", "reason_params"}`` of a reason: what a JSON answer carries beside it."""
+    return {
+        "reason_code": getattr(reason, "code", None),
+        "reason_params": dict(getattr(reason, "params", None) or {}),
+    }
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -73,6 +73,7 @@ def count_docs(kb_dir: Path) -> int:
         return 0
 
 
+@pytest.mark.embedded_only
 def test_kill_9_mid_ingest_then_sync_finishes_cleanly(tmp_path: Path, hanlin_home: Path) -> None:
     folder = make_folder(tmp_path / "notes", 700, "k")
     KnowledgeBase.create("big").close()

@@ -160,6 +160,7 @@ def test_names_and_missing_things_give_actionable_errors(kb: KnowledgeBase) -> N
     assert KnowledgeBase.names() == ["t"]
 
 
+@pytest.mark.embedded_only
 def test_store_stays_consistent_sqlite_integrity(kb: KnowledgeBase, corpus: Path) -> None:
     kb.add(corpus)
     con = sqlite3.connect(kb.path / "kb.sqlite")

@@ -68,7 +68,7 @@ def snapshot(kb: KnowledgeBase) -> dict[str, Any]:
 
 
 def test_failure_half_way_leaves_the_kb_as_it_was_and_a_rerun_resumes(corpus: Path) -> None:
-    with KnowledgeBase.create("kb") as kb:
+    with KnowledgeBase.create("kb", embedding_model="fast-use") as kb:
         assert kb.add(corpus).ok
         before = snapshot(kb)
         chunks = kb.store.stats().chunks
@@ -109,7 +109,7 @@ def test_failure_half_way_leaves_the_kb_as_it_was_and_a_rerun_resumes(corpus: Pa
 def test_unknown_or_uninstalled_model_fails_before_any_change(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with KnowledgeBase.create("kb") as kb:
+    with KnowledgeBase.create("kb", embedding_model="fast-use") as kb:
         assert kb.add(corpus).ok
         before = snapshot(kb)
         with pytest.raises(HanlinError) as info:
@@ -181,7 +181,7 @@ def wait_for_staged(proc: subprocess.Popen[str], kb_dir: Path, more_than: int) -
 def test_ctrl_c_and_kill_9_mid_reembed_leave_the_kb_as_it_was(
     corpus: Path, hanlin_home: Path
 ) -> None:
-    with KnowledgeBase.create("kb") as kb:
+    with KnowledgeBase.create("kb", embedding_model="fast-use") as kb:
         assert kb.add(corpus).ok
         before = snapshot(kb)
         chunks = kb.store.stats().chunks

@@ -117,5 +117,5 @@ def test_an_unknown_store_name_says_what_exists(plugin: Any) -> None:
         KnowledgeBase.create("typo", settings=settings)
     assert "unknown knowledge store 'journalled'" in str(err.value)
     assert "did you mean 'journaled'?" in str(err.value)
-    assert "journaled, sqlite" in str(err.value) and "knowledge.store" in str(err.value)
+    assert "journaled, postgres, sqlite" in str(err.value) and "knowledge.store" in str(err.value)
     assert not (settings.home / "kb" / "typo").exists()  # nothing left behind

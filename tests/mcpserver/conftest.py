@@ -43,9 +43,11 @@ def keyed_http_server(kb_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path
     """The same with ``server.require_keys``: every request needs an API key."""
     home = tmp_path / "home"
     shutil.copytree(kb_home, home)
-    from hanlin.access.apikeys import APIKeyStore
+    from hanlin.access.auth import open_apikeys
+    from hanlin.config import load_settings
 
-    APIKeyStore(home / "apikeys.json").create(["admin"], name="boot")  # it refuses to start keyless
+    # it refuses to start keyless (the key file, or the database of HANLIN_DATABASE_URL)
+    open_apikeys(load_settings(home=home)).create(["admin"], name="boot")
     yield from _serve(home, {"HANLIN_SERVER__REQUIRE_KEYS": "true"})
 
 

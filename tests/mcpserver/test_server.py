@@ -18,8 +18,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
-from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import open_apikeys
 from hanlin.agents.mcp import McpToolset
+from hanlin.config import load_settings
 from hanlin.mcpserver.server import build_server
 from tests.mcpserver.conftest import kb_settings
 
@@ -208,7 +209,7 @@ def test_http_without_keys_on_loopback(http_server: tuple[str, Path]) -> None:
 @pytest.mark.slow
 def test_http_with_keys_and_scopes(keyed_http_server: tuple[str, Path]) -> None:
     url, home = keyed_http_server
-    store = APIKeyStore(home / "apikeys.json")
+    store = open_apikeys(load_settings(home=home))
     _, reader = store.create(["kb:read"], name="reader")
     _, other_kb = store.create(["kb:read"], kbs=["other"], name="other")
 

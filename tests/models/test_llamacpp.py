@@ -28,7 +28,9 @@ from hanlin.models.providers.llamacpp_prompt import (
     render_prompt,
 )
 from hanlin.models.types import (
+    AudioPart,
     ChatOptions,
+    FilePart,
     Finish,
     ImagePart,
     Message,
@@ -423,9 +425,17 @@ def test_context_overflow_is_refused_before_generating(provider: LlamaCppProvide
         run(collect(provider, ask(long * 2)))
 
 
-def test_images_are_unsupported(provider: LlamaCppProvider) -> None:
-    msg = Message.user([TextPart("What is this?"), ImagePart("data:image/png;base64,AAAA")])
-    with pytest.raises(UnsupportedFeatureError, match="cannot read images"):
+@pytest.mark.parametrize(
+    "part",
+    [
+        ImagePart("data:image/png;base64,AAAA"),
+        FilePart("data:application/pdf;base64,JVBERi0x"),
+        AudioPart("UklGRg==", "wav"),
+    ],
+)
+def test_images_files_and_audio_are_unsupported(provider: LlamaCppProvider, part: Any) -> None:
+    msg = Message.user([TextPart("What is this?"), part])
+    with pytest.raises(UnsupportedFeatureError, match="cannot read images, files or audio"):
         run(provider.complete(MODEL, [msg], ChatOptions()))
     with pytest.raises(UnsupportedFeatureError):
         run(collect(provider, [msg]))

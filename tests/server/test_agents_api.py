@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import open_apikeys
 from hanlin.config import Settings
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
@@ -188,7 +188,7 @@ def test_agent_model_through_the_openai_sdk(settings: Settings, upstream: Upstre
 
 def test_agents_need_the_agents_scope(fresh_settings: Callable[..., Settings]) -> None:
     settings = fresh_settings(require_keys=True)
-    store = APIKeyStore(settings.home / "apikeys.json")
+    store = open_apikeys(settings)
     _, chat_only = store.create(["chat"])
     _, runner = store.create(["agents"])
     with TestClient(create_app(settings)) as c:

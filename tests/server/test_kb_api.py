@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import open_apikeys
 from hanlin.config import Settings
 from hanlin.server.app import create_app
 from tests.server.conftest import GARDEN, TEA, LiveServer, build_kb, wait_job
@@ -251,7 +251,7 @@ def test_document_chunks_by_public_key_and_scoped_keys(
     settings = fresh_settings(require_keys=True)
     build_kb(settings, "a").close()
     build_kb(settings, "b").close()
-    store = APIKeyStore(settings.home / "apikeys.json")
+    store = open_apikeys(settings)
     _, reader_a = store.create(["kb:read"], kbs=["a"])
     auth = {"Authorization": f"Bearer {reader_a}"}
     with TestClient(create_app(settings)) as client:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hanlin.access.apikeys import APIKeyStore
+from hanlin.access.auth import open_apikeys
 from hanlin.access.caller import Access, acting_as
 from hanlin.agents.tools import kb_ask, kb_search
 from hanlin.config import Settings
@@ -93,7 +93,7 @@ def world(
     agents = settings.home / "agents"
     agents.mkdir()
     (agents / "snoop.yaml").write_text(SNOOP, "utf-8")
-    store = APIKeyStore(settings.home / "apikeys.json")
+    store = open_apikeys(settings)
     keys = {
         name: store.create(scopes, kbs=kbs, name=name)[1] for name, (scopes, kbs) in KEYS.items()
     }

@@ -1,11 +1,15 @@
 """API keys for the HTTP server: shown once when created, stored only as salted hashes.
 
-Keys look like ``hk-`` + 32 URL-safe random characters (192 bits). ``HANLIN_HOME/apikeys.json``
-(mode 0600) keeps, per key: a public id (``key_…``, what logs, the usage ledger and per-key budgets
-see), a label, its scopes, the knowledge bases it may use (none listed = all), a random salt and
-``sha256(salt + key)``. A random 192-bit key needs no slow hash: nothing short of the key itself
-matches. The server re-reads the file when it changes, so ``hanlin apikeys revoke`` takes effect
-on a running server at once.
+Keys look like ``hk-`` + 32 URL-safe random characters (192 bits). A store keeps, per key: a
+public id (``key_…``, what logs, the usage ledger and per-key budgets see), a label, its scopes,
+the knowledge bases it may use (none listed = all), a random salt and ``sha256(salt + key)``. A
+random 192-bit key needs no slow hash: nothing short of the key itself matches.
+
+:class:`APIKeys` is what every store does. Embedded, :class:`APIKeyStore` is
+``HANLIN_HOME/apikeys.json`` (mode 0600); the server re-reads the file when it changes, so
+``hanlin apikeys revoke`` takes effect on a running server at once. With ``database_url`` the keys
+live in PostgreSQL (:mod:`hanlin.access.apikeys_postgres`), shared by every replica;
+:func:`hanlin.access.auth.open_apikeys` picks the store.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from hanlin.access.caller import SCOPES, Access
 from hanlin.errors import ConfigError, InvalidInputError, NotFoundError
@@ -86,6 +90,78 @@ def parse_scopes(text: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
+def new_key(
+    scopes: Iterable[str], *, kbs: Iterable[str] = (), name: str = ""
+) -> tuple[APIKey, str]:
+    """A fresh key and its record (scopes checked); the caller stores only the record."""
+    plain = PREFIX + secrets.token_urlsafe(24)
+    salt = secrets.token_hex(16)
+    record = APIKey(
+        id="key_" + secrets.token_hex(4),
+        name=name,
+        scopes=parse_scopes(list(scopes)),
+        kbs=list(dict.fromkeys(kbs)),
+        salt=salt,
+        hash=_digest(salt, plain),
+        created_at=time.time(),
+    )
+    return record, plain
+
+
+def matching(keys: Iterable[APIKey], plain: str) -> APIKey | None:
+    """The active key among ``keys`` that ``plain`` is, or None."""
+    if not plain.startswith(PREFIX):
+        return None
+    for key in keys:
+        if key.active and hmac.compare_digest(key.hash, _digest(key.salt, plain)):
+            return key
+    return None
+
+
+def name_taken(name: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"an active key is already named {name!r}",
+        hint="pick another --name, or revoke the old key first",
+    )
+
+
+def no_such_key(ref: str) -> NotFoundError:
+    return NotFoundError(
+        f"no active API key with id or name {ref!r}", hint="see `hanlin apikeys ls`"
+    )
+
+
+def ambiguous(ref: str, n: int) -> InvalidInputError:
+    return InvalidInputError(f"{ref!r} names {n} keys", hint="revoke by id (`hanlin apikeys ls`)")
+
+
+@runtime_checkable
+class APIKeys(Protocol):
+    """Where API keys are kept: the key file, or a PostgreSQL table shared by replicas.
+    Every method is safe to call from several threads."""
+
+    def create(
+        self, scopes: Iterable[str], *, kbs: Iterable[str] = (), name: str = ""
+    ) -> tuple[APIKey, str]:
+        """Make a key; returns the record and the key itself, which is not stored anywhere.
+        Raises :class:`InvalidInputError` for an unknown scope or a name an active key has."""
+        ...
+
+    def records(self) -> list[APIKey]:
+        """Every key, revoked ones included, oldest first."""
+        ...
+
+    def revoke(self, ref: str) -> APIKey:
+        """Revoke the active key with this id or name (:class:`NotFoundError` if none)."""
+        ...
+
+    def verify(self, plain: str) -> APIKey | None:
+        """The active key this is, or None (on the hot path of every request)."""
+        ...
+
+    def has_active(self) -> bool: ...
+
+
 class APIKeyStore:
     """The key file. Safe to share between threads; other processes see changes by mtime."""
 
@@ -126,24 +202,11 @@ class APIKeyStore:
         self, scopes: Iterable[str], *, kbs: Iterable[str] = (), name: str = ""
     ) -> tuple[APIKey, str]:
         """Make a key; returns the record and the key itself, which is not stored anywhere."""
-        plain = PREFIX + secrets.token_urlsafe(24)
-        salt = secrets.token_hex(16)
-        record = APIKey(
-            id="key_" + secrets.token_hex(4),
-            name=name,
-            scopes=parse_scopes(list(scopes)),
-            kbs=list(dict.fromkeys(kbs)),
-            salt=salt,
-            hash=_digest(salt, plain),
-            created_at=time.time(),
-        )
+        record, plain = new_key(scopes, kbs=kbs, name=name)
         with self._lock:
             keys = list(self._load())
             if name and any(k.name == name and k.active for k in keys):
-                raise InvalidInputError(
-                    f"an active key is already named {name!r}",
-                    hint="pick another --name, or revoke the old key first",
-                )
+                raise name_taken(name)
             keys.append(record)
             self._save(keys)
         return record, plain
@@ -158,14 +221,9 @@ class APIKeyStore:
             keys = list(self._load())
             found = [k for k in keys if k.active and ref in (k.id, k.name)]
             if not found:
-                raise NotFoundError(
-                    f"no active API key with id or name {ref!r}",
-                    hint="see `hanlin apikeys ls`",
-                )
+                raise no_such_key(ref)
             if len(found) > 1:
-                raise InvalidInputError(
-                    f"{ref!r} names {len(found)} keys", hint="revoke by id (`hanlin apikeys ls`)"
-                )
+                raise ambiguous(ref, len(found))
             found[0].revoked_at = time.time()
             self._save(keys)
             return found[0]
@@ -176,10 +234,7 @@ class APIKeyStore:
             return None
         with self._lock:
             keys = self._load()
-        for key in keys:
-            if key.active and hmac.compare_digest(key.hash, _digest(key.salt, plain)):
-                return key
-        return None
+        return matching(keys, plain)
 
     def has_active(self) -> bool:
         with self._lock:

@@ -14,10 +14,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hanlin.access.apikeys import APIKey, APIKeyStore
+from hanlin.access.apikeys import APIKey, APIKeys, APIKeyStore
 from hanlin.access.caller import Access
 from hanlin.access.origin import is_loopback
+from hanlin.config import Settings
 from hanlin.errors import ConfigError, HanlinError
+
+#: the key file of an app directory, when no ``database_url`` is set
+KEY_FILE = "apikeys.json"
+
+
+def open_apikeys(settings: Settings) -> APIKeys:
+    """Where these settings keep API keys: ``HANLIN_HOME/apikeys.json``, or the database's
+    ``api_keys`` table (shared by every replica) when ``database_url`` is set. Cheap: nothing
+    is read until first use."""
+    if settings.database_url:
+        from hanlin.access.apikeys_postgres import PostgresAPIKeys
+
+        return PostgresAPIKeys(settings.database_url)
+    return APIKeyStore(settings.home / KEY_FILE)
 
 
 class AuthenticationError(HanlinError):
@@ -36,7 +51,7 @@ def keys_required(host: str, require_keys: bool) -> bool:
     return require_keys or not is_loopback(host)
 
 
-def check_startup(host: str, require_keys: bool, store: APIKeyStore) -> None:
+def check_startup(host: str, require_keys: bool, store: APIKeys) -> None:
     """Refuse to serve without keys when keys are required (non-loopback bind)."""
     if keys_required(host, require_keys) and not store.has_active():
         why = "server.require_keys is set" if require_keys else f"it binds {host}, not loopback"
@@ -85,7 +100,7 @@ class Principal:
 class Authenticator:
     """Turns a bearer token into a :class:`Principal` (or :class:`AuthenticationError`)."""
 
-    def __init__(self, store: APIKeyStore, required: bool) -> None:
+    def __init__(self, store: APIKeys, required: bool) -> None:
         self.store = store
         self.required = required
 

@@ -68,6 +68,7 @@ class Access:
                 f"this {self.label} lacks the scope '{scope}'",
                 hint=f"use a key created with `hanlin apikeys create --scope {scope}` (or admin)",
                 code="insufficient_scope",
+                params={"scope": scope},
             )
         if kb is not None and not self.can_kb(kb):
             allowed = ", ".join(sorted(self.kbs or ()))
@@ -75,6 +76,7 @@ class Access:
                 f"this {self.label} may not use the knowledge base '{kb}'",
                 hint=f"it may use: {allowed}; create a key with `--kb {kb}` for this one",
                 code="kb_not_allowed",
+                params={"kb": kb},
             )
 
     def granting(self, *scopes: str) -> Access:

@@ -446,13 +446,16 @@ def _reason(exc: Exception) -> str:
 
 async def events_within(stream: AsyncIterator[T], left: Callable[[], float]) -> AsyncIterator[T]:
     """The events of ``stream``, each awaited no longer than ``left()`` seconds (the time
-    remaining of a run's budget); raises TimeoutError once none remains."""
+    remaining of a run's budget); raises TimeoutError once none remains. The event is awaited
+    in the caller's task (not a task of its own, as ``wait_for`` would), so a cancellation —
+    the client left — reaches the stream itself and leaves it closable."""
     while True:
         remaining = left()
         if remaining <= 0:
             raise TimeoutError
         try:
-            event = await asyncio.wait_for(stream.__anext__(), remaining)
+            async with asyncio.timeout(remaining):
+                event = await stream.__anext__()
         except StopAsyncIteration:
             return
         yield event

@@ -1,7 +1,8 @@
 """``hanlin apikeys …``: API keys for ``hanlin serve`` — create (shown once), list, revoke.
 
-Keys are stored as salted hashes in ``HANLIN_HOME/apikeys.json`` (0600); a running server sees
-changes at once. See :mod:`hanlin.access.apikeys` for scopes.
+Keys are stored as salted hashes in ``HANLIN_HOME/apikeys.json`` (0600), or with
+``database_url`` in the database, shared by every replica; a running server sees changes at once
+(from the database: within a second). See :mod:`hanlin.access.apikeys` for scopes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hanlin.access.apikeys import SCOPES, APIKeyStore
+from hanlin.access.apikeys import SCOPES, APIKeys
+from hanlin.access.auth import open_apikeys
 from hanlin.config import load_settings
 from hanlin.errors import NotFoundError, did_you_mean
 from hanlin.knowledge.kb import KnowledgeBase
@@ -30,8 +32,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _store() -> APIKeyStore:
-    return APIKeyStore(load_settings().home / "apikeys.json")
+def _store() -> APIKeys:
+    return open_apikeys(load_settings())
 
 
 def _when(ts: float | None) -> str:
@@ -112,6 +114,7 @@ def list_(
 def revoke(
     key: Annotated[str, typer.Argument(help="the key's id (key_…) or name")],
 ) -> None:
-    """Revoke a key; a running server refuses it from the next request on."""
+    """Revoke a key; a running server refuses it from the next request on (sharing a
+    database_url: within a second, on every replica)."""
     record = _store().revoke(key)
     err.print(f"revoked {record.id}{' (' + escape(record.name) + ')' if record.name else ''}")

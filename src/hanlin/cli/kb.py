@@ -63,12 +63,27 @@ def create(
     name: str,
     embedding_model: Annotated[
         str | None,
-        typer.Option("--embedding-model", "-e", help="fast-use (default, bundled) or e5-small"),
+        typer.Option(
+            "--embedding-model",
+            "-e",
+            help="auto (default: by language), fast-use (multilingual), minilm-l6 (English) "
+            "or e5-small",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="en, zh, mixed…: picks the embedding model for -e auto; default auto "
+            "(detected from the first documents added)",
+        ),
     ] = None,
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="no error if it exists")] = False,
 ) -> None:
     """Create an empty knowledge base."""
-    kb = KnowledgeBase.create(name, embedding_model=embedding_model, exist_ok=exist_ok)
+    kb = KnowledgeBase.create(
+        name, embedding_model=embedding_model, language=language, exist_ok=exist_ok
+    )
     err.print(f"knowledge base [bold]{name}[/] at {kb.path} (embeddings: {kb.embedding_model})")
     kb.close()
 

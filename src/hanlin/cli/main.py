@@ -34,11 +34,12 @@ def _serve() -> TyperCommand:
 
 
 def _kb() -> TyperGroup:
-    from hanlin.cli import jobs, kb
+    from hanlin.cli import db, jobs, kb
 
     if not any(info.name == "jobs" for info in kb.app.registered_commands):
         kb.app.command("jobs")(jobs.jobs)
         kb.app.command("cancel")(jobs.cancel)
+        kb.app.command("copy")(db.copy)
     return typer.main.get_group(kb.app)
 
 
@@ -58,6 +59,18 @@ def _keys() -> TyperGroup:
     from hanlin.cli import keys
 
     return typer.main.get_group(keys.app)
+
+
+def _worker() -> TyperCommand:
+    from hanlin.cli import worker
+
+    return _single("worker", worker.worker)
+
+
+def _db() -> TyperGroup:
+    from hanlin.cli import db
+
+    return typer.main.get_group(db.app)
 
 
 def _apikeys() -> TyperGroup:
@@ -119,6 +132,11 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Provider API keys, stored 0600 in HANLIN_HOME or read from environment variables.", _keys
     ),
     "apikeys": LazyCommand("API keys for `hanlin serve` and `hanlin mcp serve --http`.", _apikeys),
+    "db": LazyCommand("The shared database (database_url).", _db),
+    "worker": LazyCommand(
+        "Run ingest jobs (uploads, URLs, syncs, re-embeds) from the shared database's queue.",
+        _worker,
+    ),
     "agent": LazyCommand("Agents: tools, planning, memory and MCP — run a goal or chat.", _agent),
     "mcp": LazyCommand(
         "MCP: serve Hanlin to MCP clients; list configured MCP servers and their tools.", _mcp

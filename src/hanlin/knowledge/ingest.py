@@ -20,7 +20,7 @@ from typing import Literal
 
 import xxhash
 
-from hanlin.errors import HanlinError, LoaderError
+from hanlin.errors import HanlinError, LoaderError, Reason
 from hanlin.knowledge.base import LoadedDocument, SkippedFile
 from hanlin.knowledge.chunking import chunk_document
 from hanlin.knowledge.loaders import LoaderOptions
@@ -86,8 +86,18 @@ class FileEvent:
 
 
 FileStatusCallback = Callable[[FileEvent], None]
+#: ``choose(texts)`` → the embedding model for a knowledge base whose model is chosen from its
+#: first documents (``knowledge.embedding_model = "auto"``)
+EmbedderChoice = Callable[[list[str]], EmbeddingModel]
 #: ``fetch(url, max_bytes)`` → the body; raises FetchError / BlockedURLError (SSRF guard)
 UrlFetcher = Callable[[str, int], FetchedURL]
+
+
+def _reason(exc: HanlinError) -> Reason:
+    """Why a file failed, with a stable code: a loader's own, else ``parse_failed``."""
+    if exc.code is None and isinstance(exc, LoaderError):
+        return Reason(exc.message, "parse_failed", {"detail": exc.message})
+    return Reason.of(exc)
 
 
 def content_hash(data: bytes | str) -> str:
@@ -148,9 +158,12 @@ class Ingestor:
         on_file: FileStatusCallback | None = None,
         parse_limits: ParseLimits | None = None,
         parser: ParsePool | None = None,
+        choose_embedder: EmbedderChoice | None = None,
     ) -> None:
         """``parser`` parses the files (isolated workers under ``parse_limits``); one passed in
-        stays open after :meth:`close`, so its workers serve the next ingest too."""
+        stays open after :meth:`close`, so its workers serve the next ingest too.
+        ``choose_embedder`` is asked once, with the first chunk texts and before any is
+        embedded, for the model to use instead of ``embedder``."""
         self.store = store
         self.on_file = on_file
         self.embedder = embedder
@@ -167,6 +180,7 @@ class Ingestor:
         self._inflight: deque[_Group] = deque()
         #: text hash → the chunk whose vector is being computed (queued, not yet stored)
         self._embedding: dict[str, ChunkWrite] = {}
+        self._choose = choose_embedder
 
     # --- entry points ----------------------------------------------------------------------
     def ingest_files(
@@ -188,22 +202,29 @@ class Ingestor:
             try:
                 self._one_file(path, source_id, options, report)
             except HanlinError as exc:
-                self._fail(str(path), source_id, exc.message, exc.hint or "", report)
+                self._fail(str(path), source_id, _reason(exc), exc.hint or "", report)
             except OSError as exc:
                 self._fail(
                     str(path),
                     source_id,
-                    f"cannot read: {exc.strerror or exc}",
+                    Reason(
+                        f"cannot read: {exc.strerror or exc}",
+                        "file_unreadable",
+                        {"detail": str(exc.strerror or exc)},
+                    ),
                     "check that the file exists and is readable (permissions)",
                     report,
                 )
             if self._pending_chunks >= GROUP_CHUNKS or (
-                self._pending and time.monotonic() - self._last_write > GROUP_SECONDS
+                self._pending
+                and self._choose is None  # the model is chosen from more than one file
+                and time.monotonic() - self._last_write > GROUP_SECONDS
             ):
                 self._write_pending(report, wait=False)
             elif self._inflight and self._inflight[0].job.done():
                 self._write_pending_done(report)
             if self._pending_chunks >= self.pool.min_parallel // 2:
+                self._choose_embedder()
                 self.pool.start()  # real work ahead: workers load the model while we parse
             if progress:
                 progress(done, total, str(path))
@@ -238,12 +259,12 @@ class Ingestor:
             self._fail(
                 url,
                 source_id,
-                f"download failed: {exc.message}",
+                Reason(f"download failed: {exc.message}", "download_failed", {"url": url}),
                 f"{exc.hint}; then run `hanlin kb sync`" if exc.hint else "run `hanlin kb sync`",
                 report,
             )
         except HanlinError as exc:
-            self._fail(url, source_id, exc.message, exc.hint or "", report)
+            self._fail(url, source_id, _reason(exc), exc.hint or "", report)
         self._write_pending(report)
 
     # --- one file --------------------------------------------------------------------------
@@ -386,6 +407,7 @@ class Ingestor:
         or at the end (``wait``). Writes stay on the calling thread (one SQLite connection).
         """
         if self._pending:
+            self._choose_embedder()
             group, self._pending = self._pending, []
             self._pending_chunks = 0
             self._last_write = time.monotonic()
@@ -398,6 +420,23 @@ class Ingestor:
         """Write the queued groups whose vectors are ready, oldest first, without waiting."""
         while self._inflight and self._inflight[0].job.done():
             self._write_group(self._inflight.popleft(), report)
+
+    def _choose_embedder(self) -> None:
+        """Let ``choose_embedder`` pick the model from the pending texts (once, before the
+        embedding workers start); chunks already prepared get the new model's text hashes."""
+        texts = [t for p in self._pending for t in p.texts]
+        if self._choose is None or not texts:
+            return
+        choose, self._choose = self._choose, None
+        model = choose(texts)
+        if model.name == self.embedder.name:
+            return
+        self.pool.close()  # not started: nothing was embedded with the old model
+        self.embedder = model
+        self.pool = EmbeddingPool(model, self.pool.workers)
+        for p in self._pending:
+            for slot, ctx in zip(p.slots, p.texts, strict=True):
+                slot.text_hash = content_hash(model.name + "\x00" + ctx)
 
     def _submit(self, group: list[_Pending]) -> _Group:
         slots = [s for p in group for s in p.slots]

@@ -6,8 +6,6 @@ file lock per batch, so two processes adding to the same knowledge base interlea
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import time
@@ -23,10 +21,10 @@ from hanlin.errors import (
     EmbeddingModelMismatch,
     InvalidInputError,
     NotFoundError,
-    StoreCorruptError,
     did_you_mean,
 )
 from hanlin.knowledge.base import SkippedFile
+from hanlin.knowledge.catalog import catalog
 from hanlin.knowledge.display import SourceNames
 from hanlin.knowledge.filters import Filter, parse_filter
 from hanlin.knowledge.ingest import (
@@ -36,6 +34,7 @@ from hanlin.knowledge.ingest import (
     ProgressCallback,
     context_text,
 )
+from hanlin.knowledge.language import check_language, configured_model, embedder_for, record_choice
 from hanlin.knowledge.loaders import LoaderOptions, supported_extensions
 from hanlin.knowledge.parsing import ParseLimits, ParsePool
 from hanlin.knowledge.reembed import reembed
@@ -52,14 +51,13 @@ from hanlin.knowledge.stores.base import (
     StoreStats,
 )
 from hanlin.knowledge.tokenize import Analyzer
-from hanlin.knowledge.uploads import upload_dir
+from hanlin.knowledge.uploads import UPLOAD_SCHEME, read_upload, upload_dir
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 from hanlin.net.ssrf import FetchedURL, safe_fetch
 
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
-_MANIFEST = "kb.json"  # {"store": "<name in the hanlin.stores registry>"}
 #: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
-DEFAULT_DENSE_WEIGHT = {"fast-use": 0.3, "e5-small": 0.5}
+DEFAULT_DENSE_WEIGHT = {"fast-use": 0.3, "e5-small": 0.5, "minilm-l6": 0.5}
 
 
 @dataclass(slots=True)
@@ -115,31 +113,14 @@ class KBInfo:
         )
 
 
-def _recorded_store(path: Path) -> str | None:
-    """The store a knowledge-base folder was created with (``kb.json``), ``"sqlite"`` for a
-    folder from before stores were recorded, None when the folder is no knowledge base."""
-    try:
-        return str(json.loads((path / _MANIFEST).read_text(encoding="utf-8"))["store"])
-    except FileNotFoundError:
-        return "sqlite" if (path / "kb.sqlite").exists() else None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreCorruptError(
-            f"cannot read {path / _MANIFEST}: {exc}",
-            hint='restore it: it holds {"store": "<name>"}, the store the knowledge base uses',
-        ) from exc
-
-
-def _record_store(path: Path, store: str) -> None:
-    tmp = path / f".{_MANIFEST}.tmp"
-    tmp.write_text(json.dumps({"store": store}) + "\n", encoding="utf-8")
-    os.replace(tmp, path / _MANIFEST)
-
-
 def _check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise InvalidInputError(
             f"invalid knowledge-base name {name!r}",
             hint="use up to 64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+            param="name",
+            code="invalid_kb_name",
+            params={"name": name},
         )
     return name
 
@@ -161,19 +142,23 @@ class KnowledgeBase:
         self.settings = settings or load_settings()
         self.name = _check_name(name)
         self.path = self.settings.home / "kb" / name
-        store_name = _recorded_store(self.path)
+        self.catalog = catalog(self.settings)
+        store_name = self.catalog.store_of(name)
         if store_name is None:
             raise NotFoundError(
                 f"no knowledge base named '{name}'",
                 hint=did_you_mean(name, KnowledgeBase.names(self.settings))
                 + f"create it with `hanlin kb create {name}`",
+                code="kb_not_found",
+                params={"kb": name},
             )
         ks = self.settings.knowledge
         self.analyzer = Analyzer()
+        self.path.mkdir(parents=True, exist_ok=True)  # a replica opening a shared one
         self.store: Store = STORES.lookup(store_name)(
             self.path, analyzer_version=self.analyzer.version, settings=self.settings
         )
-        self.embedding_model = self.store.get_meta("embedding_model") or ks.embedding_model
+        self.embedding_model = self.store.get_meta("embedding_model") or configured_model(ks)
         self._embedder: EmbeddingModel | None = None
         self._embedders = embedders or get_embedder
         self._qcache: dict[str, Any] = {}
@@ -187,22 +172,32 @@ class KnowledgeBase:
         name: str,
         *,
         embedding_model: str | None = None,
+        language: str | None = None,
         settings: Settings | None = None,
         exist_ok: bool = False,
     ) -> KnowledgeBase:
-        """Create a knowledge base; ``embedding_model`` defaults to the configured one."""
+        """Create a knowledge base; ``embedding_model`` defaults to the configured one, whose
+        ``"auto"`` picks it by ``language`` (default ``knowledge.language``; ``auto``: from the
+        first documents ingested), as :mod:`hanlin.knowledge.language` describes."""
         settings = settings or load_settings()
+        ks = settings.knowledge
         path = settings.home / "kb" / _check_name(name)
         access.require("kb:write", kb=name)
-        if _recorded_store(path) is not None:
+        kbs = catalog(settings)
+        if kbs.store_of(name) is not None:
             if exist_ok:
                 return cls(name, settings)
             raise AlreadyExistsError(
                 f"knowledge base '{name}' already exists",
                 hint=f"use it, or remove it with `hanlin kb rm {name}`",
+                code="kb_exists",
+                params={"kb": name},
             )
         open_store = STORES.lookup(settings.knowledge.store)  # before anything is written
-        model = get_embedder(embedding_model or settings.knowledge.embedding_model)
+        lang = check_language(language or ks.language)
+        requested = embedding_model or ks.embedding_model
+        auto = requested == "auto"  # language auto: the "*" model until the first documents
+        model = get_embedder(embedder_for(lang, ks.language_embedders) if auto else requested)
         path.mkdir(parents=True, exist_ok=True)
         store = open_store(path, analyzer_version=Analyzer().version, settings=settings)
         store.set_meta("analyzer", Analyzer().version)
@@ -210,17 +205,17 @@ class KnowledgeBase:
         store.set_meta("embedding_space", f"{model.name}@{model.version}")
         store.set_meta("embedding_dim", str(model.dim))
         store.set_meta("created_at", str(time.time()))
+        store.set_meta("language", lang)
+        if auto and lang == "auto":
+            store.set_meta("embedding_choice", "pending")
         store.close()
-        _record_store(path, settings.knowledge.store)  # last: now the folder is a knowledge base
+        kbs.record(name, settings.knowledge.store)  # last: now it is a knowledge base
         return cls(name, settings)
 
     @staticmethod
     def names(settings: Settings | None = None) -> list[str]:
         """Names of all knowledge bases."""
-        root = (settings or load_settings()).home / "kb"
-        if not root.exists():
-            return []
-        return sorted(p.name for p in root.iterdir() if _recorded_store(p) is not None)
+        return catalog(settings or load_settings()).names()
 
     @staticmethod
     def remove(name: str, settings: Settings | None = None) -> None:
@@ -231,7 +226,11 @@ class KnowledgeBase:
         kb = KnowledgeBase(name, settings)
         with kb.store.locked():
             kb.close()
-            shutil.rmtree(kb.path)
+            drop = getattr(kb.store, "drop", None)
+            if drop is not None:  # a server store deletes its rows; a folder store has none
+                drop()
+            kb.catalog.forget(name)
+            shutil.rmtree(kb.path, ignore_errors=True)
         shutil.rmtree(upload_dir(kb.settings, name), ignore_errors=True)
 
     def close(self) -> None:
@@ -310,7 +309,20 @@ class KnowledgeBase:
             embed_workers=ks.embed_workers,
             on_file=on_file,
             parser=self._parse_pool(),
+            choose_embedder=self._choose_embedder
+            if self.store.get_meta("embedding_choice") == "pending"
+            else None,
         )
+
+    def _choose_embedder(self, texts: list[str]) -> EmbeddingModel:
+        """The first ingest into a knowledge base created with embedding model and language
+        ``auto`` records the model for the language of its first texts (before any vector)."""
+        table = self.settings.knowledge.language_embedders
+        recorded = record_choice(self.store, texts, table, self._embedders)
+        if recorded != self.embedding_model:  # chosen here, or by another process meanwhile
+            self.embedding_model, self._embedder = recorded, None
+            self._qcache.clear()
+        return self.embedder
 
     def _parse_pool(self) -> ParsePool:
         """The parse workers, kept for the next ``add`` (a server job adds file by file)."""
@@ -319,7 +331,10 @@ class KnowledgeBase:
         return self._parser
 
     def _fetch(self, url: str, max_bytes: int) -> FetchedURL:
-        """URL sources go through the SSRF guard (``knowledge.allow_private_urls``)."""
+        """URL sources go through the SSRF guard (``knowledge.allow_private_urls``); uploads
+        kept in the shared database (``upload://``) are read from there."""
+        if url.startswith(UPLOAD_SCHEME):
+            return FetchedURL(url, 200, read_upload(self.settings, self.name, url), None)
         return safe_fetch(
             url,
             allow_private=self.settings.knowledge.allow_private_urls,
@@ -460,6 +475,8 @@ class KnowledgeBase:
             raise NotFoundError(
                 f"no document '{key}' in '{self.name}'",
                 hint=f"list them with `hanlin kb docs {self.name}`",
+                code="document_not_found",
+                params={"kb": self.name, "document": key},
             )
         return self.store.document_chunks(stored)
 

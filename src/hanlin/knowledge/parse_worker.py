@@ -94,7 +94,12 @@ def _parse(header: dict[str, Any], data: bytes) -> dict[str, Any]:
     except LoaderError as exc:
         if _caused_by(exc, MemoryError):  # a loader wrapped it (pdfplumber does): the real cause
             raise MemoryError from exc
-        return {"error": exc.message, "hint": exc.hint or ""}
+        return {
+            "error": exc.message,
+            "hint": exc.hint or "",
+            "code": exc.code,
+            "params": exc.params,
+        }
     return {"docs": [dataclasses.asdict(d) for d in docs]}
 
 

@@ -291,7 +291,12 @@ class ParsePool:
         if "docs" in reply:
             return [_document(d) for d in reply["docs"]]
         if "error" in reply:
-            raise LoaderError(reply["error"], hint=reply.get("hint") or None)
+            raise LoaderError(
+                reply["error"],
+                hint=reply.get("hint") or None,
+                code=reply.get("code"),
+                params=reply.get("params"),
+            )
         failure = reply.get("failure")
         if failure == "memory":
             raise self._out_of_memory()
@@ -299,11 +304,14 @@ class ParsePool:
             raise LoaderError(
                 "the file is nested too deeply to parse",
                 hint="it may be crafted to crash parsers; flatten or re-save it, or leave it out",
+                code="parse_nested_too_deep",
             )
         raise LoaderError(
             f"the loader failed on {name}: {reply.get('detail', 'unknown error')}",
             hint="the file may be damaged: re-save it from the program that made it; "
             "if it opens normally, please report this error",
+            code="parse_failed",
+            params={"detail": str(reply.get("detail", "unknown error"))},
         )
 
     def _timed_out(self) -> LoaderError:
@@ -314,6 +322,8 @@ class ParsePool:
             + _TRUST_HINT.format(
                 setting="parse_timeout_s", env="HANLIN_KNOWLEDGE__PARSE_TIMEOUT_S"
             ),
+            code="parse_timeout",
+            params={"limit_s": self.limits.timeout_s},
         )
 
     def _out_of_memory(self) -> LoaderError:
@@ -324,6 +334,8 @@ class ParsePool:
             + _TRUST_HINT.format(
                 setting="parse_memory_mb", env="HANLIN_KNOWLEDGE__PARSE_MEMORY_MB"
             ),
+            code="parse_memory_exceeded",
+            params={"limit_mb": self.limits.memory_mb},
         )
 
     def _died(self, status: int | None) -> LoaderError:
@@ -335,6 +347,8 @@ class ParsePool:
                 + _TRUST_HINT.format(
                     setting="parse_timeout_s", env="HANLIN_KNOWLEDGE__PARSE_TIMEOUT_S"
                 ),
+                code="parse_timeout",
+                params={"limit_s": self.limits.timeout_s},
             )
         if status is not None and status < 0:
             try:
@@ -349,6 +363,8 @@ class ParsePool:
             hint="the file may be damaged or crafted to crash parsers: re-save it from the "
             "program that made it, or leave it out; to see the parser's own error, set "
             "knowledge.parse_workers = 0 (parses in-process, without limits)",
+            code="parser_died",
+            params={"limit_mb": self.limits.memory_mb},
         )
 
 

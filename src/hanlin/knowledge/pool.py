@@ -4,12 +4,17 @@ A :class:`~hanlin.knowledge.kb.KnowledgeBase` holds one SQLite connection and in
 state, so one instance serves one request at a time. Each knowledge base gets a small pool of
 instances: a request checks one out, uses it (blocking calls in a worker thread), and returns
 it. After an ingestion job writes, the pool's generation moves on and older instances are
-closed as they come back, so readers always see what the writer committed.
+closed as they come back, so readers always see what the writer committed. An instance also
+remembers the vector space (embedding model) it was opened with: when another process has
+re-embedded the knowledge base since (``hanlin kb reembed`` beside a running server), the next
+checkout finds the recorded space changed and replaces every instance, so queries are embedded
+with the new model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
@@ -21,12 +26,14 @@ from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 
 T = TypeVar("T")
+log = logging.getLogger("hanlin.knowledge.pool")
 
 
 class _Pool:
     def __init__(self, size: int) -> None:
         self.slots = asyncio.Semaphore(size)
-        self.idle: list[tuple[int, KnowledgeBase]] = []
+        #: (generation, vector space when opened, instance)
+        self.idle: list[tuple[int, str | None, KnowledgeBase]] = []
 
 
 class KnowledgeBases:
@@ -42,7 +49,8 @@ class KnowledgeBases:
         self._generation: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._out: dict[int, int] = {}  # id of a checked-out instance → its generation
+        #: id of a checked-out instance → its generation and the vector space it was opened with
+        self._out: dict[int, tuple[int, str | None]] = {}
         self._embedders: dict[str, EmbeddingModel] = {}
 
     # -- names -----------------------------------------------------------------------------
@@ -60,6 +68,8 @@ class KnowledgeBases:
                 hint=did_you_mean(name, self.names())
                 + "list them with GET /api/kb, create one with POST /api/kb"
                 + ("" if self.only is None else " (this server serves only some: --kb)"),
+                code="kb_not_found",
+                params={"kb": name},
             )
 
     # -- instances -------------------------------------------------------------------------
@@ -97,13 +107,14 @@ class KnowledgeBases:
         try:
             gen = self.generation(name)
             while pool.idle:
-                old_gen, candidate = pool.idle.pop()
-                if old_gen == gen:
-                    self._out[id(candidate)] = gen
+                old_gen, space, candidate = pool.idle.pop()
+                if old_gen == gen and not self._reembedded(name, candidate, space):
+                    self._out[id(candidate)] = (gen, space)
                     return candidate
                 candidate.close()
+                gen = self.generation(name)
             kb = await asyncio.to_thread(self.open, name)
-            self._out[id(kb)] = gen
+            self._out[id(kb)] = (gen, kb.store.get_meta("embedding_space"))
             return kb
         except BaseException:
             pool.slots.release()
@@ -113,9 +124,9 @@ class KnowledgeBases:
         """Give an instance back. ``clean=False`` (an error or a cancellation: a worker thread
         may still be using it) drops it without closing; it is freed when that thread ends."""
         pool = self._pools.get(name)
-        gen = self._out.pop(id(kb), -1)
+        gen, space = self._out.pop(id(kb), (-1, None))
         if clean and pool is not None and not self._closed and self.generation(name) == gen:
-            pool.idle.append((gen, kb))
+            pool.idle.append((gen, space, kb))
         elif clean:
             kb.close()
         if pool is not None:
@@ -137,12 +148,23 @@ class KnowledgeBases:
         async with self.use(name) as kb:
             return await asyncio.to_thread(fn, kb)
 
+    def _reembedded(self, name: str, kb: KnowledgeBase, space: str | None) -> bool:
+        """Whether the knowledge base's recorded vector space is no longer the one ``kb`` was
+        opened with (another process re-embedded it); if so, every older instance goes."""
+        recorded = kb.store.get_meta("embedding_space")  # indexed rows: cheap on the loop
+        model = kb.store.get_meta("embedding_model")
+        if recorded == space and model in (None, kb.embedding_model):
+            return False
+        log.info("knowledge base %s was re-embedded (%s → %s): reopening", name, space, recorded)
+        self.invalidate(name)
+        return True
+
     def drop(self, name: str) -> None:
         """Close the idle instances of ``name`` (before it is removed)."""
         self.invalidate(name)
         pool = self._pools.pop(name, None)
         if pool is not None:
-            for _, kb in pool.idle:
+            for _, _, kb in pool.idle:
                 kb.close()
             pool.idle.clear()
 

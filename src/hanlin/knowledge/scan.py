@@ -17,8 +17,8 @@ _GLOB_CHARS = set("*?[")
 
 def classify(item: str) -> str:
     """``url``, ``glob`` or ``path``."""
-    if item.startswith(("http://", "https://")):
-        return "url"
+    if item.startswith(("http://", "https://", "upload://")):
+        return "url"  # upload:// — bytes kept in the shared database (hanlin.knowledge.uploads)
     if any(ch in item for ch in _GLOB_CHARS) and not os.path.exists(item):
         return "glob"
     return "path"

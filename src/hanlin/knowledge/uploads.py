@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 
 from hanlin.config import Settings
+from hanlin.errors import Reason
 from hanlin.knowledge.display import clean_text
 from hanlin.knowledge.loaders import supported_extensions
 
@@ -48,15 +49,19 @@ def display_name(raw: bytes | str) -> tuple[str, str | None]:
         try:
             raw = data.decode("utf-8")
         except UnicodeDecodeError:
-            return data.decode("latin-1"), "the file name is not valid UTF-8"
+            return data.decode("latin-1"), Reason(
+                "the file name is not valid UTF-8", "bad_file_name"
+            )
     if any(unicodedata.category(ch) == "Cc" for ch in raw):
         shown = "".join(ch if unicodedata.category(ch) != "Cc" else "?" for ch in raw)
-        return shown, "the file name contains control characters (such as NUL)"
+        return shown, Reason(
+            "the file name contains control characters (such as NUL)", "bad_file_name"
+        )
     name = clean_text(re.split(r"[/\\]", raw)[-1]).strip()
     if name in ("", ".", ".."):
-        return raw, "the upload has no file name"
+        return raw, Reason("the upload has no file name", "bad_file_name")
     if len(name.encode("utf-8")) > 255:
-        return name[:80] + "…", "the file name is longer than 255 bytes"
+        return name[:80] + "…", Reason("the file name is longer than 255 bytes", "bad_file_name")
     return name, None
 
 
@@ -66,7 +71,12 @@ def type_problem(name: str) -> str | None:
     if suffix in supported_extensions():
         return None
     what = f"'{suffix}'" if suffix else "without an extension"
-    return f"unsupported file type {what}; supported: {' '.join(sorted(supported_extensions()))}"
+    supported = " ".join(sorted(supported_extensions()))
+    return Reason(
+        f"unsupported file type {what}; supported: {supported}",
+        "unsupported_file_type",
+        {"ext": suffix, "supported": supported},
+    )
 
 
 def content_problem(head: bytes, suffix: str) -> str | None:
@@ -78,14 +88,67 @@ def content_problem(head: bytes, suffix: str) -> str | None:
         if head.startswith(magic) or (suffix == ".pdf" and magic in head[:1024]):
             return None
         actual = found or "not " + what
-        return f"the content is {actual}, not what the name '{suffix}' promises"
+        return Reason(
+            f"the content is {actual}, not what the name '{suffix}' promises",
+            "content_mismatch",
+            {"ext": suffix, "found": actual},
+        )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None  # UTF-16 text has NUL bytes
     if b"\x00" in head:
-        return f"the content is {found or 'binary data'}, not a {suffix} text file"
+        return Reason(
+            f"the content is {found or 'binary data'}, not a {suffix} text file",
+            "content_mismatch",
+            {"ext": suffix, "found": found or "binary data"},
+        )
     return None
 
 
 def upload_dir(settings: Settings, kb: str) -> Path:
     """Where uploads to ``kb`` are kept: ``HANLIN_HOME/uploads/<kb>/``."""
     return settings.home / "uploads" / kb
+
+
+#: an upload kept in the shared database: ``upload://<kb>/<upload id>/<quoted file name>``
+UPLOAD_SCHEME = "upload://"
+
+
+def upload_uri(kb: str, upload_id: str, filename: str) -> str:
+    from urllib.parse import quote
+
+    return f"{UPLOAD_SCHEME}{kb}/{upload_id}/{quote(filename, safe='')}"
+
+
+def store_upload(settings: Settings, kb: str, upload_id: str, filename: str, data: bytes) -> str:
+    """Keep an upload's bytes in the shared database (``database_url``), where a worker on
+    any machine reads them; returns its ``upload://`` URI, the source the knowledge base
+    records."""
+    import time
+
+    from hanlin.db.postgres import database
+
+    assert settings.database_url
+    with database(settings.database_url).connection() as conn:
+        conn.execute(
+            "INSERT INTO hanlin_uploads (kb, upload_id, filename, data, created_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (kb, upload_id, filename, data, time.time()),
+        )
+    return upload_uri(kb, upload_id, filename)
+
+
+def read_upload(settings: Settings, kb: str, uri: str) -> bytes:
+    """The bytes of an ``upload://`` source of knowledge base ``kb`` (never another's)."""
+    from hanlin.db.postgres import database
+    from hanlin.errors import NotFoundError
+
+    parts = uri[len(UPLOAD_SCHEME) :].split("/")
+    if len(parts) != 3 or parts[0] != kb or not settings.database_url:
+        raise NotFoundError(f"no upload {uri} in knowledge base '{kb}'", hint="upload it again")
+    with database(settings.database_url).connection() as conn:
+        row = conn.execute(
+            "SELECT data FROM hanlin_uploads WHERE kb = %s AND upload_id = %s", (kb, parts[1])
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"the upload {uri} is gone", hint="upload the file again")
+    return bytes(row[0])

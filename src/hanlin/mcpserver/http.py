@@ -11,13 +11,13 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hanlin.access.apikeys import APIKeyStore
 from hanlin.access.auth import (
     AuthenticationError,
     Authenticator,
     bearer_token,
     check_startup,
     keys_required,
+    open_apikeys,
 )
 from hanlin.access.origin import BrowserGuard, OriginPolicy
 from hanlin.mcpserver.server import HanlinMcp
@@ -56,7 +56,7 @@ def http_app(mcp: HanlinMcp, host: str = "127.0.0.1", *, require_keys: bool | No
     """
     settings = mcp.settings
     require = settings.server.require_keys if require_keys is None else require_keys
-    store = APIKeyStore(settings.home / "apikeys.json")
+    store = open_apikeys(settings)
     check_startup(host, require, store)
     app = mcp.server.streamable_http_app(
         host=host,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from hanlin.config import Settings
 from hanlin.errors import HanlinError
-from hanlin.models.catalog import AliasStore, Catalog, Route
+from hanlin.models.catalog import AliasStore, Catalog, ConnectionStore, Route
 
 Resolver = Callable[[str], Route]
 
@@ -50,7 +50,11 @@ def is_base_model(
     if any(fnmatch.fnmatchcase(name, p) for p in found):
         return True
     if resolve is None:
-        resolve = Catalog(settings.models, AliasStore(settings.home / "aliases.json")).resolve
+        resolve = Catalog(
+            settings.models,
+            AliasStore(settings.home / "aliases.json"),
+            ConnectionStore(settings.home / "connections.json"),
+        ).resolve
     try:
         labels = [d.label for d in resolve(name).deployments[:1]]
     except HanlinError:

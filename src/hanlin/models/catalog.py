@@ -4,7 +4,9 @@ A name resolves, in order, to: a route from ``[models.routes.NAME]`` in ``hanlin
 made with ``hanlin models alias``; ``endpoint/model``; or a bare model name (``gpt-4o-mini``) that
 exactly one endpoint lists. A name that resolves to nothing raises
 :class:`~hanlin.models.errors.ModelNotFoundError` with the closest known names. Endpoints are
-the registered providers' presets, overlaid with ``[models.endpoints.NAME]`` from the settings.
+the registered providers' presets, overlaid with ``[models.endpoints.NAME]`` from the settings,
+then with the connections an admin saved at run time (``connections.json``, see
+:mod:`hanlin.models.connections`), which win over ``hanlin.toml`` for the same name.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hanlin.config import ModelsSettings, RouteSettings
+from hanlin.config import EndpointSettings, ModelsSettings, RouteSettings
 from hanlin.errors import ConfigError, NotFoundError
 from hanlin.fileio import atomic_write_text
 from hanlin.models.base import (
@@ -76,19 +78,51 @@ class AliasStore:
         atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False), mode=0o600)
 
 
+class ConnectionStore:
+    """Endpoints saved at run time (the settings page) in ``HANLIN_HOME/connections.json``:
+    name → the same fields as ``[models.endpoints.NAME]``. Their keys are in the key file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or hanlin_home() / "connections.json"
+
+    def load(self) -> dict[str, EndpointSettings]:
+        if not self.path.exists():
+            return {}
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return {k: EndpointSettings(**v) for k, v in raw.items()}
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"cannot read connections from {self.path} ({type(exc).__name__})",
+                hint="fix or delete the file, then add the connections again in the settings page",
+            ) from None
+
+    def save(self, connections: dict[str, EndpointSettings]) -> None:
+        data = {k: v.model_dump(exclude_defaults=True) for k, v in sorted(connections.items())}
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        atomic_write_text(self.path, text, mode=0o600)
+
+
 class Catalog:
     """Endpoints, models, prices and name resolution for one settings object."""
 
-    def __init__(self, settings: ModelsSettings, aliases: AliasStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: ModelsSettings,
+        aliases: AliasStore | None = None,
+        connections: ConnectionStore | None = None,
+    ) -> None:
         self.settings = settings
         self.aliases = aliases or AliasStore()
+        self.connections = connections or ConnectionStore()
         self.classes: dict[str, ProviderFactory] = provider_classes()
         self.endpoints = self._endpoints()
         self._routes: dict[str, Route] = {}
 
     def _endpoints(self) -> dict[str, Endpoint]:
         endpoints = builtin_endpoints(self.classes)
-        for name, cfg in self.settings.endpoints.items():
+        configured = {**self.settings.endpoints, **self.connections.load()}
+        for name, cfg in configured.items():
             if cfg.provider not in self.classes:
                 raise ConfigError(
                     f"endpoint '{name}' uses unknown provider '{cfg.provider}'",
@@ -159,6 +193,7 @@ class Catalog:
                     f"'{name}' is ambiguous: it is served by {labels}",
                     hint="name the endpoint too, e.g. " + found[0].label,
                     closest=[d.label for d in found],
+                    params={"model": name},
                 )
             close = self.closest(name)
             if not model:
@@ -168,10 +203,15 @@ class Catalog:
                     else "use PROVIDER/MODEL (e.g. deepseek/deepseek-chat) or an alias from "
                     "`hanlin models ls --aliases`"
                 )
-                raise ModelNotFoundError(f"unknown model '{name}'", hint=hint, closest=close)
+                raise ModelNotFoundError(
+                    f"unknown model '{name}'", hint=hint, closest=close, params={"model": name}
+                )
             hint = f"did you mean {', '.join(close)}?" if close else "see `hanlin models ls`"
             raise ModelNotFoundError(
-                f"unknown model provider '{endpoint_name}'", hint=hint, closest=close
+                f"unknown model provider '{endpoint_name}'",
+                hint=hint,
+                closest=close,
+                params={"model": name},
             )
         endpoint = self.endpoints[endpoint_name]
         info = endpoint.model(model)
@@ -183,6 +223,7 @@ class Catalog:
                 f"{endpoint_name} has no model '{model}'",
                 hint=hint,
                 closest=[f"{endpoint_name}/{c}" for c in close],
+                params={"model": name},
             )
         return Deployment(endpoint, model, info)
 

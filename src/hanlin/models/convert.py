@@ -10,7 +10,16 @@ import json
 from typing import Any, Literal
 
 from hanlin.errors import InvalidInputError
-from hanlin.models.types import ContentPart, ImagePart, Message, Role, TextPart, ToolCall
+from hanlin.models.types import (
+    AudioPart,
+    ContentPart,
+    FilePart,
+    ImagePart,
+    Message,
+    Role,
+    TextPart,
+    ToolCall,
+)
 
 _ROLES: dict[str, Role] = {
     "system": "system",
@@ -45,9 +54,31 @@ def _content(raw: Any, where: str) -> str | list[ContentPart] | None:
                 raise _bad(f"{where}.content[{j}]", "image_url needs a url")
             detail = image.get("detail", "auto") if isinstance(image, dict) else "auto"
             parts.append(ImagePart(url, _DETAIL.get(str(detail), "auto")))
+        elif kind == "file":
+            parts.append(_file_part(part.get("file"), f"{where}.content[{j}]"))
+        elif kind == "input_audio":
+            audio = part.get("input_audio")
+            data = audio.get("data") if isinstance(audio, dict) else None
+            fmt = audio.get("format") if isinstance(audio, dict) else None
+            if not isinstance(data, str) or not data or not isinstance(fmt, str) or not fmt:
+                raise _bad(f"{where}.content[{j}]", "input_audio needs data (base64) and format")
+            parts.append(AudioPart(data, fmt))
         else:
             raise _bad(f"{where}.content[{j}]", f"unsupported part type {kind!r}")
     return parts
+
+
+def _file_part(raw: Any, where: str) -> FilePart:
+    if not isinstance(raw, dict):
+        raise _bad(where, "a file part needs file: {file_data} or {file_id}")
+    data, file_id, name = raw.get("file_data"), raw.get("file_id"), raw.get("filename")
+    if not (isinstance(data, str) and data) and not (isinstance(file_id, str) and file_id):
+        raise _bad(where, "a file part needs file.file_data (a data: URL) or file.file_id")
+    return FilePart(
+        data if isinstance(data, str) and data else None,
+        file_id if isinstance(file_id, str) and file_id else None,
+        name if isinstance(name, str) and name else None,
+    )
 
 
 def message_from_openai(raw: dict[str, Any], index: int = 0) -> Message:

@@ -6,14 +6,24 @@ timeouts); the router retries or fails over on those and surfaces the others at 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from hanlin.errors import HanlinError, NotFoundError
 
 
 class ModelNotFoundError(NotFoundError):
     """A model name that resolves to no model; ``closest`` holds the nearest known names."""
 
-    def __init__(self, message: str, *, hint: str | None = None, closest: list[str]) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        closest: list[str],
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, params=params)
         self.closest = closest
 
 
@@ -31,8 +41,9 @@ class ModelError(HanlinError):
         provider: str = "",
         status: int | None = None,
         param: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, params=params)
         self.provider = provider
         self.status = status
         self.param = param

@@ -24,10 +24,10 @@ from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
 from hanlin.models.base import ChatProvider
 from hanlin.models.cache import ResponseCache, cache_key
-from hanlin.models.catalog import AliasStore, Catalog, Deployment, Route
+from hanlin.models.catalog import AliasStore, Catalog, ConnectionStore, Deployment, Route
 from hanlin.models.errors import ModelError, UnsupportedFeatureError
 from hanlin.models.keys import KeyStore, resolve_key
-from hanlin.models.pricing import CallRecord, Ledger, call_cost
+from hanlin.models.pricing import CallRecord, call_cost
 from hanlin.models.routing import Router
 from hanlin.models.types import (
     ChatOptions,
@@ -42,6 +42,7 @@ from hanlin.models.types import (
     Usage,
     UsageEvent,
 )
+from hanlin.models.usage import open_ledger
 from hanlin.text import count_tokens
 
 T = TypeVar("T")
@@ -56,7 +57,9 @@ def as_messages(messages: MessagesLike) -> list[Message]:
         return [Message.user(messages)]
     if isinstance(messages, Message):
         return [messages]
-    return [m if isinstance(m, Message) else message_from_openai(m) for m in messages]
+    return [
+        m if isinstance(m, Message) else message_from_openai(m, i) for i, m in enumerate(messages)
+    ]
 
 
 _NO_OPTIONS = ChatOptions()
@@ -120,12 +123,17 @@ class Gateway:
     ) -> None:
         self.settings = settings or load_settings()
         self.models = self.settings.models
-        self.catalog = Catalog(self.models, AliasStore(self.settings.home / "aliases.json"))
+        self.catalog = Catalog(
+            self.models,
+            AliasStore(self.settings.home / "aliases.json"),
+            ConnectionStore(self.settings.home / "connections.json"),
+        )
         self.keys = keys or KeyStore(self.settings.home / "keys.json")
         self.router = Router(self.models)
-        self.ledger = Ledger(self.settings.home / "usage.db", self.models.budgets)
+        self.ledger = open_ledger(self.settings)
         self._cache: ResponseCache | None = None
         self._providers: dict[str, ChatProvider] = {}
+        self._retired: list[ChatProvider] = []
         self._secrets: list[str] = []
         self._http_client = http_client
         self._portal: _Portal | None = None
@@ -147,6 +155,17 @@ class Gateway:
             provider = factory(dep.endpoint, key.reveal() if key else None, **kw)
             self._providers[name] = provider
         return provider
+
+    def reload(self, changed: Sequence[str] = ()) -> None:
+        """Re-read the endpoints (``connections.json``) after an admin changed them, without a
+        restart. Later calls see the new catalog; the providers of endpoints that changed, or
+        whose key changed (``changed``), are rebuilt on their next call, and the old ones are
+        closed with the gateway so calls already running on them finish."""
+        old = self.catalog
+        self.catalog = Catalog(self.models, old.aliases, old.connections)
+        for name in list(self._providers):
+            if name in changed or self.catalog.endpoints.get(name) != old.endpoints.get(name):
+                self._retired.append(self._providers.pop(name))
 
     @property
     def cache(self) -> ResponseCache:
@@ -410,9 +429,10 @@ class Gateway:
         return result
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        for provider in [*self._providers.values(), *self._retired]:
             await provider.aclose()
         self._providers.clear()
+        self._retired.clear()
         self.ledger.close()
 
     def close(self) -> None:

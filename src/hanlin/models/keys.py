@@ -176,5 +176,6 @@ def resolve_key(endpoint: Endpoint, store: KeyStore | None = None) -> Secret | N
             f"no API key for {endpoint.name}",
             hint=f"run `hanlin keys set {endpoint.name}` or set {endpoint.key_env}",
             provider=endpoint.name,
+            params={"variable": endpoint.key_env},
         )
     return status.secret

@@ -4,11 +4,14 @@ Cost follows the provider's bill: uncached prompt tokens at the input price, cac
 at the cached price (the input price where none is published), completion tokens at the output
 price, in the provider's currency; the other currency is converted at ``models.usd_to_cny``.
 
-Every call is appended to ``HANLIN_HOME/usage.db`` by a background writer (a queue put on the
-hot path, batched inserts behind it). Running totals per UTC day and caller key live in memory,
-seeded from the database at start, so a budget check costs a dict lookup. Budgets are enforced
-per process; several server processes sharing one home each see their own writes immediately
-and the others' at their next start.
+Every call is appended to the ledger by a background writer (a queue put on the hot path,
+batched inserts behind it). Running totals per UTC day and caller key live in memory, seeded
+from the database at start, so a budget check costs a dict lookup. :class:`BudgetLedger` is that
+shared machinery; :class:`Ledger` keeps the calls in ``HANLIN_HOME/usage.db``, where budgets are
+enforced per process (several server processes sharing one home each see their own writes
+immediately and the others' at their next start). With ``database_url`` the ledger and the
+day's spend live in PostgreSQL and budgets hold across replicas
+(:mod:`hanlin.models.usage_postgres`); :func:`hanlin.models.usage.open_ledger` picks one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hanlin.config import BudgetSettings
 from hanlin.models.base import Price
@@ -90,11 +94,12 @@ CREATE INDEX IF NOT EXISTS calls_day ON calls(day, key);
 """
 
 
-class Ledger:
-    """The usage ledger and the budget check in front of every call."""
+class BudgetLedger:
+    """The usage ledger and the budget check in front of every call: running totals in
+    memory, a background writer. A backend supplies :meth:`_day_spend`, :meth:`_write_loop`
+    and :meth:`rows`."""
 
-    def __init__(self, path: Path, budgets: BudgetSettings) -> None:
-        self.path = path
+    def __init__(self, budgets: BudgetSettings) -> None:
         self.budgets = budgets
         self._spent: dict[tuple[str, str], float] = defaultdict(float)
         self._queue: queue.SimpleQueue[CallRecord | None] = queue.SimpleQueue()
@@ -102,27 +107,26 @@ class Ledger:
         self._writer: threading.Thread | None = None
         self._seeded = False
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        return conn
+    def _day_spend(self, day: str) -> list[tuple[str, float]]:
+        """What each caller key spent on ``day`` so far, from the database."""
+        raise NotImplementedError
+
+    def _write_loop(self) -> None:
+        """Write queued records until a ``None`` is taken from the queue."""
+        raise NotImplementedError
+
+    def rows(self, day: str | None = None) -> list[dict[str, Any]]:
+        """The recorded calls (of one day), oldest first, as :class:`CallRecord` fields
+        plus ``day``."""
+        raise NotImplementedError
 
     def _seed(self) -> None:
         with self._lock:
             if self._seeded:
                 return
-            self._seeded = True
-            conn = self._connect()
-            try:
-                rows = conn.execute(
-                    "SELECT key, SUM(usd) FROM calls WHERE day = ? GROUP BY key", (utc_day(),)
-                ).fetchall()
-            finally:
-                conn.close()
             day = utc_day()
+            rows = self._day_spend(day)  # a database that is down fails this call, not later
+            self._seeded = True
             for key, usd in rows:
                 self._spent[(day, key)] += usd or 0.0
                 self._spent[(day, "*")] += usd or 0.0
@@ -155,6 +159,7 @@ class Ledger:
                 f"today's budget of ${b.daily_usd:.2f} does not cover this call "
                 f"(spent ${spent:.4f}, this call at least ${projected_usd:.4f})",
                 hint="raise models.budgets.daily_usd in hanlin.toml, or wait until 00:00 UTC",
+                params={"limit_usd": round(b.daily_usd, 2), "spent_usd": round(spent, 4)},
             )
         limit = b.per_key_daily_usd.get(key)
         mine = self._spent[(day, key)]
@@ -163,6 +168,7 @@ class Ledger:
                 f"the daily budget of ${limit:.2f} for key '{key}' does not cover this call "
                 f"(spent ${mine:.4f}, this call at least ${projected_usd:.4f})",
                 hint=f"raise models.budgets.per_key_daily_usd.{key} in hanlin.toml",
+                params={"limit_usd": round(limit, 2), "spent_usd": round(mine, 4), "key": key},
             )
 
     def record(self, rec: CallRecord) -> None:
@@ -174,8 +180,50 @@ class Ledger:
         self._queue.put(rec)
 
     def spent_today(self, key: str = "*") -> float:
+        """USD spent today (UTC) by ``key`` (``*``: by everyone)."""
         self._seed()
         return self._spent[(utc_day(), key)]
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every queued record is in the database."""
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        self._writer.join(timeout)
+        self._writer = threading.Thread(target=self._write_loop, daemon=True, name="ledger")
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(10)
+            self._writer = None
+
+
+class Ledger(BudgetLedger):
+    """The embedded ledger: ``usage.db`` (SQLite, WAL) in the app directory."""
+
+    def __init__(self, path: Path, budgets: BudgetSettings) -> None:
+        super().__init__(budgets)
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def _day_spend(self, day: str) -> list[tuple[str, float]]:
+        conn = self._connect()
+        try:
+            rows = conn.execute(
+                "SELECT key, SUM(usd) FROM calls WHERE day = ? GROUP BY key", (day,)
+            ).fetchall()
+        finally:
+            conn.close()
+        return [(key, usd or 0.0) for key, usd in rows]
 
     def _write_loop(self) -> None:
         # Poll on a timer instead of blocking on the queue: a blocked reader is woken by every
@@ -219,31 +267,25 @@ class Ledger:
         finally:
             conn.close()
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every queued record is in the database."""
-        if self._writer is None:
-            return
-        self._queue.put(None)
-        self._writer.join(timeout)
-        self._writer = threading.Thread(target=self._write_loop, daemon=True, name="ledger")
-        self._writer.start()
-
-    def close(self) -> None:
-        if self._writer is not None and self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join(10)
-            self._writer = None
-
-    def rows(self, day: str | None = None) -> list[sqlite3.Row]:
-        """The recorded calls (of one day), oldest first."""
+    def rows(self, day: str | None = None) -> list[dict[str, Any]]:
         self.flush()
         conn = self._connect()
         conn.row_factory = sqlite3.Row
         try:
             if day:
-                return conn.execute(
+                found = conn.execute(
                     "SELECT * FROM calls WHERE day = ? ORDER BY ts", (day,)
                 ).fetchall()
-            return conn.execute("SELECT * FROM calls ORDER BY ts").fetchall()
+            else:
+                found = conn.execute("SELECT * FROM calls ORDER BY ts").fetchall()
         finally:
             conn.close()
+        return [ledger_row(dict(r)) for r in found]
+
+
+def ledger_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored call as every backend returns it: the record's fields and ``day``, with
+    ``ok`` and ``cached_response`` as booleans."""
+    row["ok"] = bool(row["ok"])
+    row["cached_response"] = bool(row["cached_response"])
+    return row

@@ -46,7 +46,42 @@ class ImagePart:
         return None
 
 
-ContentPart = TextPart | ImagePart
+@dataclass(slots=True)
+class FilePart:
+    """A document for the model to read (a PDF): a ``data:`` URL with base64 bytes, or the id
+    of a file uploaded to the provider. OpenAI's ``file`` content part."""
+
+    data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+    type: Literal["file"] = "file"
+
+    @property
+    def media_type(self) -> str | None:
+        """The MIME type of the ``data:`` URL, else None."""
+        if self.data and self.data.startswith("data:"):
+            return self.data[5:].split(";", 1)[0] or None
+        return None
+
+    @property
+    def base64_data(self) -> str | None:
+        """The base64 payload of the ``data:`` URL, else None."""
+        if self.data and self.data.startswith("data:") and ";base64," in self.data:
+            return self.data.split(";base64,", 1)[1]
+        return None
+
+
+@dataclass(slots=True)
+class AudioPart:
+    """Sound for the model to hear: base64 bytes and their ``format`` (wav, mp3).
+    OpenAI's ``input_audio`` content part."""
+
+    data: str
+    format: str
+    type: Literal["audio"] = "audio"
+
+
+ContentPart = TextPart | ImagePart | FilePart | AudioPart
 
 
 @dataclass(slots=True)
@@ -108,6 +143,8 @@ class Tool(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    #: OpenAI's structured-outputs mode for the arguments (None: not asked, as OpenAI's default)
+    strict: bool | None = None
 
 
 class ResponseFormat(BaseModel):
@@ -119,6 +156,8 @@ class ResponseFormat(BaseModel):
     json_schema: dict[str, Any] | None = None
     name: str = "response"
     strict: bool = True
+    #: what the response is for; OpenAI shows it to the model with the schema
+    description: str | None = None
 
     @model_validator(mode="after")
     def _schema_needed(self) -> ResponseFormat:

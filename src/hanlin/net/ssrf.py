@@ -18,6 +18,8 @@ Hanlin read the cloud metadata service, an admin page on localhost or a host on 
 
 ``allow_private=True`` (settings ``knowledge.allow_private_urls`` / ``server.allow_private_urls``)
 turns the address check off; ``allowed_hosts`` lets named hosts through (an intranet wiki).
+``policy`` replaces the address rule: :func:`endpoint_blocked_reason` is the one for model
+endpoints an admin configures (loopback and private networks allowed, see docs/security.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: ``policy(ip)`` → why an address may not be fetched, or None
+Policy = Callable[[IPAddress], str | None]
 #: ``resolver(host, port)`` → the addresses the host resolves to (strings, as getaddrinfo gives)
 Resolver = Callable[[str, int], Sequence[str]]
 
@@ -55,8 +59,16 @@ class BlockedURLError(InvalidInputError):
 class FetchError(HanlinError):
     """The URL could not be fetched (network, HTTP status, size or time limit)."""
 
-    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None):
-        super().__init__(message, hint=hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        params: dict[str, object] | None = None,
+    ):
+        super().__init__(message, hint=hint, code=code, params=params)
         self.status = status
 
 
@@ -108,6 +120,19 @@ def blocked_reason(ip: IPAddress) -> str | None:
     return None
 
 
+#: what an admin-configured model endpoint may be: Ollama or vLLM on this machine or the LAN
+_ENDPOINT_ALLOWED = ("a loopback address", "a private address")
+
+
+def endpoint_blocked_reason(ip: IPAddress) -> str | None:
+    """:func:`blocked_reason` for a model endpoint an admin configured: loopback and private
+    addresses are allowed (a local Ollama or vLLM, a GPU box on the LAN); the metadata
+    services, link-local, shared (CGNAT), multicast, unspecified and reserved ones are not —
+    no model server lives there, and they are what an SSRF aims at."""
+    reason = blocked_reason(ip)
+    return None if reason is None or reason.startswith(_ENDPOINT_ALLOWED) else reason
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
@@ -153,6 +178,7 @@ def _target(
     allow_private: bool,
     allowed_hosts: Collection[str],
     resolver: Resolver | None,
+    policy: Policy = blocked_reason,
 ) -> _Target:
     parsed = _parse(url)
     host = parsed.raw_host.decode("ascii").lower()
@@ -174,7 +200,7 @@ def _target(
     trusted = allow_private or host in allowed_hosts or f"{host}:{port}" in allowed_hosts
     if not trusted:
         for ip in addresses:
-            reason = blocked_reason(ip)
+            reason = policy(ip)
             if reason:
                 where = f"{host} is" if _literal(host) == ip else f"{host} resolves to {ip},"
                 raise BlockedURLError(
@@ -189,6 +215,7 @@ def check_url(
     allow_private: bool = False,
     allowed_hosts: Collection[str] = (),
     resolver: Resolver | None = None,
+    policy: Policy = blocked_reason,
 ) -> list[str]:
     """Check a URL without fetching it; returns the addresses it would connect to.
 
@@ -196,7 +223,11 @@ def check_url(
     resolve.
     """
     target = _target(
-        url, allow_private=allow_private, allowed_hosts=allowed_hosts, resolver=resolver
+        url,
+        allow_private=allow_private,
+        allowed_hosts=allowed_hosts,
+        resolver=resolver,
+        policy=policy,
     )
     return [str(a) for a in target.addresses]
 
@@ -232,6 +263,7 @@ def safe_fetch(
     max_redirects: int = 5,
     resolver: Resolver | None = None,
     headers: dict[str, str] | None = None,
+    policy: Policy = blocked_reason,
 ) -> FetchedURL:
     """GET ``url`` through the SSRF guard (see the module docstring).
 
@@ -254,6 +286,7 @@ def safe_fetch(
                 allow_private=allow_private,
                 allowed_hosts=allowed_hosts,
                 resolver=resolver,
+                policy=policy,
             )
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -14,30 +14,43 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from hanlin import __version__
-from hanlin.access.apikeys import APIKeyStore
-from hanlin.access.auth import Authenticator, check_startup, keys_required
+from hanlin.access.apikeys import APIKeys
+from hanlin.access.auth import Authenticator, check_startup, keys_required, open_apikeys
 from hanlin.config import Settings, load_settings
+from hanlin.conversations import open_conversations
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.models.gateway import Gateway
 from hanlin.server import browser, errors
 from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import CallerContext
+from hanlin.server.durable_jobs import DurableJobManager
 from hanlin.server.jobs import JobManager
 from hanlin.server.limits import BodyLimit, MiB
-from hanlin.server.routes import agents, compute, ingest, kb, openai
+from hanlin.server.routes import (
+    agents,
+    compute,
+    connections,
+    conversations,
+    ingest,
+    kb,
+    openai,
+)
 from hanlin.server.state import ServerState
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 DESCRIPTION = """Hanlin's HTTP API: OpenAI-compatible chat, embeddings and models under `/v1`
 (use any OpenAI client; `model: "kb:<name>"` answers from a knowledge base with citations,
 `model: "agent:<name>"` runs an agent), agent runs with SSE events and approvals under
-`/v1/agents`, and knowledge-base and compute-planner routes under `/api`. Errors are
-`{"error": {"message", "type", "hint", "code"}}`. See docs/server.md."""
+`/v1/agents`, knowledge-base and compute-planner routes under `/api`, and the admin's provider
+connections under `/api/settings/connections`. Errors are
+`{"error": {"message", "type", "hint", "code", "params"}}`: `code` is stable and `params` holds
+the values the message is made of, for clients that word errors in their own language. See
+docs/server.md."""
 
 
-def apikey_store(settings: Settings) -> APIKeyStore:
-    """The API key file of these settings' app directory."""
-    return APIKeyStore(settings.home / "apikeys.json")
+def apikey_store(settings: Settings) -> APIKeys:
+    """The API keys of these settings: the app directory's key file, or the database's."""
+    return open_apikeys(settings)
 
 
 def create_app(
@@ -65,7 +78,8 @@ def create_app(
         writer_settings=writer_settings,
         gateway=Gateway(settings),
         kbs=kbs,
-        jobs=JobManager(writer_settings, kbs),
+        # with database_url: job records in PostgreSQL, work on the queue (`hanlin worker`)
+        jobs=(DurableJobManager if settings.database_url else JobManager)(writer_settings, kbs),
         auth=Authenticator(store, keys_required(server.host, server.require_keys)),
     )
 
@@ -77,6 +91,7 @@ def create_app(
         finally:
             await asyncio.to_thread(state.jobs.join, 10.0)
             state.kbs.close()
+            app.state.conversations.close()
             await state.gateway.aclose()
 
     app = FastAPI(
@@ -87,6 +102,7 @@ def create_app(
     )
     app.state.hanlin = state
     app.state.agent_runs = AgentRuns()
+    app.state.conversations = open_conversations(settings)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=server.max_json_mb * MiB)
     app.add_middleware(CallerContext, auth=state.auth)
@@ -103,6 +119,8 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(compute.router)
     app.include_router(agents.router)
+    app.include_router(conversations.router)
+    app.include_router(connections.router)
 
     @app.get("/api/health", tags=["health"], summary="Liveness, version and local model load")
     async def health() -> dict[str, Any]:

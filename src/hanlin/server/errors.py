@@ -1,7 +1,9 @@
 """Errors as HTTP responses: OpenAI's error shape plus a ``hint`` saying what to do.
 
 ``{"error": {"message": str, "type": str, "param": str | null, "hint": str | null,
-"code": str | null}}``; ``param`` names the request field at fault. Hanlin's
+"code": str | null, "params": {…}}}``; ``param`` names the request field at fault, ``code`` is
+stable and ``params`` holds the values the message is made of (``{"kb": "docs"}``), so a client
+can word the error in its own language (the web UI does, in English and Chinese). Hanlin's
 typed errors map to statuses by class (never by message text); model errors keep the meaning
 of the provider's status (rate limits stay 429 with ``Retry-After``, timeouts 504, …).
 """
@@ -22,6 +24,8 @@ from hanlin.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     ConfigError,
+    ConflictError,
+    DatabaseUnavailableError,
     EmbeddingModelMismatch,
     HanlinError,
     InvalidInputError,
@@ -49,6 +53,7 @@ class ApiError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -57,6 +62,7 @@ class ApiError(Exception):
         self.type = type
         self.code = code
         self.headers = headers or {}
+        self.params = params or {}
 
 
 def error_body(
@@ -65,8 +71,18 @@ def error_body(
     hint: str | None = None,
     code: str | None = None,
     param: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "hint": hint, "code": code}}
+    return {
+        "error": {
+            "message": message,
+            "type": type,
+            "param": param,
+            "hint": hint,
+            "code": code,
+            "params": params or {},
+        }
+    }
 
 
 # (class, status, type, code): the first matching class wins, so subclasses come first.
@@ -89,9 +105,11 @@ _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
     (AccessDeniedError, 403, "permission_error", None),
     (NotFoundError, 404, "not_found_error", "not_found"),
     (AlreadyExistsError, 409, "conflict_error", "already_exists"),
+    (ConflictError, 409, "conflict_error", "conflict"),
     (LoaderError, 422, "invalid_request_error", "unreadable_file"),
-    (InvalidInputError, 400, "invalid_request_error", None),
+    (InvalidInputError, 400, "invalid_request_error", "invalid_input"),
     (StoreLockedError, 409, "conflict_error", "locked"),
+    (DatabaseUnavailableError, 503, "server_error", "database_unavailable"),
     (EmbeddingModelMismatch, 409, "conflict_error", "embedding_model_mismatch"),
     (MissingDependencyError, 501, "server_error", "missing_dependency"),
     (StoreCorruptError, 500, "server_error", "store_corrupt"),
@@ -107,12 +125,13 @@ def classify(exc: HanlinError) -> tuple[int, str, str | None, dict[str, str]]:
     headers: dict[str, str] = {}
     for cls, status, kind, code in _TABLE:
         if isinstance(exc, cls):
-            if isinstance(exc, AccessDeniedError | AuthenticationError):
-                code = exc.code
+            code = exc.code or code  # the raise site's own code is the more precise one
             if isinstance(exc, AuthenticationError):
                 headers["WWW-Authenticate"] = "Bearer"
             if isinstance(exc, model_errors.RateLimitError) and exc.retry_after:
                 headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            if isinstance(exc, DatabaseUnavailableError):
+                headers["Retry-After"] = "5"
             if isinstance(exc, model_errors.UpstreamUnavailableError) and exc.status in (503, 529):
                 status = 503
             return status, kind, code, headers
@@ -130,12 +149,32 @@ def param_of(exc: HanlinError) -> str | None:
     return param if isinstance(param, str) else None
 
 
+def params_of(exc: HanlinError) -> dict[str, Any]:
+    """The values an error's message is made of, for clients that word it themselves: the
+    raise site's ``params``, plus what every error of its kind knows (the model provider, the
+    wait of a rate limit, the request field at fault, the closest model names)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, HanlinError):
+        return params_of(cause)
+    params: dict[str, Any] = {}
+    if isinstance(exc, model_errors.ModelError) and exc.provider:
+        params["provider"] = exc.provider
+    if isinstance(exc, model_errors.RateLimitError) and exc.retry_after:
+        params["retry_after"] = max(1, math.ceil(exc.retry_after))
+    if isinstance(exc, model_errors.ModelNotFoundError) and exc.closest:
+        params["closest"] = exc.closest
+    param = param_of(exc)
+    if param:
+        params["param"] = param
+    return params | exc.params
+
+
 def hanlin_error_response(exc: HanlinError) -> JSONResponse:
     status, kind, code, headers = classify(exc)
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     return JSONResponse(
-        error_body(exc.message, kind, exc.hint, code, param_of(exc)),
+        error_body(exc.message, kind, exc.hint, code, param_of(exc), params_of(exc)),
         status_code=status,
         headers=headers,
     )
@@ -145,9 +184,11 @@ def error_event(exc: BaseException) -> dict[str, Any]:
     """The error object sent inside a stream that already started (OpenAI's ``data: {error}``)."""
     if isinstance(exc, HanlinError):
         status, kind, code, _ = classify(exc)
-        return error_body(exc.message, kind, exc.hint, code, param_of(exc)) | {"status": status}
+        body = error_body(exc.message, kind, exc.hint, code, param_of(exc), params_of(exc))
+        return body | {"status": status}
     if isinstance(exc, ApiError):
-        return error_body(exc.message, exc.type, exc.hint, exc.code) | {"status": exc.status}
+        body = error_body(exc.message, exc.type, exc.hint, exc.code, params=exc.params)
+        return body | {"status": exc.status}
     log.exception("error inside a stream", exc_info=exc)
     return error_body(
         "internal error while streaming", "server_error", "see the server log", None
@@ -185,7 +226,7 @@ def install(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return JSONResponse(
-            error_body(exc.message, exc.type, exc.hint, exc.code),
+            error_body(exc.message, exc.type, exc.hint, exc.code, params=exc.params),
             status_code=exc.status,
             headers=exc.headers,
         )
@@ -199,13 +240,15 @@ def install(app: FastAPI) -> None:
         # /v1 answers as OpenAI does (400 naming the field); the native /api keeps 422
         openai = request.url.path.startswith("/v1/")
         errors = exc.errors()
+        where = (_where(errors[0]) or None) if errors else None
         return JSONResponse(
             error_body(
                 _validation_message(exc),
                 "invalid_request_error",
                 "see docs/server.md or /docs for the request shape",
                 "invalid_request",
-                (_where(errors[0]) or None) if errors else None,
+                where,
+                {"param": where} if where else {},
             ),
             status_code=400 if openai else 422,
         )

@@ -1,4 +1,5 @@
-"""Background ingestion for the server: uploads, URLs and syncs run as jobs.
+"""Background work on knowledge bases for the server: uploads, URLs, syncs and re-embeds run as
+jobs.
 
 Each job runs on its own worker thread and takes its knowledge base's writer lock, so one job
 writes a knowledge base at a time (others queue behind it) while searches go on. Per-file status
@@ -8,6 +9,9 @@ changes. A job can be cancelled: it stops after the file in hand, and the files 
 cancelled (a later sync ingests them). Jobs live in memory (the last few per knowledge base);
 what was ingested, and which files failed and why, is recorded durably by the knowledge base
 itself. Job summaries carry counts only; the per-file list is read a page at a time.
+
+A re-embed job (:mod:`hanlin.knowledge.reembed`) has no files: its progress counts chunks, and
+a cancel stops it between batches, before the swap, leaving the knowledge base unchanged.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanlin.config import Settings
-from hanlin.errors import HanlinError
+from hanlin.errors import HanlinError, Reason, reason_fields
 from hanlin.knowledge.ingest import FileEvent, IngestReport
 from hanlin.knowledge.loaders import LoaderOptions
 from hanlin.knowledge.pool import KnowledgeBases
+from hanlin.knowledge.reembed import ReembedCancelled, reembed
 
 log = logging.getLogger("hanlin.server.jobs")
-JobKind = Literal["files", "urls", "sync"]
+JobKind = Literal["files", "urls", "sync", "reembed"]
 #: finished jobs kept per knowledge base
 KEEP_JOBS = 50
 _UNFINISHED = ("queued", "parsing", "embedding")
@@ -49,6 +54,8 @@ class FileState:
     reason: str | None = None
     chunks: int = 0
     key: str = ""
+    #: a failed file the user deleted (:meth:`JobManager.forget_failed`): listed no more
+    forgotten: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +63,7 @@ class FileState:
             "filename": self.filename,
             "status": self.status,
             "reason": self.reason,
+            **reason_fields(self.reason),
             "chunks": self.chunks,
         }
 
@@ -74,11 +82,19 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     #: the cancel took effect (files were left, or the job never started)
     stopped: bool = False
+    #: a re-embed job's model (None: the recorded model's current version)
+    model: str | None = None
+    #: a re-embed job's (chunks done, chunks in all)
+    chunk_progress: tuple[int, int] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The job without its file list: files counted per status."""
         counts = Counter(f.status for f in list(self.files))
         total = sum(counts.values())
+        progress: dict[str, Any] = {"done": sum(counts[s] for s in _FINISHED), "total": total}
+        if self.kind == "reembed":
+            done, all_ = self.chunk_progress or (0, 0)
+            progress = {"done": done, "total": all_, "unit": "chunks"}
         return {
             "job": self.id,
             "kb": self.kb,
@@ -87,7 +103,8 @@ class Job:
             "error": self.error,
             "cancel_requested": self.cancel.is_set(),
             "counts": dict(counts),
-            "progress": {"done": sum(counts[s] for s in _FINISHED), "total": total},
+            "progress": progress,
+            "model": self.model,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
@@ -126,9 +143,12 @@ class JobManager:
             return self._locks.setdefault(kb, threading.Lock())
 
     # -- jobs ------------------------------------------------------------------------------
-    def submit(self, kb: str, kind: JobKind, files: list[FileState]) -> Job:
-        """Record a job and start it. Files already ``failed`` (rejected uploads) stay so."""
-        job = Job("job_" + secrets.token_hex(6), kb, kind, files)
+    def submit(
+        self, kb: str, kind: JobKind, files: list[FileState], *, model: str | None = None
+    ) -> Job:
+        """Record a job and start it. Files already ``failed`` (rejected uploads) stay so.
+        ``model``: the embedding model of a ``reembed`` job."""
+        job = Job("job_" + secrets.token_hex(6), kb, kind, files, model=model)
         if files and all(f.status == "failed" for f in files):
             job.status, job.finished_at = "failed", time.time()
         with self._mutex:
@@ -168,11 +188,27 @@ class JobManager:
         seen: dict[str, FileState] = {}
         for job in self.jobs(kb):
             for f in job.files:
-                if f.status != "done":
+                if f.status != "done" and not f.forgotten:
                     seen[f.key or f.upload_id or f.filename] = f
                 else:
                     seen.pop(f.key or f.upload_id or f.filename, None)
         return list(seen.values())
+
+    def forget_failed(
+        self, kb: str, *, key: str | None = None, upload_id: str | None = None
+    ) -> bool:
+        """Stop listing the failed files of recent jobs stored as ``key`` or uploaded as
+        ``upload_id`` (deleted by the user); False when none matched."""
+        found = False
+        for job in self.jobs(kb):
+            for f in job.files:
+                if (
+                    f.status == "failed"
+                    and not f.forgotten
+                    and ((key and f.key == key) or (upload_id and f.upload_id == upload_id))
+                ):
+                    f.forgotten = found = True
+        return found
 
     def forget(self, kb: str) -> None:
         """Drop the jobs of a removed knowledge base."""
@@ -197,7 +233,7 @@ class JobManager:
                     job.stopped = True
                     break
             if locked:
-                self._ingest(job)
+                (self._reembed if job.kind == "reembed" else self._ingest)(job)
         except Exception as exc:  # never let a job thread die silently
             log.exception("job %s failed", job.id)
             job.error = getattr(exc, "message", None) or f"internal error ({type(exc).__name__})"
@@ -238,7 +274,7 @@ class JobManager:
         try:
             kb = self.kbs.open(job.kb, self.settings)
         except HanlinError as exc:
-            job.error = exc.message
+            job.error = Reason.of(exc)
             return
         stop = job.cancel.is_set
         try:
@@ -256,7 +292,28 @@ class JobManager:
             elif job.kind == "sync":
                 self._cancelled(job, by_key, kb.sync(on_file=on_file, stop=stop).cancelled)
         except HanlinError as exc:
-            job.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            job.error = Reason.of(exc, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        finally:
+            kb.close()
+            self.kbs.invalidate(job.kb)
+
+    def _reembed(self, job: Job) -> None:
+        def progress(done: int, total: int, _: str) -> None:
+            job.chunk_progress = (done, total)
+            self._publish(job.kb, "job", job.summary())
+
+        try:
+            kb = self.kbs.open(job.kb, self.settings)
+        except HanlinError as exc:
+            job.error = Reason.of(exc)
+            return
+        try:
+            reembed(kb, job.model, progress, stop=job.cancel.is_set)
+            job.model = kb.embedding_model
+        except ReembedCancelled:
+            job.stopped = True
+        except HanlinError as exc:
+            job.error = Reason.of(exc, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         finally:
             kb.close()
             self.kbs.invalidate(job.kb)

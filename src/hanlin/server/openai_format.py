@@ -116,6 +116,8 @@ def _tools(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise _bad(f"tools[{i}]: needs type 'function' and function.name")
         params = fn.get("parameters")
         tool: dict[str, Any] = {"name": fn["name"], "description": str(fn.get("description", ""))}
+        if fn.get("strict") is not None:
+            tool["strict"] = bool(fn["strict"])
         if params is not None:
             if not isinstance(params, dict):
                 raise _bad(f"tools[{i}].function.parameters must be a JSON schema object")
@@ -147,7 +149,9 @@ def _response_format(raw: dict[str, Any]) -> dict[str, Any] | None:
             "type": "json_schema",
             "json_schema": spec["schema"],
             "name": str(spec.get("name") or "response"),
-            "strict": bool(spec.get("strict", True)),
+            # as sent: OpenAI's default is false, and strict mode refuses many schemas
+            "strict": bool(spec.get("strict")),
+            "description": spec.get("description"),
         }
     raise _bad(f"response_format type {kind!r} is not text, json_object or json_schema")
 

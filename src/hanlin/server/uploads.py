@@ -25,6 +25,7 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from hanlin.errors import Reason
 from hanlin.knowledge.uploads import content_problem, display_name, type_problem
 from hanlin.server.errors import ApiError
 
@@ -95,6 +96,7 @@ class _Receiver:
                 f"the upload has more than {self.max_files} files; nothing was stored",
                 hint="raise server.max_upload_files in hanlin.toml, or upload in several requests",
                 code="too_many_files",
+                params={"limit": self.max_files},
             )
             raise self.error
         name, reason = display_name(raw_name)
@@ -121,6 +123,7 @@ class _Receiver:
                 f"{self.max_file / MiB:.3g} MB; nothing was stored",
                 hint="raise server.max_upload_mb in hanlin.toml, or split the file",
                 code="file_too_large",
+                params={"file": item.filename, "limit_mb": round(self.max_file / MiB, 3)},
             )
             raise self.error
         if self._fh is not None:
@@ -135,7 +138,7 @@ class _Receiver:
             return
         fh.close()
         part = item.path.with_suffix(".part")
-        problem = "the file is empty" if item.size == 0 else None
+        problem: str | None = Reason("the file is empty", "empty_file") if item.size == 0 else None
         problem = problem or content_problem(self._head, self._suffix)
         if problem:
             item.reason, item.path = problem, None
@@ -180,6 +183,7 @@ async def receive(
         "nothing was stored",
         hint="raise server.max_request_mb in hanlin.toml, or upload in several requests",
         code="request_too_large",
+        params={"limit_mb": round(max_request / MiB, 3)},
     )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_request:

@@ -215,6 +215,44 @@ def openai_embeddings(n: int, dim: int = 8) -> Reply:
     )
 
 
+def _model_entry(vendor: str, model: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": model, "object": "model", "created": CREATED}
+    if vendor == "openai":
+        entry["owned_by"] = "system"
+    elif vendor == "ollama":  # Ollama's /v1/models: the tag is part of the id
+        entry["owned_by"] = "library"
+    else:  # vLLM adds its own fields, and the permission list OpenAI dropped
+        entry |= {
+            "owned_by": "vllm",
+            "root": model,
+            "parent": None,
+            "max_model_len": 32768,
+            "permission": [
+                {
+                    "id": "modelperm-5f2b0e7c",
+                    "object": "model_permission",
+                    "created": CREATED,
+                    "allow_create_engine": False,
+                    "allow_sampling": True,
+                    "allow_logprobs": True,
+                    "allow_search_indices": False,
+                    "allow_view": True,
+                    "allow_fine_tuning": False,
+                    "organization": "*",
+                    "group": None,
+                    "is_blocking": False,
+                }
+            ],
+        }
+    return entry
+
+
+def model_list(vendor: str, models: list[str]) -> Reply:
+    """``GET /v1/models`` as ``openai``, ``ollama`` (OpenAI-compatible route) or ``vllm``
+    answer it."""
+    return Reply(json={"object": "list", "data": [_model_entry(vendor, m) for m in models]})
+
+
 def rerank_results(scores: list[float]) -> Reply:
     """A ``/rerank`` answer in the Jina/Cohere/SiliconFlow shape."""
     order = sorted(range(len(scores)), key=lambda i: -scores[i])

@@ -199,6 +199,24 @@ class StoreConformanceTests:
         assert store.keyword_search(["one"], 5) == []
         assert store.delete_file("/never-seen") == 0
 
+    def test_remove_source_forgets_its_files_and_documents(self, store: Store) -> None:
+        gone = store.add_source("/gone", "path", {})
+        kept = store.add_source("/kept", "path", {})
+        store.write(
+            [doc("g", ["gone words"], file_path="/gone/a"), doc("k", ["kept"], file_path="/kept")],
+            files=[
+                FileRecord("/gone/a", gone.id, 3, 1, "x", "ok"),
+                FileRecord("/gone/b", gone.id, 3, 1, None, "failed", "broken", None),
+                FileRecord("/kept", kept.id, 3, 1, "y", "ok"),
+            ],
+        )
+        assert store.remove_source("/gone") == 1
+        assert [s.uri for s in store.list_sources()] == ["/kept"]
+        assert [f.path for f in store.list_files()] == ["/kept"]
+        assert [d.key for d in store.list_documents()] == ["k"]
+        assert store.keyword_search(["gone"], 5) == []
+        assert store.remove_source("/never-added") == 0
+
     # --- documents ------------------------------------------------------------------------
     def test_write_search_and_citation_fields(self, store: Store) -> None:
         store.write(
@@ -455,6 +473,25 @@ class StoreConformanceTests:
         assert store.keyword_search(["beta"], 5) == []
 
     # --- housekeeping ---------------------------------------------------------------------
+    def test_export_gives_documents_back_as_written(self, store: Store) -> None:
+        a = doc("a", ["first text", "second text"], seed=1, meta={"lang": "en"}, file_path="/a")
+        b = doc("b", ["no vector yet"], vectors=False)
+        store.write([a, b])
+        got = store.export_documents(["b", "missing", "a"])
+        assert [d.key for d in got] == ["b", "a"]
+        exported = got[1]
+        assert (exported.file_path, exported.metadata, exported.n_chars) == (
+            "/a",
+            {"lang": "en"},
+            a.n_chars,
+        )
+        for mine, theirs in zip(exported.chunks, a.chunks, strict=True):
+            assert mine.chunk == theirs.chunk
+            assert (mine.tokens, mine.text_hash) == (theirs.tokens, theirs.text_hash)
+            assert mine.vector is not None and theirs.vector is not None
+            assert np.allclose(mine.vector, theirs.vector, atol=1e-6)
+        assert got[0].chunks[0].vector is None
+
     def test_stats_count_everything(self, store: Store) -> None:
         store.write(
             [doc("a", ["one", "two"], seed=1), doc("b", ["three"], vectors=False)],

@@ -94,7 +94,9 @@ def _default_chat(body: dict[str, Any]) -> Reply:
 class FakeUpstream:
     """The ASGI app plus a scriptable queue of replies per path, and a log of requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, responder: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+        #: answers chat calls nothing was scripted for (default: one small completion)
+        self.responder = responder or _default_chat
         self._queues: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[tuple[str, dict[str, str], Any]] = []
         #: client (host, port) pairs seen: one per TCP connection
@@ -119,7 +121,7 @@ class FakeUpstream:
             if queue:
                 return queue.popleft()
         if path.endswith("/chat/completions") and isinstance(body, dict):
-            return _default_chat(body)
+            return self.responder(body)
         return Reply(status=404, json={"error": {"message": f"no reply scripted for {path}"}})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

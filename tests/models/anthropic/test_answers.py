@@ -14,7 +14,9 @@ from hanlin.models.errors import (
 from hanlin.models.providers.anthropic import AnthropicProvider
 from hanlin.models.providers.anthropic_messages import JSON_TOOL, request_body
 from hanlin.models.types import (
+    AudioPart,
     ChatOptions,
+    FilePart,
     Finish,
     ImagePart,
     Message,
@@ -289,6 +291,19 @@ def test_image_with_unsupported_scheme_is_a_bad_request() -> None:
     messages = [Message.user([ImagePart("file:///tmp/cat.png")])]
     with pytest.raises(BadRequestError, match="data: URL"):
         request_body(MODEL, messages, ChatOptions(), max_tokens=4096, stream=False)
+
+
+def test_a_pdf_part_becomes_a_document_block_and_audio_is_refused() -> None:
+    pdf = FilePart("data:application/pdf;base64,JVBERi0x", filename="a.pdf")
+    body, _ = request_body(MODEL, [Message.user([pdf])], ChatOptions(), max_tokens=64, stream=False)
+    source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}
+    assert body["messages"][0]["content"] == [{"type": "document", "source": source}]
+    with pytest.raises(BadRequestError, match="PDF data: URLs"):
+        uploaded = [Message.user([FilePart(file_id="file-abc")])]
+        request_body(MODEL, uploaded, ChatOptions(), max_tokens=64, stream=False)
+    with pytest.raises(BadRequestError, match="cannot hear audio"):
+        heard = [Message.user([AudioPart("UklGRg==", "wav")])]
+        request_body(MODEL, heard, ChatOptions(), max_tokens=64, stream=False)
 
 
 # --- JSON output through the forced tool --------------------------------------------------------

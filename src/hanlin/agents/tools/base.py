@@ -46,6 +46,7 @@ async def bounded(aw: Awaitable[T], timeout: float | None) -> T:
         done, _ = await asyncio.wait({task}, timeout=max(timeout, 0))
     except asyncio.CancelledError:
         task.cancel()
+        task.add_done_callback(_forget)  # a gather's CancelledError is not logged as lost
         raise
     if not done:
         task.cancel()

@@ -22,11 +22,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
 
-from hanlin.fileio import atomic_path
-from hanlin.knowledge.indexes import read_sidecar, write_sidecar
-from hanlin.models.embeddings.base import normalize
+from hanlin.models.embeddings.minilm import preload_onnxruntime
+
+preload_onnxruntime()  # before usearch: loaded after it, onnxruntime crashes the process
+
+from usearch.index import Index  # noqa: E402
+
+from hanlin.fileio import atomic_path  # noqa: E402
+from hanlin.knowledge.indexes import read_sidecar, write_sidecar  # noqa: E402
+from hanlin.models.embeddings.base import normalize  # noqa: E402
 
 Vector = npt.NDArray[np.float32]
 #: HNSW build parameters; a change rebuilds existing indexes from SQLite.

@@ -124,6 +124,7 @@ def _check_declared(infos: list[zipfile.ZipInfo], max_inflated: int) -> None:
         raise LoaderError(
             f"looks like a zip bomb: it has {len(infos)} parts (limit {MAX_MEMBERS})",
             hint=_BOMB_HINT,
+            code="zip_bomb",
         )
     total = sum(info.file_size for info in infos)
     if total > max_inflated:
@@ -131,6 +132,7 @@ def _check_declared(infos: list[zipfile.ZipInfo], max_inflated: int) -> None:
             f"looks like a zip bomb: it unpacks to {total // MiB} MB, more than the limit of "
             f"{max_inflated // MiB} MB (knowledge.max_inflated_mb)",
             hint=_BOMB_HINT,
+            code="zip_bomb",
         )
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
@@ -139,6 +141,7 @@ def _check_declared(infos: list[zipfile.ZipInfo], max_inflated: int) -> None:
                 f"looks like a zip bomb: member {info.filename!r} is compressed {ratio:.0f}:1 "
                 f"(limit {MAX_COMPRESSION_RATIO}:1)",
                 hint=_BOMB_HINT,
+                code="zip_bomb",
             )
     # many members each too small for the check above can still add up
     packed = sum(info.compress_size for info in infos)
@@ -148,6 +151,7 @@ def _check_declared(infos: list[zipfile.ZipInfo], max_inflated: int) -> None:
             f"looks like a zip bomb: its {len(infos)} parts are compressed {ratio:.0f}:1 "
             f"together (limit {MAX_COMPRESSION_RATIO}:1)",
             hint=_BOMB_HINT,
+            code="zip_bomb",
         )
 
 

@@ -52,6 +52,8 @@ class InflateBudget:
             f"{self.what} decompresses to more than the limit of {_mb(self.limit)} "
             "(knowledge.max_inflated_mb)",
             hint=_HINT,
+            code="inflate_limit",
+            params={"limit_mb": round(self.limit / MiB, 3)},
         )
 
     def inflate_zlib(self, data: bytes, *, lenient: bool = False) -> bytes:

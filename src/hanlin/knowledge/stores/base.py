@@ -10,7 +10,7 @@ under the ``hanlin.stores`` entry-point group (the built-in ``sqlite`` store too
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +193,11 @@ class Store(Protocol):
         """Forget a file and delete its documents; returns the number of documents deleted."""
         ...
 
+    def remove_source(self, uri: str) -> int:
+        """Forget a source with the files recorded under it and their documents; returns the
+        number of documents deleted (0 also when no source has this ``uri``)."""
+        ...
+
     # --- documents ------------------------------------------------------------------------
     def write(
         self,
@@ -270,6 +275,11 @@ class Store(Protocol):
         ...
 
     def iter_chunk_ids(self) -> Iterator[int]: ...
+    def export_documents(self, keys: Sequence[str]) -> list[DocumentWrite]:
+        """Documents exactly as they were written (chunks with tokens, text hashes and
+        vectors), in the order of ``keys``, skipping unknown keys: what ``kb copy`` moves to
+        another store."""
+        ...
 
     # --- housekeeping ---------------------------------------------------------------------
     def stats(self) -> StoreStats: ...
@@ -282,6 +292,46 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def export_row(
+    doc: Sequence[Any],
+    chunks: Sequence[Sequence[Any]],
+    to_vector: Callable[[Any], Vector],
+    from_json: Callable[[Any], Any],
+) -> DocumentWrite:
+    """A :class:`DocumentWrite` from :data:`EXPORT_DOC` / :data:`EXPORT_CHUNKS` rows (the stores'
+    export queries; ``from_json`` decodes JSON columns, ``to_vector``
+    vectors)."""
+    return DocumentWrite(
+        key=doc[1],
+        file_path=doc[2],
+        source=doc[3],
+        title=doc[4],
+        format=doc[5],
+        content_hash=doc[6],
+        metadata=from_json(doc[7]),
+        n_chars=doc[8],
+        chunks=[
+            ChunkWrite(
+                chunk=Chunk(
+                    text=c[0],
+                    ord=c[1],
+                    char_start=c[2],
+                    char_end=c[3],
+                    n_tokens=c[4],
+                    heading_path=from_json(c[5]),
+                    page=c[6],
+                    page_end=c[7],
+                    kind=c[8],
+                ),
+                tokens=c[9],
+                text_hash=c[10],
+                vector=None if c[11] is None else to_vector(c[11]),
+            )
+            for c in chunks
+        ],
+    )
 
 
 class StoreFactory(Protocol):

@@ -111,6 +111,21 @@ UNSTAGED_CHUNKS = (
 )
 
 
+def delete_source(conn: sqlite3.Connection, uri: str) -> int:
+    """Inside a transaction: the source ``uri``, its files and their documents (their chunks
+    cascade) go; returns the number of documents deleted."""
+    row = conn.execute("SELECT id FROM sources WHERE uri = ?", (uri,)).fetchone()
+    if row is None:
+        return 0
+    n = conn.execute(
+        "DELETE FROM documents WHERE file_path IN (SELECT path FROM files WHERE source_id = ?)",
+        (row[0],),
+    ).rowcount
+    conn.execute("DELETE FROM files WHERE source_id = ?", (row[0],))
+    conn.execute("DELETE FROM sources WHERE id = ?", (row[0],))
+    return int(n)
+
+
 def swap_in_staged(conn: sqlite3.Connection, space: str, meta: Mapping[str, str]) -> None:
     """Inside a transaction: the staged vectors of ``space`` become every chunk's vector and
     ``meta`` is recorded; refused (nothing changed) unless every chunk has one staged."""
@@ -130,3 +145,14 @@ def swap_in_staged(conn: sqlite3.Connection, space: str, meta: Mapping[str, str]
     )
     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
     conn.execute("DELETE FROM chunk_vectors_next")
+
+
+#: a stored document and its chunks as they were written (for :meth:`Store.export_documents`)
+EXPORT_DOC = (
+    "SELECT id, key, file_path, source, title, format, content_hash, metadata, n_chars "
+    "FROM documents"
+)
+EXPORT_CHUNKS = (
+    "SELECT text, ord, char_start, char_end, n_tokens, heading_path, page, page_end, kind, "
+    "tokens, text_hash, embedding FROM chunks WHERE doc_id = ? ORDER BY ord"
+)

@@ -24,6 +24,7 @@ from hanlin.models.types import (
     ChatOptions,
     ChatResponse,
     ContentPart,
+    FilePart,
     Finish,
     FinishReason,
     ImagePart,
@@ -111,9 +112,27 @@ def _content_blocks(content: str | list[ContentPart] | None) -> list[dict[str, A
         if isinstance(part, TextPart):
             if part.text:
                 blocks.append({"type": "text", "text": part.text})
-        else:
+        elif isinstance(part, ImagePart):
             blocks.append(_image_block(part))
+        elif isinstance(part, FilePart):
+            blocks.append(_document_block(part))
+        else:
+            raise BadRequestError(
+                "Anthropic models cannot hear audio",
+                hint="leave out the input_audio part, or use a model that takes audio",
+            )
     return blocks
+
+
+def _document_block(part: FilePart) -> dict[str, Any]:
+    data, media_type = part.base64_data, part.media_type
+    if not data or media_type != "application/pdf":
+        raise BadRequestError(
+            "Anthropic reads documents as PDF data: URLs",
+            hint="send file.file_data as data:application/pdf;base64,… (file ids are OpenAI's)",
+        )
+    source = {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "document", "source": source}
 
 
 def _tool_use_block(call: ToolCall) -> dict[str, Any]:

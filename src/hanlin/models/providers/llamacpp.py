@@ -302,6 +302,7 @@ class LlamaCppProvider:
                 provider=label,
                 status=429,
                 retry_after=loaded.retry_after(),
+                params={"queue_limit": self.options.queue_limit},
             )
         return future
 

@@ -1,6 +1,8 @@
 """Generation on a loaded local model: a request's plan (prompt, grammar, sampling, logit bias,
-logprobs, token budget) and the token-by-token loop that emits stream events and stops at the
-cancel flag. :mod:`hanlin.models.providers.llamacpp` is the provider around it."""
+logprobs, token budget), the prompt evaluated in batches of ``n_batch`` tokens and the
+token-by-token loop, both stopping at the cancel flag (a client that leaves during a long
+prompt frees the model within one batch, not after the whole prompt), and the stream events.
+:mod:`hanlin.models.providers.llamacpp` is the provider around it."""
 
 from __future__ import annotations
 
@@ -33,10 +35,10 @@ from hanlin.models.types import (
     ChatOptions,
     Finish,
     FinishReason,
-    ImagePart,
     Message,
     StreamEvent,
     TextDelta,
+    TextPart,
     ToolCallDelta,
     Usage,
     UsageEvent,
@@ -77,10 +79,12 @@ class _Plan:
 
 def _plan(label: str, fmt: PromptFormat, messages: Sequence[Message], opts: ChatOptions) -> _Plan:
     for m in messages:
-        if isinstance(m.content, list) and any(isinstance(p, ImagePart) for p in m.content):
+        parts = m.content if isinstance(m.content, list) else []
+        if any(not isinstance(p, TextPart) for p in parts):
             raise UnsupportedFeatureError(
-                f"{label} is a text-only model and cannot read images",
-                hint="remove the image parts, or use a vision model (see `hanlin models ls`)",
+                f"{label} is a text-only model and cannot read images, files or audio",
+                hint="send text parts only, or use a model that reads them "
+                "(see `hanlin models ls`)",
                 provider=label,
             )
     extra = dict(opts.extra_body or {})
@@ -244,7 +248,8 @@ def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _
     """Run one call on the model's worker thread, emitting stream events as they come.
 
     Raises ContextTooLongError before generating when the prompt plus max_tokens cannot fit.
-    Stops at the next token once ``cancel`` is set (the caller left), emitting nothing more.
+    Stops at the next prompt batch or token once ``cancel`` is set (the caller left), emitting
+    nothing more.
     """
     llm = model.llm
     reply = ToolOutput(lambda text: emit(TextDelta(text)), stream_answer=not plan.json_answer)
@@ -259,6 +264,8 @@ def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _
         tokens = llm.tokenize(plan.prompt.encode("utf-8"), add_bos=True, special=plan.special)
         budget = _budget(len(tokens), plan.max_tokens, model.n_ctx, plan.label, model.n_train)
         prefix = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        if not _prefill(llm, tokens, cancel):
+            return
         llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(31))
         grammar = model.grammar(plan.grammar, plan.label) if plan.grammar else None
         bias = _bias_processor(plan.logit_bias) if plan.logit_bias else None
@@ -291,6 +298,21 @@ def _generate(model: _LoadedModel, plan: _Plan, cancel: threading.Event, emit: _
     # llama.cpp re-evaluates the last prompt token even when the whole prompt is cached
     emit(UsageEvent(Usage(len(tokens), produced, min(prefix, len(tokens) - 1))))
     emit(Finish(finish))
+
+
+def _prefill(llm: Any, tokens: list[int], cancel: threading.Event) -> bool:
+    """Evaluate the prompt but its last token, ``n_batch`` tokens at a time, checking ``cancel``
+    between batches; False when it was set. ``Llama.generate`` evaluates the whole uncached
+    prompt in one uninterruptible call; after this it finds all but the last token cached
+    (it always re-evaluates that one for fresh logits) and evaluates only that."""
+    head = tokens[:-1]
+    cached = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), head)
+    llm.n_tokens = cached  # eval() drops the KV cache past n_tokens before it writes
+    for start in range(cached, len(head), llm.n_batch):
+        if cancel.is_set():
+            return False
+        llm.eval(head[start : start + llm.n_batch])
+    return not cancel.is_set()
 
 
 def _bias_processor(bias: dict[int, float]) -> Any:

@@ -25,14 +25,18 @@ from hanlin.models.providers.dialects import get_dialect
 from hanlin.models.providers.http_shared import drain, malformed, retry_after
 from hanlin.models.providers.presets import PRESETS
 from hanlin.models.types import (
+    AudioPart,
     ChatOptions,
     ChatResponse,
+    ContentPart,
+    FilePart,
     Finish,
     FinishReason,
     ImagePart,
     Message,
     StreamEvent,
     TextDelta,
+    Tool,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -58,18 +62,24 @@ _LIMITS = httpx.Limits(
 DEFAULT_TIMEOUT = 600.0
 
 
+def _part_dict(p: ContentPart) -> dict[str, Any]:
+    """A content part in OpenAI's wire format."""
+    if isinstance(p, ImagePart):
+        return {"type": "image_url", "image_url": {"url": p.url, "detail": p.detail}}
+    if isinstance(p, FilePart):
+        file = {"file_data": p.data, "file_id": p.file_id, "filename": p.filename}
+        return {"type": "file", "file": {k: v for k, v in file.items() if v is not None}}
+    if isinstance(p, AudioPart):
+        return {"type": "input_audio", "input_audio": {"data": p.data, "format": p.format}}
+    return {"type": "text", "text": p.text}
+
+
 def message_dict(m: Message) -> dict[str, Any]:
     """A message in OpenAI's wire format."""
     out: dict[str, Any] = {"role": m.role}
     content = m.content
     if isinstance(content, list):
-        parts: list[dict[str, Any]] = []
-        for p in content:
-            if isinstance(p, ImagePart):
-                parts.append({"type": "image_url", "image_url": {"url": p.url, "detail": p.detail}})
-            else:
-                parts.append({"type": "text", "text": p.text})
-        out["content"] = parts
+        out["content"] = [_part_dict(p) for p in content]
     else:
         out["content"] = content
     if m.tool_calls:
@@ -90,6 +100,11 @@ def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
     return content if isinstance(content, list) else None
 
 
+def _function(tool: Tool) -> dict[str, Any]:
+    fn = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return fn if tool.strict is None else fn | {"strict": tool.strict}
+
+
 def request_body(
     model: str, messages: Sequence[Message], options: ChatOptions, stream: bool
 ) -> dict[str, Any]:
@@ -105,24 +120,17 @@ def request_body(
     fmt = o.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema":
+            spec: dict[str, Any] = {"name": fmt.name, "schema": fmt.json_schema}
+            if fmt.description:
+                spec["description"] = fmt.description
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": fmt.name, "schema": fmt.json_schema, "strict": fmt.strict},
+                "json_schema": spec | {"strict": fmt.strict},
             }
         else:
             body["response_format"] = {"type": "json_object"}
     if o.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters,
-                },
-            }
-            for t in o.tools
-        ]
+        body["tools"] = [{"type": "function", "function": _function(t)} for t in o.tools]
     if o.tool_choice is not None:
         choice = o.tool_choice
         body["tool_choice"] = (

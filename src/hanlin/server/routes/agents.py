@@ -4,11 +4,14 @@ and the ``agent:<name>`` models of ``/v1/chat/completions``.
 A run's stream opens with ``{"type": "run", "run_id": …}`` and then carries every agent event
 as JSON (``text``, ``tool_call``, ``approval_request``, ``tool_result``, ``step``, planner
 events, ``final``), then ``[DONE]``. The agent is opened (tools checked, MCP servers started)
-before the 200, so a broken definition is a proper error status.
+before the 200, so a broken definition is a proper error status. A client that disconnects —
+streamed or not — cancels its run: no further model call or tool step is made, and the run's
+status says ``cancelled``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -26,6 +29,7 @@ from hanlin.models.types import Usage
 from hanlin.server import sse
 from hanlin.server.agentruns import AgentRun, AgentRuns
 from hanlin.server.auth import scope
+from hanlin.server.disconnect import cancel_on_disconnect
 from hanlin.server.errors import error_event
 from hanlin.server.jsonbody import JSONRoute
 from hanlin.server.openai_format import ChatCompletionRequest, Chunks, completion
@@ -130,6 +134,7 @@ def _spec(name: str, state: ServerState) -> Any:
 async def start_run(
     name: str,
     body: AgentRunRequest,
+    request: Request,
     state: ServerState = Depends(get_state),
     runs: AgentRuns = Depends(agent_runs),
     caller: Principal = Depends(scope("agents")),
@@ -138,7 +143,7 @@ async def start_run(
     stack, agent = await _open(name, state, runs, run, caller, body.session, body.stream)
     events = agent.astream(body.input)
     if not body.stream:
-        collected, final = await _collect(events, stack, runs, run)
+        collected, final = await cancel_on_disconnect(request, _collect(events, stack, runs, run))
         return JSONResponse(
             {"run_id": run.id, **event_dict(final), "events": [event_dict(e) for e in collected]}
         )
@@ -206,10 +211,18 @@ async def _open(
 async def _collect(
     events: AsyncIterator[Any], stack: AsyncExitStack, runs: AgentRuns, run: AgentRun
 ) -> tuple[list[Any], FinalEvent]:
-    """Run to the end without a stream, then close the agent."""
+    """Run to the end without a stream, then close the agent. Cancelled (the client left),
+    the run stops where it is and is recorded as cancelled."""
     try:
         collected = [e async for e in events]
+    except asyncio.CancelledError:
+        runs.finish(run, "cancelled", None)
+        raise
+    except Exception:
+        runs.finish(run, "failed", "error")
+        raise
     finally:
+        await _close(events)
         await stack.aclose()
     final = collected[-1]
     assert isinstance(final, FinalEvent)
@@ -227,8 +240,19 @@ def parse_agent_model(model: str) -> str | None:
     return name
 
 
+async def _close(events: AsyncIterator[Any]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def agent_chat(
-    req: ChatCompletionRequest, name: str, state: ServerState, caller: Principal, runs: AgentRuns
+    req: ChatCompletionRequest,
+    name: str,
+    state: ServerState,
+    caller: Principal,
+    runs: AgentRuns,
+    request: Request,
 ) -> Response:
     """``model: "agent:NAME"``: the agent answers the conversation; its tool steps ride along in
     ``hanlin.events``. Calls needing approval are denied (no channel to ask) unless the
@@ -238,7 +262,7 @@ async def agent_chat(
     stack, agent = await _open(name, state, runs, run, caller, None, interactive=False)
     events = agent.astream(req.messages)
     if not req.stream:
-        _, final = await _collect(events, stack, runs, run)
+        _, final = await cancel_on_disconnect(request, _collect(events, stack, runs, run))
         extra = {"hanlin": {"run_id": run.id, "stop_reason": final.stop_reason}}
         return JSONResponse(
             completion(req.model, final.text, final.usage, finish_reason="stop", extra=extra)
@@ -268,6 +292,8 @@ async def agent_chat(
     async def close() -> None:
         await events.aclose()
         await stack.aclose()
+        if run.status == "running":  # the client left before the end
+            runs.finish(run, "cancelled", None)
 
     return sse.response(body_bytes(), close)
 

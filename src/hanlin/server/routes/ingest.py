@@ -1,5 +1,5 @@
-"""``/api/kb/{name}/…`` ingestion: upload files, add URLs, sync — background jobs with per-file
-status, polled (``/jobs``) or streamed (``/events``)."""
+"""``/api/kb/{name}/…`` ingestion: upload files, add URLs, sync, re-embed — background jobs with
+per-file (re-embed: per-chunk) progress, polled (``/jobs``) or streamed (``/events``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.access.auth import Principal
-from hanlin.errors import NotFoundError
+from hanlin.errors import InvalidInputError, NotFoundError, Reason
+from hanlin.knowledge.reembed import embedder_choice, embedder_choices
 from hanlin.knowledge.uploads import upload_dir
 from hanlin.net.ssrf import BlockedURLError, FetchError, check_url
 from hanlin.server import sse, uploads
@@ -32,6 +33,18 @@ class AddUrls(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     urls: list[str] = Field(min_length=1, max_length=100)
+
+
+class Reembed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="embedding model (GET /api/kb/{name}/embedders); default: the knowledge "
+        "base's own, at its installed version",
+    )
 
 
 _UPLOAD_BODY = {
@@ -102,7 +115,7 @@ async def add_urls(
         try:
             await asyncio.to_thread(check_url, url, allow_private=allow)
         except (BlockedURLError, FetchError) as exc:
-            state_.status, state_.reason = "failed", exc.message
+            state_.status, state_.reason = "failed", Reason.of(exc)
         files.append(state_)
     return _accepted(state.jobs.submit(name, "urls", files))
 
@@ -114,6 +127,44 @@ async def sync_kb(
     state.kbs.check(name)
     job = state.jobs.submit(name, "sync", [])
     return JSONResponse({"job": job.id, "status": job.status}, status_code=202)
+
+
+@router.get(
+    "/{name}/embedders",
+    summary="The embedding models a re-embed can use, each tried here (available, or why not)",
+)
+async def list_embedders(
+    name: str, state: ServerState = Depends(get_state), caller: Principal = Read
+) -> dict[str, Any]:
+    state.kbs.check(name)
+    info = await state.kbs.run(name, lambda kb: kb.embedding_model)
+    choices = await asyncio.to_thread(embedder_choices, state.kbs.embedder)
+    return {"current": info, "data": [c.to_dict() for c in choices]}
+
+
+@router.post(
+    "/{name}/reembed",
+    status_code=202,
+    summary="Re-embed every chunk in the background (progress in chunks; cancellable); the "
+    "knowledge base switches to the new model only when every chunk has its vector",
+)
+async def reembed_kb(
+    name: str, body: Reembed, state: ServerState = Depends(get_state), caller: Principal = Write
+) -> JSONResponse:
+    state.kbs.check(name)
+    if body.model is not None:  # refused now rather than by a job that fails at once
+        choice = await asyncio.to_thread(embedder_choice, body.model, state.kbs.embedder)
+        if not choice.available:
+            raise InvalidInputError(
+                f"the embedding model '{body.model}' cannot run here: {choice.reason}",
+                hint=(f"{choice.hint}; " if choice.hint else "")
+                + "GET /api/kb/{name}/embedders lists the models that can",
+                param="model",
+                code="embedder_unavailable",
+                params={"model": body.model, "reason": choice.reason},
+            )
+    job = state.jobs.submit(name, "reembed", [], model=body.model)
+    return JSONResponse(job.summary(), status_code=202)
 
 
 @router.get(

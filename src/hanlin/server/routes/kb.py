@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hanlin.access.auth import Principal
-from hanlin.errors import InvalidInputError, NotFoundError
+from hanlin.errors import InvalidInputError, NotFoundError, reason_fields
 from hanlin.knowledge.display import SourceNames, clean_text
+from hanlin.knowledge.failures import forget_failed, public_id
 from hanlin.knowledge.kb import KnowledgeBase
+from hanlin.knowledge.uploads import upload_dir
 from hanlin.rag.base import AnswerDelta, RagEvent, RetrievalEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
@@ -100,7 +102,8 @@ async def create_kb(
     try:
         return await asyncio.to_thread(create)
     except (InvalidInputError, NotFoundError) as exc:
-        raise ApiError(422, exc.message, hint=exc.hint) from None
+        code = exc.code or ("not_found" if isinstance(exc, NotFoundError) else "invalid_input")
+        raise ApiError(422, exc.message, hint=exc.hint, code=code, params=exc.params) from None
 
 
 @router.get("/{name}", summary="A knowledge base, its sources and failed files")
@@ -151,22 +154,30 @@ async def list_documents(
         return kb.documents(), kb.info().failures, kb.public_names()
 
     docs, failures, names = await state.kbs.run(name, read)
+    uploads = upload_dir(state.settings, name)
     rows: list[dict[str, Any]] = []
     covered = set()
     for f in state.jobs.unfinished_files(name):
         covered.add(f.key)
         shown = names.source(f.key) if f.key else clean_text(f.filename)
-        rows.append(_row(clean_text(f.filename), shown, f.chunks, f.status, names.scrub(f.reason)))
+        row = _row(clean_text(f.filename), shown, f.chunks, f.status, names.scrub(f.reason))
+        row |= reason_fields(f.reason)  # its code, for clients that word it themselves
+        if f.status == "failed":
+            row["file"] = public_id(f.key, names, uploads) if f.key else f.upload_id
+        rows.append(row)
     for rec in failures:
         if rec.path not in covered:
             shown = names.source(rec.path)
-            rows.append(_row(shown, shown, 0, "failed", names.scrub(rec.error)))
+            row = _row(shown, shown, 0, "failed", names.scrub(rec.error))
+            row["file"] = public_id(rec.path, names, uploads)
+            rows.append(row)
     rows.extend(d.to_dict(names) for d in docs)
     return {"data": rows[offset : offset + limit], "total": len(rows)}
 
 
 def _row(title: str, source: str, chunks: int, status: str, reason: str | None) -> dict[str, Any]:
-    """A file not stored (yet) in the shape of a stored document (``DocumentRecord.to_dict``)."""
+    """A file not stored (yet) in the shape of a stored document (``DocumentRecord.to_dict``);
+    a failed one also names itself for ``DELETE /api/kb/{name}/failed?file=…`` in ``file``."""
     return {
         "id": None,
         "doc": None,
@@ -178,7 +189,41 @@ def _row(title: str, source: str, chunks: int, status: str, reason: str | None) 
         "status": status,
         "reason": reason,
         "updated_at": None,
+        "file": None,
     }
+
+
+@router.delete(
+    "/{name}/failed",
+    status_code=204,
+    summary="Delete a failed file (?file= as the documents list names it): its failure record, "
+    "its source and its stored upload, so no sync retries it",
+)
+async def delete_failed(
+    name: str,
+    file: str = Query(min_length=1),
+    state: ServerState = Depends(get_state),
+    caller: Principal = Write,
+) -> Response:
+    state.kbs.check(name)
+    lock = await _writer(state, name, 10.0)
+
+    def forget() -> str:
+        with KnowledgeBase(name, state.settings) as kb:
+            return forget_failed(kb, file).path
+
+    try:
+        path = await asyncio.to_thread(forget)
+    except NotFoundError:
+        # an upload refused before it was stored is known to its job alone
+        if not state.jobs.forget_failed(name, upload_id=file):
+            raise
+        return Response(status_code=204)
+    finally:
+        lock.release()
+        state.kbs.invalidate(name)
+    state.jobs.forget_failed(name, key=path, upload_id=file)
+    return Response(status_code=204)
 
 
 async def _delete_document(state: ServerState, name: str, doc: str) -> Response:
@@ -196,7 +241,10 @@ async def _delete_document(state: ServerState, name: str, doc: str) -> Response:
         state.kbs.invalidate(name)
     if not deleted:
         raise NotFoundError(
-            f"no document '{doc}' in '{name}'", hint="list them with GET /api/kb/{name}/documents"
+            f"no document '{doc}' in '{name}'",
+            hint="list them with GET /api/kb/{name}/documents",
+            code="document_not_found",
+            params={"kb": name, "document": doc},
         )
     return Response(status_code=204)
 

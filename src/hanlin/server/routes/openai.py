@@ -88,7 +88,9 @@ async def get_model(
             }
     close = [m for m in catalog.closest(model) if m in known]
     hint = f"did you mean {', '.join(close)}?" if close else "see GET /v1/models"
-    raise ModelNotFoundError(f"the model '{model}' does not exist", hint=hint, closest=close)
+    raise ModelNotFoundError(
+        f"the model '{model}' does not exist", hint=hint, closest=close, params={"model": model}
+    )
 
 
 def _models(state: ServerState, caller: Principal) -> list[dict[str, Any]]:
@@ -168,7 +170,7 @@ async def chat_completions(
     agent = parse_agent_model(req.model)
     if agent is not None:
         check_fields(req, "agent")
-        return await agent_chat(req, agent, state, caller, runs)
+        return await agent_chat(req, agent, state, caller, runs, request)
     kb_model = parse_kb_model(req.model)
     if kb_model is not None:
         kb_chat = _kb_chat(req, kb_model[0], kb_model[1], state, caller)

@@ -2,6 +2,8 @@
 // and the API key (kept in localStorage, sent as a Bearer token). A 401 anywhere dispatches
 // "hanlin:auth-required" so the app can ask for a key.
 
+import { errorText } from "./error-text.js";
+
 const KEY_STORAGE = "hanlin.apiKey";
 
 export function getApiKey() {
@@ -22,18 +24,19 @@ export function setApiKey(key) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, { hint = null, type = null, code = null } = {}) {
+  constructor(status, message, { hint = null, type = null, code = null, params = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.hint = hint;
     this.type = type;
     this.code = code;
+    this.params = params || {};
   }
 
-  /** Message plus hint, for showing to a person. */
+  /** For showing to a person: the code worded in the UI's language, else message — hint. */
   get display() {
-    return this.hint ? `${this.message} — ${this.hint}` : this.message;
+    return errorText(this);
   }
 }
 
@@ -56,7 +59,7 @@ function errorFrom(status, body, fallback) {
     const e = body.error;
     if (e && typeof e === "object") {
       message = e.message || fallback;
-      extra = { hint: e.hint ?? null, type: e.type ?? null, code: e.code ?? null };
+      extra = { hint: e.hint ?? null, type: e.type ?? null, code: e.code ?? null, params: e.params ?? null };
     } else if (typeof e === "string") {
       message = e;
     } else if (typeof body.detail === "string") {
@@ -118,8 +121,21 @@ export const api = {
   sync: (name) => request("POST", `/api/kb/${enc(name)}/sync`),
   job: (name, job) => request("GET", `/api/kb/${enc(name)}/jobs/${enc(job)}`),
   cancelJob: (name, job) => request("POST", `/api/kb/${enc(name)}/jobs/${enc(job)}/cancel`),
+  deleteFailed: (name, file) => request("DELETE", `/api/kb/${enc(name)}/failed?file=${enc(file)}`),
+  embedders: (name) => request("GET", `/api/kb/${enc(name)}/embedders`),
+  reembed: (name, model) => request("POST", `/api/kb/${enc(name)}/reembed`, { model }),
   search: (name, query, mode, k) =>
     request("POST", `/api/kb/${enc(name)}/search`, { query, mode, k }),
+  conversations: (q = "", limit = 100, offset = 0) =>
+    request("GET", `/api/conversations?limit=${limit}&offset=${offset}${q ? `&q=${enc(q)}` : ""}`),
+  conversation: (id) => request("GET", `/api/conversations/${enc(id)}`),
+  createConversation: (body) => request("POST", "/api/conversations", body),
+  updateConversation: (id, body) => request("PATCH", `/api/conversations/${enc(id)}`, body),
+  deleteConversation: (id) => request("DELETE", `/api/conversations/${enc(id)}`),
+  appendMessage: (id, message) =>
+    request("POST", `/api/conversations/${enc(id)}/messages`, message),
+  replaceMessages: (id, start, messages) =>
+    request("PUT", `/api/conversations/${enc(id)}/messages`, { start, messages }),
 };
 
 const sourceNameCache = new Map(); // kb name → Promise<Map<uri, display name>>

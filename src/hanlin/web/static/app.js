@@ -4,20 +4,24 @@
 
 import { AgentView } from "./agent.js";
 import { api, getApiKey, request, setApiKey, sourceNames } from "./api.js";
-import { ChatStore, ChatView } from "./chat.js";
+import { ChatView } from "./chat.js";
 import { ComputeView } from "./compute.js";
+import { ConnectionsView } from "./connections.js";
+import { ConversationStore } from "./conversations.js";
 import { h, toast } from "./dom.js";
 import { applyI18n, t, toggleLang } from "./i18n.js";
 import { KbView } from "./kb.js";
 
 const state = { kbs: [], models: [], agents: [], route: { view: "chat", id: null } };
-const store = new ChatStore();
+const store = new ConversationStore();
 
 const els = {
   sidebar: document.getElementById("sidebar"),
   scrim: document.getElementById("scrim"),
   menu: document.getElementById("menu-toggle"),
   chatList: document.getElementById("chat-list"),
+  chatSearch: document.getElementById("chat-search"),
+  chatMore: document.getElementById("chat-more"),
   kbList: document.getElementById("kb-list"),
   agentList: document.getElementById("agent-list"),
   agentView: document.getElementById("agent-view"),
@@ -35,7 +39,7 @@ const els = {
 const chat = new ChatView({
   store,
   openCitation,
-  onChatsChanged: renderChatList,
+  onChatsChanged: () => refreshChats(),
   navigate: (id, { silent } = {}) => {
     const hash = `#/chat/${encodeURIComponent(id)}`;
     if (silent) {
@@ -56,6 +60,7 @@ const kb = new KbView({
 });
 
 const compute = new ComputeView();
+const settings = new ConnectionsView({ onChanged: () => loadModels() });
 const agent = new AgentView();
 
 /** Show the chat view with no conversation selected (a new chat starts on the first message). */
@@ -111,6 +116,85 @@ async function loadAgents() {
   if (state.route.view === "agent" && state.route.id) agent.show(state.route.id, state.agents);
 }
 
+/** The sidebar's conversations from the server (after importing this browser's old ones). */
+async function loadChats() {
+  try {
+    const { imported, failed } = await store.importLocal();
+    if (imported) toast(t("chat.imported", { n: imported }));
+    if (failed) toast(t("chat.import_failed", { n: failed }), "error");
+  } catch (err) {
+    if (err.status !== 401 && err.status !== 403) toast(t("error.generic", { msg: err.display || err.message }), "error");
+  }
+  await refreshChats();
+}
+
+async function refreshChats() {
+  try {
+    await store.refresh();
+  } catch (err) {
+    if (err.status !== 401 && err.status !== 403) toast(t("error.generic", { msg: err.display || err.message }), "error");
+  }
+  renderChatList();
+}
+
+async function deleteChat(c) {
+  if (!window.confirm(t("chat.delete.confirm", { title: c.title || t("chat.untitled") }))) return;
+  try {
+    await store.remove(c.id);
+  } catch (err) {
+    if (err.status !== 404) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+      return;
+    }
+  }
+  if (chat.chat && chat.chat.id === c.id) {
+    chat.stop();
+    chat.chat = null;
+    location.hash = "#/chat";
+    chat.render();
+  }
+  await refreshChats();
+}
+
+/** Turn a conversation's sidebar entry into a title field; Enter saves, Escape cancels. */
+function startRename(c, li) {
+  const input = h("input", {
+    class: "side-rename",
+    testid: "chat-rename-input",
+    maxlength: "200",
+    "aria-label": t("chat.rename.label"),
+  });
+  input.value = c.title || "";
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    if (save && title !== c.title) {
+      try {
+        await store.rename(c.id, title);
+        if (chat.chat && chat.chat.id === c.id) chat.chat.title = title;
+      } catch (err) {
+        toast(t("error.generic", { msg: err.display || err.message }), "error");
+      }
+    }
+    renderChatList();
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      finish(true);
+    } else if (e.key === "Escape") {
+      e.stopPropagation();
+      finish(false);
+    }
+  });
+  input.addEventListener("blur", () => finish(true));
+  li.replaceChildren(input);
+  input.focus();
+  input.select();
+}
+
 // --- sidebar -------------------------------------------------------------------------------
 
 function renderAgentList() {
@@ -137,8 +221,10 @@ function renderAgentList() {
 
 function renderChatList() {
   const chats = store.list();
+  els.chatMore.hidden = chats.length >= store.total;
   if (!chats.length) {
-    els.chatList.replaceChildren(h("li", { class: "side-empty muted" }, t("chat.list.empty")));
+    const empty = store.query ? t("chat.search.none") : t("chat.list.empty");
+    els.chatList.replaceChildren(h("li", { class: "side-empty muted", testid: "chat-list-empty" }, empty));
     return;
   }
   els.chatList.replaceChildren(
@@ -153,24 +239,22 @@ function renderChatList() {
           title: c.title || t("chat.untitled"),
         },
         h("span", { class: "side-label" }, c.title || t("chat.untitled")),
-        c.model ? h("span", { class: "side-sub" }, c.model) : null,
+        c.settings.model ? h("span", { class: "side-sub" }, c.settings.model) : null,
+      );
+      const rename = h(
+        "button",
+        { type: "button", class: "icon-btn side-del", testid: "chat-rename", "aria-label": `${t("chat.rename")}: ${c.title || ""}`, title: t("chat.rename") },
+        h("span", { "aria-hidden": "true" }, "✎"),
       );
       const del = h(
         "button",
-        { type: "button", class: "icon-btn side-del", "aria-label": `${t("chat.delete")}: ${c.title || ""}`, title: t("chat.delete") },
+        { type: "button", class: "icon-btn side-del", testid: "chat-delete", "aria-label": `${t("chat.delete")}: ${c.title || ""}`, title: t("chat.delete") },
         h("span", { "aria-hidden": "true" }, "✕"),
       );
-      del.addEventListener("click", () => {
-        if (chat.chat && chat.chat.id === c.id) {
-          chat.stop();
-          chat.chat = null;
-          location.hash = "#/chat";
-        }
-        store.remove(c.id);
-        renderChatList();
-        if (state.route.view === "chat") chat.render();
-      });
-      return h("li", { class: active ? "active" : null, testid: "chat-item", "data-id": c.id }, link, del);
+      const li = h("li", { class: active ? "active" : null, testid: "chat-item", "data-id": c.id }, link, rename, del);
+      rename.addEventListener("click", () => startRename(c, li));
+      del.addEventListener("click", () => deleteChat(c));
+      return li;
     }),
   );
 }
@@ -207,7 +291,7 @@ function setSidebar(open) {
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  const view = ["kb", "compute", "agent"].includes(parts[0]) ? parts[0] : "chat";
+  const view = ["kb", "compute", "agent", "settings"].includes(parts[0]) ? parts[0] : "chat";
   const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
   return { view, id };
 }
@@ -221,12 +305,15 @@ function route() {
   els.kbView.hidden = view !== "kb";
   els.computeView.hidden = view !== "compute";
   els.agentView.hidden = view !== "agent";
+  settings.el.hidden = view !== "settings";
   if (view !== "compute") compute.markNav(null);
   if (view === "agent" && id) {
     agent.show(id, state.agents);
   } else if (view === "agent") {
     location.hash = "#/chat";
     return;
+  } else if (view === "settings") {
+    settings.show();
   } else if (view === "compute") {
     compute.show(id);
   } else if (view === "kb" && id) {
@@ -234,8 +321,10 @@ function route() {
   } else if (view === "kb") {
     location.hash = "#/chat";
     return;
-  } else {
-    if (!chat.streaming || !chat.chat || chat.chat.id !== id) chat.show(id && store.get(id) ? id : null);
+  } else if (!chat.streaming || !chat.chat || chat.chat.id !== id) {
+    chat.show(id).then((found) => {
+      if (!found && location.hash !== "#/chat") location.hash = "#/chat";
+    });
   }
   renderChatList();
   renderKbList();
@@ -309,7 +398,8 @@ function askForKey() {
 }
 
 async function reloadAll() {
-  await Promise.all([loadKbs(), loadModels(), loadAgents()]);
+  await Promise.all([loadKbs(), loadModels(), loadAgents(), loadChats()]);
+  if (state.route.view === "chat" && state.route.id && !chat.streaming) chat.show(state.route.id);
   if (state.route.view === "kb" && state.route.id) kb.refresh();
   if (state.route.view === "compute") compute.loadLists(true);
 }
@@ -373,17 +463,34 @@ function init() {
     if (state.route.view === "chat") chat.render();
     else if (state.route.view === "compute") compute.render();
     else if (state.route.view === "agent") agent.show(state.route.id, state.agents);
-    else kb.render();
+    else if (state.route.view === "kb") kb.render();
     if (panelCitation) fillCitation(panelCitation);
   });
 
   window.addEventListener("hashchange", route);
-  // Another tab changed the history: show it here too.
-  window.addEventListener("storage", (e) => {
-    if (e.key === "hanlin.chats" && !chat.streaming) {
-      Object.assign(store, new ChatStore());
+  // Chats made in another tab or on another device show up when this tab is looked at again.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !chat.streaming) refreshChats();
+  });
+  let searchTimer = 0;
+  els.chatSearch.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(async () => {
+      try {
+        await store.refresh(els.chatSearch.value.trim());
+      } catch (err) {
+        toast(t("error.generic", { msg: err.display || err.message }), "error");
+      }
       renderChatList();
+    }, 200);
+  });
+  els.chatMore.addEventListener("click", async () => {
+    try {
+      await store.more();
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
     }
+    renderChatList();
   });
 
   route();

@@ -1,63 +1,18 @@
-// The chat view: conversations kept in localStorage, the model / knowledge-base picker,
-// streaming answers with a Stop button, copy, and citations as chips that open the side panel.
+// The chat view: conversations kept on the server (conversations.js), the model / knowledge-base
+// picker, per-chat settings (system prompt, temperature, max tokens), streaming answers with a
+// Stop button, copy, regenerate, edit and resend, and citations as chips that open the side panel.
 
 import { kbNameOf, sourceNames, streamChat } from "./api.js";
 import { copyText, h, toast } from "./dom.js";
 import { t } from "./i18n.js";
+import { ChatSettingsPanel } from "./chatsettings.js";
 import { renderMarkdown, stripFootnotes } from "./markdown.js";
+import { fillModelPicker } from "./model-picker.js";
 
-const STORE_KEY = "hanlin.chats";
 const MODEL_KEY = "hanlin.model";
-const MAX_CHATS = 200;
 
 export function isKbModel(model) {
   return typeof model === "string" && (model.startsWith("kb:") || model.startsWith("hanlin:kb:"));
-}
-
-/** Conversations in localStorage: [{id, title, model, messages, updated}], newest first. */
-export class ChatStore {
-  constructor() {
-    this.chats = [];
-    try {
-      const raw = JSON.parse(localStorage.getItem(STORE_KEY) || "[]");
-      if (Array.isArray(raw)) this.chats = raw.filter((c) => c && c.id && Array.isArray(c.messages));
-    } catch {
-      this.chats = [];
-    }
-    // A reload mid-stream leaves a pending answer behind: it will never finish.
-    for (const c of this.chats) for (const m of c.messages) if (m.pending) delete m.pending;
-  }
-
-  save() {
-    this.chats.sort((a, b) => b.updated - a.updated);
-    this.chats = this.chats.slice(0, MAX_CHATS);
-    try {
-      localStorage.setItem(STORE_KEY, JSON.stringify(this.chats));
-    } catch {
-      /* storage full or disabled: history lives for this page only */
-    }
-  }
-
-  list() {
-    return [...this.chats].sort((a, b) => b.updated - a.updated);
-  }
-
-  get(id) {
-    return this.chats.find((c) => c.id === id) || null;
-  }
-
-  create(model) {
-    const id = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 7)}`;
-    const chat = { id, title: "", model, messages: [], updated: Date.now() };
-    this.chats.unshift(chat);
-    this.save();
-    return chat;
-  }
-
-  remove(id) {
-    this.chats = this.chats.filter((c) => c.id !== id);
-    this.save();
-  }
 }
 
 /** The text shown for an assistant message: footnotes removed when citations are structured. */
@@ -70,7 +25,7 @@ export function displayText(msg) {
 export class ChatView {
   /**
    * @param {object} opts
-   * @param {ChatStore} opts.store
+   * @param {import("./conversations.js").ConversationStore} opts.store
    * @param {(citation: object, opener: Element, kb: string|null) => void} opts.openCitation
    * @param {() => void} opts.onChatsChanged  sidebar refresh
    * @param {(id: string) => void} opts.navigate  go to a chat
@@ -86,6 +41,8 @@ export class ChatView {
     this.controller = null;
     this.streamingMsg = null;
     this.frame = 0;
+    this.showing = 0; // the latest show(): an older load that answers late is dropped
+    this.editing = null; // index of the user message being edited
 
     this.el = document.getElementById("chat-view");
     this.messagesEl = document.getElementById("messages");
@@ -95,6 +52,7 @@ export class ChatView {
     this.form = document.getElementById("composer");
     this.sendBtn = document.getElementById("chat-send");
     this.stopBtn = document.getElementById("chat-stop");
+    this.settingsPanel = new ChatSettingsPanel(this);
 
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -116,10 +74,7 @@ export class ChatView {
         /* not persisted */
       }
       this.updateNotice();
-      if (this.chat && !this.chat.messages.length) {
-        this.chat.model = this.select.value;
-        this.store.save();
-      }
+      if (this.chat) this.settingsPanel.save({ model: this.select.value || null }, false);
     });
     this.messagesEl.addEventListener("click", (e) => this.onMessagesClick(e));
   }
@@ -137,29 +92,8 @@ export class ChatView {
   setModels(models) {
     this.models = models;
     const previous = this.select.value || this.preferredModel();
-    this.select.replaceChildren();
-    // Embedding and rerank models cannot chat; models without a configured key are listed
-    // (so one sees what could be used) but cannot be picked.
-    const meta = (m) => m.hanlin || {};
-    const kbs = models.filter((m) => isKbModel(m.id));
-    const chatModels = models.filter(
-      (m) => !isKbModel(m.id) && (meta(m).kind === undefined || meta(m).kind === "chat"),
-    );
-    const ready = chatModels.filter((m) => meta(m).available !== false);
-    const unconfigured = chatModels.filter((m) => meta(m).available === false);
-    if (!kbs.length && !ready.length) {
-      this.select.append(h("option", { value: "", disabled: true }, t("chat.model.none")));
-    }
-    const group = (label, list, disabled = false) => {
-      if (!list.length) return;
-      const g = h("optgroup", { label });
-      for (const m of list) g.append(h("option", { value: m.id, disabled }, m.id));
-      this.select.append(g);
-    };
-    group(t("chat.model.kbs"), kbs);
-    group(t("chat.model.models"), ready);
-    group(t("chat.model.unavailable"), unconfigured, true);
-    this.pickable = [...kbs, ...ready].map((m) => m.id);
+    // Configured models first, grouped by provider; those without a key sit behind a toggle.
+    this.pickable = fillModelPicker(this.select, models);
     this.chooseModel(previous);
   }
 
@@ -186,16 +120,44 @@ export class ChatView {
     this.notice.textContent = base ? t("chat.base_model", { model: m.id }) : "";
   }
 
-  /** Show a conversation (or the empty state for a new one). */
-  show(id) {
-    this.chat = id ? this.store.get(id) : null;
-    if (this.chat && this.chat.model) this.chooseModel(this.chat.model);
+  /** Show a conversation, loaded from the server (or the empty state for a new one).
+   * Resolves to false when the conversation does not exist (any more). */
+  async show(id) {
+    const token = ++this.showing;
+    this.editing = null;
+    if (!id) {
+      this.chat = null;
+      this.settingsPanel.fill();
+      this.render();
+      return true;
+    }
+    let chat;
+    try {
+      chat = await this.store.load(id);
+    } catch (err) {
+      // 401: the key dialog opens, and the chat is shown again once a key is saved
+      if (token !== this.showing || err.status === 401) return true;
+      this.chat = null;
+      this.settingsPanel.fill();
+      this.render();
+      toast(err.status === 404 ? t("chat.not_found") : t("error.generic", { msg: err.display || err.message }), "error");
+      return false;
+    }
+    if (token !== this.showing) return true;
+    this.chat = chat;
+    if (chat.settings.model) this.chooseModel(chat.settings.model);
+    this.settingsPanel.fill();
     this.render();
+    return true;
   }
 
   newChat() {
     if (this.streaming) this.stop();
+    this.showing += 1;
     this.chat = null;
+    this.editing = null;
+    this.settingsPanel.draft = {};
+    this.settingsPanel.fill();
     this.render();
     this.input.focus();
   }
@@ -221,12 +183,22 @@ export class ChatView {
 
   renderMessage(msg, index) {
     if (msg.role === "user") {
-      return h(
-        "article",
-        { class: "msg msg-user", testid: "message-user", "data-index": index },
-        h("div", { class: "msg-who" }, t("chat.you")),
-        h("div", { class: "msg-body" }, msg.content),
-      );
+      const el = h("article", { class: "msg msg-user", testid: "message-user", "data-index": index });
+      if (this.editing === index) {
+        el.append(this.editForm(msg, index));
+        return el;
+      }
+      el.append(h("div", { class: "msg-who" }, t("chat.you")), h("div", { class: "msg-body" }, msg.content));
+      if (!this.streaming) {
+        el.append(
+          h(
+            "div",
+            { class: "msg-actions" },
+            h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "edit-message", "data-action": "edit" }, t("chat.edit")),
+          ),
+        );
+      }
+      return el;
     }
     const el = h("article", {
       class: "msg msg-assistant",
@@ -317,9 +289,55 @@ export class ChatView {
           setTimeout(() => (copy.textContent = t("chat.copy")), 1500);
         }
       });
-      parts.push(h("div", { class: "msg-actions" }, copy));
+      const actions = h("div", { class: "msg-actions" }, copy);
+      const last = this.chat && this.chat.messages[this.chat.messages.length - 1] === msg;
+      if (last && !this.streaming) {
+        actions.append(
+          h(
+            "button",
+            { type: "button", class: "btn btn-ghost btn-small", testid: "regenerate", "data-action": "regenerate" },
+            t("chat.regenerate"),
+          ),
+        );
+      }
+      parts.push(actions);
     }
     el.replaceChildren(...parts);
+  }
+
+  /** A user message being edited: its text in a box, then "Save and send" or "Cancel". */
+  editForm(msg, index) {
+    const input = h("textarea", {
+      class: "edit-input",
+      testid: "edit-input",
+      rows: "3",
+      "aria-label": t("chat.edit.label"),
+    });
+    input.value = msg.content;
+    const form = h(
+      "form",
+      { class: "edit-form", testid: "edit-form" },
+      input,
+      h("p", { class: "muted small" }, t("chat.edit.note")),
+      h(
+        "div",
+        { class: "edit-actions" },
+        h("button", { type: "button", class: "btn btn-ghost btn-small", testid: "edit-cancel", "data-action": "edit-cancel" }, t("chat.edit.cancel")),
+        h("button", { type: "submit", class: "btn btn-primary btn-small", testid: "edit-send" }, t("chat.edit.send")),
+      ),
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.editAndResend(index, input.value.trim());
+    });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        this.editing = null;
+        this.render();
+      }
+    });
+    requestAnimationFrame(() => input.focus());
+    return form;
   }
 
   fillAnswerBody(body, msg) {
@@ -343,6 +361,17 @@ export class ChatView {
   }
 
   onMessagesClick(e) {
+    const action = e.target.closest("[data-action]");
+    if (action && this.chat && !this.streaming) {
+      const index = Number(action.closest("[data-index]").dataset.index);
+      const kind = action.dataset.action;
+      if (kind === "regenerate") this.regenerate();
+      else {
+        this.editing = kind === "edit" ? index : null;
+        this.render();
+      }
+      return;
+    }
     const btn = e.target.closest("[data-cite]");
     if (!btn || !this.chat) return;
     const article = btn.closest("[data-index]");
@@ -378,61 +407,115 @@ export class ChatView {
       toast(t("chat.model.none"), "error");
       return;
     }
-    if (!this.chat) {
-      this.chat = this.store.create(model);
-      this.navigate(this.chat.id, { silent: true });
+    this.controller = new AbortController(); // busy from here: a second Enter waits
+    this.setStreamingUi(true);
+    try {
+      if (!this.chat) {
+        const settings = { ...this.settingsPanel.draft, model };
+        this.chat = await this.store.create({ title: text.slice(0, 60), settings });
+        this.settingsPanel.draft = {};
+        this.navigate(this.chat.id, { silent: true });
+      } else if (this.chat.settings.model !== model) {
+        this.chat.settings = await this.store.updateSettings(this.chat.id, { model });
+      }
+      const user = { role: "user", content: text };
+      await this.store.append(this.chat.id, user);
+      this.chat.messages.push(user);
+    } catch (err) {
+      this.controller = null;
+      this.setStreamingUi(false);
+      toast(t("chat.save_failed", { msg: err.display || err.message }), "error");
+      return;
     }
-    const chat = this.chat;
-    chat.model = model;
-    if (!chat.title) chat.title = text.slice(0, 60);
-    const history = chat.messages
-      .filter((m) => !m.error && (m.role === "user" || m.content))
-      .map((m) => ({ role: m.role, content: m.role === "assistant" ? displayText(m) : m.content }));
-    chat.messages.push({ role: "user", content: text });
-    const msg = { role: "assistant", content: "", model, pending: true };
-    chat.messages.push(msg);
-    chat.updated = Date.now();
-    this.store.save();
-    this.onChatsChanged();
     this.input.value = "";
     this.autosize();
+    this.onChatsChanged();
+    await this.answer(this.chat, this.chat.messages.length, model);
+  }
 
-    this.controller = new AbortController();
+  /** Answer the last assistant message again, in its place. */
+  async regenerate() {
+    const chat = this.chat;
+    const index = chat ? chat.messages.length - 1 : -1;
+    if (index < 1 || chat.messages[index].role !== "assistant" || this.streaming) return;
+    if (!this.select.value) {
+      toast(t("chat.model.none"), "error");
+      return;
+    }
+    await this.answer(chat, index, this.select.value, true);
+  }
+
+  /** Replace user message `index` with `text`, drop what followed, and ask again. */
+  async editAndResend(index, text) {
+    const chat = this.chat;
+    if (!chat || !text || this.streaming) return;
+    if (!this.select.value) {
+      toast(t("chat.model.none"), "error");
+      return;
+    }
+    const user = { role: "user", content: text };
+    this.controller = new AbortController(); // busy: a second click waits
+    try {
+      await this.store.replaceFrom(chat.id, index, [user]);
+    } catch (err) {
+      this.controller = null;
+      toast(t("chat.save_failed", { msg: err.display || err.message }), "error");
+      return;
+    }
+    this.editing = null;
+    chat.messages.splice(index, chat.messages.length - index, user);
+    this.onChatsChanged();
+    await this.answer(chat, index + 1, this.select.value);
+  }
+
+  /**
+   * Stream an answer to the messages before `index` into a new assistant message there (it
+   * replaces message `index` and any after it), then keep it on the server: appended, or in
+   * place of the old answer when `replace`.
+   */
+  async answer(chat, index, model, replace = false) {
+    const history = chat.messages
+      .slice(0, index)
+      .filter((m) => !m.error && (m.role === "user" || m.content))
+      .map((m) => ({ role: m.role, content: m.role === "assistant" ? displayText(m) : m.content }));
+    const msg = { role: "assistant", content: "", model, pending: true };
+    chat.messages.splice(index, chat.messages.length - index, msg);
+    this.controller = this.controller || new AbortController();
     this.streamingMsg = msg;
     this.render();
     try {
-      await streamChat(
-        { model, messages: [...history, { role: "user", content: text }] },
-        {
-          signal: this.controller.signal,
-          onChunk: (chunk) => {
-            const choice = chunk.choices && chunk.choices[0];
-            const delta = choice && choice.delta && choice.delta.content;
-            if (delta) msg.content += delta;
-            const citations = chunk.citations ?? (choice && choice.citations);
-            if (Array.isArray(citations)) msg.citations = citations;
-            const meta = chunk.hanlin ?? (choice && choice.hanlin);
-            if (meta) msg.hanlin = meta;
-            if (chunk.usage) msg.usage = chunk.usage;
-            this.scheduleUpdate(msg);
-          },
+      await streamChat(this.settingsPanel.body(model, history), {
+        signal: this.controller.signal,
+        onChunk: (chunk) => {
+          const choice = chunk.choices && chunk.choices[0];
+          const delta = choice && choice.delta && choice.delta.content;
+          if (delta) msg.content += delta;
+          const citations = chunk.citations ?? (choice && choice.citations);
+          if (Array.isArray(citations)) msg.citations = citations;
+          const meta = chunk.hanlin ?? (choice && choice.hanlin);
+          if (meta) msg.hanlin = meta;
+          if (chunk.usage) msg.usage = chunk.usage;
+          this.scheduleUpdate(msg);
         },
-      );
+      });
     } catch (err) {
       if (err.name === "AbortError") msg.stopped = true;
       else msg.error = t("error.generic", { msg: err.display || err.message });
-    } finally {
-      msg.pending = false;
-      const kb = kbNameOf(model);
-      if (kb) sourceNames(kb); // warm the cache the citation panel reads
-      this.controller = null;
-      this.streamingMsg = null;
-      chat.updated = Date.now();
-      this.store.save();
-      if (this.chat === chat) this.updateMessage(msg, true);
-      this.setStreamingUi(false);
-      this.onChatsChanged();
     }
+    msg.pending = false;
+    const kb = kbNameOf(model);
+    if (kb) sourceNames(kb); // warm the cache the citation panel reads
+    try {
+      if (replace) await this.store.replaceFrom(chat.id, index, [msg]);
+      else await this.store.append(chat.id, msg);
+    } catch (err) {
+      toast(t("chat.save_failed", { msg: err.display || err.message }), "error");
+    }
+    this.controller = null;
+    this.streamingMsg = null;
+    if (this.chat === chat) this.render();
+    this.setStreamingUi(false);
+    this.onChatsChanged();
   }
 
   scheduleUpdate(msg) {

@@ -4,12 +4,23 @@
 
 import { api, sourceNames, uploadFile } from "./api.js";
 import { h, toast } from "./dom.js";
+import { reasonText } from "./error-text.js";
 import { formatBytes, formatTime, t } from "./i18n.js";
+import { chooseEmbedder } from "./reembed.js";
 
 const POLL_MS = 700;
 const UPLOAD_CONCURRENCY = 3;
 const DOC_PAGE = 100;
 const TERMINAL = new Set(["done", "failed", "cancelled"]);
+
+/**
+ * A failure reason in the UI's language, worded when it is shown (so a language switch re-words
+ * it): a string as is, an API error by its code, a job's file by its reason_code.
+ */
+function shownReason(r) {
+  if (typeof r === "string") return r;
+  return r.display || reasonText(r) || r.message || "";
+}
 
 export class KbView {
   /**
@@ -53,6 +64,7 @@ export class KbView {
       this.addUrl();
     });
     document.getElementById("kb-sync").addEventListener("click", () => this.sync());
+    document.getElementById("kb-reembed").addEventListener("click", () => this.reembed());
 
     document.getElementById("kb-delete").addEventListener("click", () => this.deleteKb());
     document.getElementById("kb-chat").addEventListener("click", () => this.onChat(this.name));
@@ -202,7 +214,7 @@ export class KbView {
       if (entry) {
         item.uploadId = entry.upload_id;
         item.status = entry.status || "queued";
-        item.reason = entry.reason || null;
+        item.reason = entry.reason ? entry : null;
       } else {
         item.status = "queued";
       }
@@ -211,7 +223,7 @@ export class KbView {
       else this.finished(item);
     } catch (err) {
       item.status = "failed";
-      item.reason = err.display || err.message;
+      item.reason = err;
       this.renderUploadItem(item);
     }
   }
@@ -226,7 +238,7 @@ export class KbView {
       } catch (err) {
         if (err.status === 404 || err.status === 401 || err.status === 403) {
           item.status = "failed";
-          item.reason = err.display || err.message;
+          item.reason = err;
           this.renderUploadItem(item);
           return;
         }
@@ -251,7 +263,7 @@ export class KbView {
         (files.length === 1 ? files[0] : null);
       if (f) {
         item.status = f.status || item.status;
-        item.reason = f.reason || null;
+        item.reason = f.reason ? f : null;
         item.chunks = f.chunks ?? item.chunks;
       } else if (job && TERMINAL.has(job.status)) {
         item.status = job.status;
@@ -303,7 +315,7 @@ export class KbView {
       const item = this.jobItem(kb, res.job, f.filename);
       item.uploadId = f.upload_id;
       item.status = f.status || "queued";
-      item.reason = f.reason || null;
+      item.reason = f.reason ? f : null;
       list.push(item);
       if (TERMINAL.has(item.status)) this.finished(item);
       else this.poll(item);
@@ -325,6 +337,29 @@ export class KbView {
     }
     const item = this.jobItem(kb, res.job, t("docs.sync.name"));
     item.whole = true;
+    item.status = res.status === "running" ? "running" : res.status;
+    this.uploads.set(kb, [...(this.uploads.get(kb) || []), item]);
+    this.renderUploads();
+    if (TERMINAL.has(item.status)) this.finished(item);
+    else this.poll(item);
+  }
+
+  /** Choose a model and start a re-embed job, followed in the list with its chunk progress. */
+  async reembed() {
+    const kb = this.name;
+    if (!kb) return;
+    const model = await chooseEmbedder(kb);
+    if (!model || kb !== this.name) return;
+    let res;
+    try {
+      res = await api.reembed(kb, model);
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+      return;
+    }
+    const item = this.jobItem(kb, res.job, t("reembed.name", { model }));
+    item.whole = true;
+    item.kind = "reembed";
     item.status = res.status === "running" ? "running" : res.status;
     this.uploads.set(kb, [...(this.uploads.get(kb) || []), item]);
     this.renderUploads();
@@ -401,7 +436,8 @@ export class KbView {
         "data-key": item.key,
         "data-status": item.status,
         "data-filename": item.name,
-        "data-kind": item.whole ? "sync" : item.uploadId && item.uploadId.startsWith("url_") ? "url" : "file",
+        "data-kind":
+          item.kind || (item.whole ? "sync" : item.uploadId && item.uploadId.startsWith("url_") ? "url" : "file"),
       },
       h(
         "div",
@@ -429,9 +465,13 @@ export class KbView {
         ? h("div", { class: "upload-detail" }, t("upload.chunks", { n: item.chunks }))
         : null,
       item.whole && item.progress && item.progress.total
-        ? h("div", { class: "upload-detail", testid: "job-progress" }, t("upload.progress", item.progress))
+        ? h(
+            "div",
+            { class: "upload-detail", testid: "job-progress" },
+            t(item.kind === "reembed" ? "reembed.progress" : "upload.progress", item.progress),
+          )
         : null,
-      item.reason ? h("div", { class: "upload-reason", testid: "upload-reason" }, item.reason) : null,
+      item.reason ? h("div", { class: "upload-reason", testid: "upload-reason" }, shownReason(item.reason)) : null,
     );
   }
 
@@ -497,6 +537,22 @@ export class KbView {
             t("docs.retry"),
           ),
         );
+        if (d.file) {
+          actions.push(
+            h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-ghost btn-small danger",
+                testid: "doc-forget",
+                title: t("docs.forget.label", { name: label }),
+                "aria-label": t("docs.forget.label", { name: label }),
+                onclick: () => this.forgetFailed(d),
+              },
+              t("docs.forget"),
+            ),
+          );
+        }
       }
       return h(
         "tr",
@@ -506,7 +562,7 @@ export class KbView {
           { class: "doc-title" },
           h("div", {}, title),
           h("div", { class: "doc-source muted", title: d.source }, d.source || d.doc),
-          d.reason ? h("div", { class: "upload-reason", testid: "doc-reason" }, d.reason) : null,
+          d.reason ? h("div", { class: "upload-reason", testid: "doc-reason" }, reasonText(d)) : null,
         ),
         h("td", { class: "num" }, d.chunks ?? "–"),
         h("td", {}, h("span", { class: `pill pill-${status}`, testid: "doc-status" }, statusLabel(status))),
@@ -542,6 +598,20 @@ export class KbView {
     try {
       await api.deleteDocument(this.name, d.doc);
       toast(t("docs.deleted"));
+    } catch (err) {
+      toast(t("error.generic", { msg: err.display || err.message }), "error");
+    }
+    await this.refresh();
+    this.onKbsChanged();
+  }
+
+  /** Delete a failed file (its failure, source and stored upload): no sync retries it. */
+  async forgetFailed(d) {
+    const name = d.title || d.source || d.file;
+    if (!window.confirm(t("docs.forget.confirm", { name }))) return;
+    try {
+      await api.deleteFailed(this.name, d.file);
+      toast(t("docs.forgotten"));
     } catch (err) {
       toast(t("error.generic", { msg: err.display || err.message }), "error");
     }
