@@ -1,10 +1,11 @@
 """Retrieval quality on the shared evaluation sets: nDCG@10 and Recall@100 for keyword, dense
 and hybrid search, through the real ingest pipeline and ``KnowledgeBase.search``.
 
-    .venv/bin/python bench/retrieval.py [--sets scifact,drcd,cmrc] [--model auto] [--out bench/out]
+    .venv/bin/python bench/retrieval.py [--sets scifact,drcd,cmrc] [--model NAME] [--out DIR]
 
-``--model auto`` (the default) creates each knowledge base as a user would: the embedding model
-is chosen from the language of the first documents (``hanlin.knowledge.language``). Knowledge
+``--model`` defaults to the product default (``fast-use``); ``--model auto`` creates each
+knowledge base as ``embedding_model = "auto"`` would: the embedding model chosen from the
+language of the first documents (``hanlin.knowledge.language``). Knowledge
 bases are kept in bench/.cache/home so a re-run only searches (the ingest rate is reported for
 the run that ingested). Results go to <out>/retrieval-<model>.md/.json; docs/benchmarks.md
 quotes them. Query latency is per ``KnowledgeBase.search`` call (k=200, 300 candidates).
@@ -98,7 +99,7 @@ def _cpu() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default="scifact,drcd,cmrc")
-    ap.add_argument("--model", default="auto", help="auto (by language) or an embedder name")
+    ap.add_argument("--model", default="fast-use", help="an embedder name, or auto (by language)")
     ap.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
     ap.add_argument("--sweep", action="store_true", help="also sweep fusion weights")
     args = ap.parse_args()

@@ -67,7 +67,7 @@ class _Multi(_Stub):
 @pytest.fixture
 def stubs(hanlin_home: Path) -> Iterator[None]:
     (hanlin_home / "hanlin.toml").write_text(
-        "[knowledge]\nembed_workers = 1\n"
+        '[knowledge]\nembed_workers = 1\nembedding_model = "auto"\n'
         'language_embedders = { en = "stub-en", "*" = "stub-multi" }\n'
     )
     EMBEDDERS.register("stub-en", _English)  # type: ignore[arg-type]
@@ -140,7 +140,7 @@ def test_an_uninstalled_language_model_falls_back() -> None:
 
 
 @pytest.mark.skipif(not minilm_installed(), reason="hanlin[minilm] not installed")
-def test_minilm_is_the_default_english_embedder(hanlin_home: Path, tmp_path: Path) -> None:
+def test_minilm_is_the_english_embedder_of_auto(hanlin_home: Path, tmp_path: Path) -> None:
     model = MiniLMEmbedder()
     vecs = model.embed_documents(
         ["How do I water tomatoes?", "Tomatoes need regular watering.", "GPU memory bandwidth"]
@@ -150,7 +150,9 @@ def test_minilm_is_the_default_english_embedder(hanlin_home: Path, tmp_path: Pat
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
     # batching by length gives each text the vector it gets alone
     np.testing.assert_allclose(vecs[2], model.embed_query("GPU memory bandwidth"), atol=1e-5)
-    (hanlin_home / "hanlin.toml").write_text("[knowledge]\nembed_workers = 1\n")
+    (hanlin_home / "hanlin.toml").write_text(
+        '[knowledge]\nembed_workers = 1\nembedding_model = "auto"\n'
+    )
     with KnowledgeBase.create("minilm") as kb:
         kb.add(_folder(tmp_path / "en", garden=EN))
         assert kb.embedding_model == "minilm-l6" and kb.store.get_meta("language") == "en"
