@@ -67,8 +67,7 @@ def _vec(v: Any) -> Vector:
 
 
 class PostgresStore:
-    """One knowledge base's rows in PostgreSQL. The knowledge base's name (its folder's name)
-    is its key in the ``kbs`` table; the folder itself holds nothing."""
+    """One knowledge base's rows in PostgreSQL, keyed by its (folder's) name in ``kbs``."""
 
     def __init__(
         self,
@@ -475,8 +474,10 @@ class PostgresStore:
             return []
         q = _vec(vector)
         where, params = filter_sql(flt) if flt else ("true", [])
+        # the documents join only when a filter reads them
+        join = " JOIN kb_documents d ON d.id = c.doc_id" if flt else ""
         base = (
-            f"FROM kb_chunks c JOIN kb_documents d ON d.id = c.doc_id WHERE c.kb_id = {self.kb} "
+            f"FROM kb_chunks c{join} WHERE c.kb_id = {self.kb} "
             f"AND c.embedding IS NOT NULL AND ({where})"
         )
         with self.db.connection() as conn:
@@ -503,8 +504,7 @@ class PostgresStore:
     def _candidates(
         self, conn: psycopg.Connection[Any], base: str, params: list[Any], flt: Filter | None
     ) -> int:
-        """How many rows a dense search would rank, counted up to ``exact_search_below + 1``:
-        unfiltered, the chunk count kept by triggers (a count over 300k rows cost 22 ms)."""
+        """Rows a dense search would rank (up to the exact limit); unfiltered: ``kb_stats``."""
         if flt is None:
             row = conn.execute(
                 "SELECT n_chunks FROM kb_stats WHERE kb_id = %s", (self.kb,)
