@@ -158,3 +158,62 @@ def test_a_killed_worker_leaves_no_duplicates_and_another_finishes(
     per_doc = {d["chunks"] for d in docs}
     assert len(per_doc) == 1  # every file has the same text: the same chunk count
     assert info["chunks"] == 24 * per_doc.pop() and info["documents"] == 24
+
+
+def test_ten_kill_9s_with_two_workers_leave_the_counts_of_a_clean_ingest(
+    pg_url: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    """Two workers share four upload jobs; ten times one of them is killed with kill -9 once
+    a few more files are stored, and started again (as a supervisor would). The final counts
+    equal a clean ingest's, nothing is stored twice, and no row is left without its owner."""
+    import psycopg
+
+    a = Replica(tmp_path / "a", pg_url)
+    procs.append(a)
+    workers = [_worker(tmp_path / f"w{i}", pg_url) for i in range(2)]
+    assert a.post("/api/kb", json={"name": "chaos"}).status_code == 201
+    body = "\n\n".join(f"Paragraph {i} about subject {i % 5} and more." for i in range(120))
+    jobs = []
+    for j in range(4):
+        files = [
+            ("files", (f"j{j}-{i:02}.md", f"# File {j}-{i}\n\n{body}\n".encode()))
+            for i in range(50)
+        ]
+        jobs.append(a.post("/api/kb/chaos/files", files=files).json()["job"])
+
+    def done() -> int:
+        return sum(a.get(f"/api/kb/chaos/jobs/{j}")["counts"].get("done", 0) for j in jobs)
+
+    kills, last = 0, 0
+    deadline = time.monotonic() + 400
+    try:
+        while kills < 10:
+            now = done()
+            assert now < 200, f"the ingest finished after {kills} kills: make it longer"
+            assert time.monotonic() < deadline, (kills, now)
+            if now >= last + 3:  # progress since the last kill: kill one mid-file
+                victim = kills % 2
+                workers[victim].kill9()
+                workers[victim] = _worker(tmp_path / f"w{victim}-{kills}", pg_url)
+                kills, last = kills + 1, now
+            time.sleep(0.3)
+        results = [_wait_job(a, "chaos", j, timeout=400) for j in jobs]
+    finally:
+        procs.extend(workers)
+    assert [r["status"] for r in results] == ["done"] * 4, [r["counts"] for r in results]
+    assert all(r["counts"] == {"done": 50} for r in results)
+    docs = a.get("/api/kb/chaos/documents?limit=500")["data"]
+    assert len(docs) == 200 and len({d["doc"] for d in docs}) == 200
+    per_doc = {d["chunks"] for d in docs}
+    assert len(per_doc) == 1  # the same text in every file: a clean ingest's chunk count
+    info = a.get("/api/kb/chaos")
+    assert info["documents"] == 200 and info["chunks"] == 200 * per_doc.pop()
+    with psycopg.connect(pg_url) as conn:  # no orphans anywhere
+        orphans = conn.execute(
+            "SELECT (SELECT count(*) FROM kb_chunks c LEFT JOIN kb_documents d "
+            "ON d.id = c.doc_id WHERE d.id IS NULL), "
+            "(SELECT count(*) FROM kb_postings p LEFT JOIN kb_chunks c "
+            "ON c.id = p.chunk_id WHERE c.id IS NULL), "
+            "(SELECT count(*) FROM kb_chunks WHERE embedding IS NULL)"
+        ).fetchone()
+    assert orphans == (0, 0, 0)

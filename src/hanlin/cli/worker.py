@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated
+import time
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -107,4 +109,50 @@ def worker(
                 await reaper
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main())
+    _run_until_done(main, url)
+
+
+#: seconds between reconnection attempts while the database is unreachable (doubling)
+RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0
+
+
+def _database_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database connection was lost (the worker waits and goes
+    on), not a bug (the worker stops with the traceback)."""
+    import psycopg
+    from procrastinate import exceptions as pe
+
+    from hanlin.errors import DatabaseUnavailableError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen, (psycopg.OperationalError, pe.ConnectorException, DatabaseUnavailableError)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _run_until_done(main: Callable[[], Coroutine[Any, Any, None]], url: str) -> None:
+    """Run the worker; while the database is away, wait and reconnect (a job it was running
+    is re-run from its first unfinished file once its heartbeat is stale)."""
+    from hanlin.db.url import redact
+
+    delay = RECONNECT_FIRST
+    while True:
+        started = time.monotonic()
+        try:
+            asyncio.run(main())
+            return
+        except Exception as exc:
+            if not _database_gone(exc):
+                raise
+            if time.monotonic() - started > 2 * RECONNECT_MAX:
+                delay = RECONNECT_FIRST  # it had been running fine: start the backoff again
+            err.print(
+                f"worker: lost the database at {redact(url)} ({type(exc).__name__}); "
+                f"reconnecting in {delay:.0f} s"
+            )
+            time.sleep(delay)
+            delay = min(2 * delay, RECONNECT_MAX)

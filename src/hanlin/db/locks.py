@@ -49,19 +49,22 @@ class AdvisoryLock:
                     self._release()
 
     def _acquire(self) -> psycopg.Connection[Any]:
-        conn = self.db.pool.getconn()
-        try:
-            conn.autocommit = True
-            conn.execute(f"SET lock_timeout = '{int(self.timeout * 1000)}ms'")
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", self.ids)
-        except Exception as exc:
-            self.db.pool.putconn(conn)
-            if type(exc).__name__ == "LockNotAvailable":
-                raise self._on_timeout() from exc
-            raise
+        with self.db.unavailable():
+            conn = self.db.pool.getconn()
+            try:
+                conn.autocommit = True
+                conn.execute(f"SET lock_timeout = '{int(self.timeout * 1000)}ms'")
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", self.ids)
+            except Exception as exc:
+                self.db.pool.putconn(conn)
+                if type(exc).__name__ == "LockNotAvailable":
+                    raise self._on_timeout() from exc
+                raise
         return conn
 
     def _release(self) -> None:
+        import psycopg
+
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -69,5 +72,7 @@ class AdvisoryLock:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", self.ids)
             conn.execute("RESET lock_timeout")
             conn.autocommit = False
+        except psycopg.OperationalError:
+            pass  # the connection died, and the server released the lock with its session
         finally:
             self.db.pool.putconn(conn)

@@ -61,7 +61,8 @@ class Database:
             configure=configure,
             open=True,
             name="hanlin",
-            timeout=30.0,
+            # a request while the database is away fails (503) within this, not after 30 s
+            timeout=10.0,
             reconnect_timeout=60.0,
             check=ConnectionPool.check_connection,
         )
@@ -113,9 +114,16 @@ class Database:
         """A pooled connection inside one transaction: committed when the block ends, rolled
         back on an error. A database that went away raises
         :class:`~hanlin.errors.DatabaseUnavailableError`."""
+        with self.unavailable(), self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def unavailable(self) -> Iterator[None]:
+        """Lost connections and pool timeouts inside the block become
+        :class:`~hanlin.errors.DatabaseUnavailableError` (for code that holds a connection
+        outside :meth:`connection`)."""
         try:
-            with self.pool.connection() as conn:
-                yield conn
+            yield
         except self._psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(
                 f"the database {self.shown} is unavailable: {_first_line(exc)}",

