@@ -80,12 +80,11 @@ def _replica(root: Path, url: str, i: int) -> tuple[subprocess.Popen[bytes], str
 
 async def _load(bases: list[str], kb: str, clients: int, seconds: float) -> dict[str, Any]:
     times: list[float] = []
-    errors = 0
+    errors: dict[str, int] = {}
     stop_at = 0.0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def client(i: int, http: httpx.AsyncClient, record: bool) -> None:
-        nonlocal errors
         n = i
         while time.monotonic() < stop_at:
             base = bases[n % len(bases)]
@@ -94,14 +93,16 @@ async def _load(bases: list[str], kb: str, clients: int, seconds: float) -> dict
             t0 = time.perf_counter()
             try:
                 r = await http.post(f"{base}/api/kb/{kb}/search", json={"query": query, "k": 5})
-                ok = r.status_code == 200 and bool(r.json()["data"])
-            except httpx.HTTPError:
-                ok = False
+                error = None if r.status_code == 200 and r.json()["data"] else f"{r.status_code}"
+                if error and r.status_code != 200:
+                    error += f" {r.json().get('error', {}).get('code')}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
             if record:
-                if ok:
+                if error is None:
                     times.append((time.perf_counter() - t0) * 1000)
                 else:
-                    errors += 1
+                    errors[error] = errors.get(error, 0) + 1
 
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         stop_at = time.monotonic() + 3  # warm-up, not recorded
@@ -115,7 +116,8 @@ async def _load(bases: list[str], kb: str, clients: int, seconds: float) -> dict
         "replicas": len(bases),
         "clients": clients,
         "requests": len(times),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "error kinds": ", ".join(f"{k} ×{v}" for k, v in sorted(errors.items())) or "–",
         "req/s": round(len(times) / elapsed, 1),
         "p50 ms": round(q[49], 1),
         "p95 ms": round(q[94], 1),

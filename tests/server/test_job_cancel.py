@@ -129,3 +129,30 @@ def test_job_status_is_a_summary_and_pages_of_files(
     assert len(client.get(f"/api/kb/many/jobs/{job}").content) < 20_000
     too_big = client.get(f"/api/kb/many/jobs/{job}", params={"limit": 1001})
     assert too_big.status_code == 422
+
+
+def test_queued_jobs_are_never_forgotten_only_the_oldest_finished_ones(
+    live: tuple[LiveServer, Settings],
+) -> None:
+    """The server keeps the last 50 finished jobs per knowledge base; a burst of 55 uploads
+    queued behind a busy writer must all stay visible until they finish."""
+    server, _ = live
+    jobs = server.app.state.hanlin.jobs
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        with jobs.writer_lock("many"):  # another ingest holds the knowledge base
+            ids = [
+                client.post(
+                    "/api/kb/many/files", files=[("files", (f"b{i}.md", _note(i).encode()))]
+                ).json()["job"]
+                for i in range(55)
+            ]
+            status = {client.get(f"/api/kb/many/jobs/{j}").status_code for j in ids}
+            assert status == {200}  # all 55 queued, none dropped
+        for j in ids:
+            assert wait_job(client, "many", j)["status"] == "done"
+        extra = client.post(
+            "/api/kb/many/files", files=[("files", ("last.md", _note(99).encode()))]
+        ).json()["job"]
+        assert wait_job(client, "many", extra)["status"] == "done"
+        assert client.get(f"/api/kb/many/jobs/{ids[0]}").status_code == 404  # oldest finished
+        assert client.get(f"/api/kb/many/jobs/{ids[-1]}").status_code == 200

@@ -154,7 +154,10 @@ class JobManager:
         with self._mutex:
             jobs = self._jobs.setdefault(kb, [])
             jobs.append(job)
-            del jobs[:-KEEP_JOBS]
+            finished = [j for j in jobs if j.status != "running"]
+            if len(finished) > KEEP_JOBS:  # forget the oldest finished ones, never a running one
+                forget = {id(j) for j in finished[: len(finished) - KEEP_JOBS]}
+                jobs[:] = [j for j in jobs if id(j) not in forget]
         self._publish(kb, "job", job.summary())
         if job.status == "running":
             # the job runs as the caller who submitted it (their scopes and knowledge bases)
