@@ -87,6 +87,22 @@ def run_mode(
                 raise SystemExit(f"{label}: the server did not start (logs in {home})") from None
             time.sleep(0.3)
     procs = [server] + [_start(home / f"w{i}", url, "worker") for i in range(workers)]
+    try:
+        return _ingest(label, files, root, base, procs)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _ingest(
+    label: str, files: list[Path], root: Path, base: str, procs: list[subprocess.Popen[bytes]]
+) -> dict[str, Any]:
     client = httpx.Client(base_url=base, timeout=600)
     name = f"ingest{int(time.time())}"
     assert client.post("/api/kb", json={"name": name}).status_code == 201
@@ -109,14 +125,6 @@ def run_mode(
     wall = time.perf_counter() - t0
     cpu = _cpu(procs)
     info = client.get(f"/api/kb/{name}").json()
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(home, ignore_errors=True)
     row = {
         "mode": label,
         "files": len(files),

@@ -156,3 +156,50 @@ def test_queued_jobs_are_never_forgotten_only_the_oldest_finished_ones(
         assert wait_job(client, "many", extra)["status"] == "done"
         assert client.get(f"/api/kb/many/jobs/{ids[0]}").status_code == 404  # oldest finished
         assert client.get(f"/api/kb/many/jobs/{ids[-1]}").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_stopped_server_exits_promptly_with_a_burst_of_jobs_queued(tmp_path: Path) -> None:
+    """Ctrl-C on `hanlin serve` while 20 upload jobs are queued: the running job stops after
+    its current file and the queued ones are cancelled, so the process exits in seconds
+    instead of ingesting everything first."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HANLIN_HOME": str(tmp_path / "home")}
+    env.pop("HANLIN_DATABASE_URL", None)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hanlin", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                httpx.get(base + "/api/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        assert httpx.post(base + "/api/kb", json={"name": "burst"}).status_code == 201
+        body = "\n\n".join(f"Paragraph {i} on subject {i % 9}." for i in range(300))
+        for j in range(20):
+            files = [("files", (f"f{j}-{i}.md", f"# {j}-{i}\n\n{body}".encode())) for i in range(5)]
+            assert httpx.post(f"{base}/api/kb/burst/files", files=files, timeout=60).is_success
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        proc.wait(30)
+        assert time.monotonic() - t0 < 20
+    finally:
+        if proc.poll() is None:
+            proc.kill()

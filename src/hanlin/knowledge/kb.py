@@ -349,8 +349,10 @@ class KnowledgeBase:
         progress: ProgressCallback | None = None,
         on_file: FileStatusCallback | None = None,
         stop: Callable[[], bool] | None = None,
+        per_item: Sequence[LoaderOptions] | None = None,
     ) -> IngestReport:
-        """Add files, folders (recursively), globs or URLs, and ingest them now.
+        """Add files, folders (recursively), globs or URLs, and ingest them now, in one pass
+        (``per_item``: loader options for each item, in order, instead of ``loader_options``).
 
         ``on_file`` hears each file's stage (parsing, embedding, done, failed + reason).
         ``stop`` is asked between files: once it returns true the ingest ends after the current
@@ -359,15 +361,19 @@ class KnowledgeBase:
         access.require("kb:write", kb=self.name)
         if not items:
             raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
-        options = loader_options or LoaderOptions()
-        sources = []
-        for item in items:
-            uri = normalize_uri(str(item))
-            sources.append(
-                self.store.add_source(
-                    uri, classify(str(item)), options.model_dump(exclude_defaults=True)
-                )
+        options = [loader_options or LoaderOptions()] * len(items)
+        if per_item is not None:
+            if len(per_item) != len(items):
+                raise InvalidInputError("per_item needs one LoaderOptions per item")
+            options = list(per_item)
+        sources = [
+            self.store.add_source(
+                normalize_uri(str(item)),
+                classify(str(item)),
+                opts.model_dump(exclude_defaults=True),
             )
+            for item, opts in zip(items, options, strict=True)
+        ]
         return self._ingest(sources, progress, full_sync=False, on_file=on_file, stop=stop)
 
     def sync(
