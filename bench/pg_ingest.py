@@ -57,17 +57,32 @@ def _start(home: Path, url: str | None, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _cpu(procs: list[subprocess.Popen[bytes]]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            ps = psutil.Process(p.pid)
-            for q in [ps, *ps.children(recursive=True)]:
-                t = q.cpu_times()
-                total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+class CpuMeter:
+    """CPU seconds of the processes and all their descendants, sampled while they run (the
+    embedding and parse workers come and go with each job, so a reading at the end misses
+    the ones that exited)."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        self.procs = procs
+        self.seen: dict[tuple[int, float], float] = {}
+
+    def sample(self) -> None:
+        for p in self.procs:
+            try:
+                root = psutil.Process(p.pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for q in tree:
+                try:
+                    t = q.cpu_times()
+                    self.seen[(q.pid, q.create_time())] = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+
+    def total(self) -> float:
+        self.sample()
+        return sum(self.seen.values())
 
 
 def run_mode(
@@ -104,6 +119,7 @@ def _ingest(
     label: str, files: list[Path], root: Path, base: str, procs: list[subprocess.Popen[bytes]]
 ) -> dict[str, Any]:
     client = httpx.Client(base_url=base, timeout=600)
+    meter = CpuMeter(procs)
     name = f"ingest{int(time.time())}"
     assert client.post("/api/kb", json={"name": name}).status_code == 201
     t0 = time.perf_counter()
@@ -120,10 +136,11 @@ def _ingest(
     failed = 0
     for job in jobs:
         while (page := client.get(f"/api/kb/{name}/jobs/{job}").json())["status"] == "running":
-            time.sleep(0.5)
+            meter.sample()
+            time.sleep(0.2)
         failed += page["counts"].get("failed", 0)
     wall = time.perf_counter() - t0
-    cpu = _cpu(procs)
+    cpu = meter.total()
     info = client.get(f"/api/kb/{name}").json()
     row = {
         "mode": label,
@@ -135,7 +152,7 @@ def _ingest(
         "documents": info["documents"],
         "chunks": info["chunks"],
         "failed": failed,
-        "CPU-s (server + workers)": round(cpu, 1),
+        "CPU-s (server, workers and their children)": round(cpu, 1),
     }
     print(row, flush=True)
     return row
