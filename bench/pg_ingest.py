@@ -17,10 +17,7 @@ the CPU seconds of every process involved. Results: <out>/pg_ingest.json and .md
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,27 +31,10 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from hanlin_procs import serve, start, stop_all, write_table  # noqa: E402
 from ingest import build_corpus  # noqa: E402
 
 BATCH = 100
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(home: Path, url: str | None, *args: str) -> subprocess.Popen[bytes]:
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HANLIN_HOME": str(home)}
-    env.pop("HANLIN_DATABASE_URL", None)
-    if url:
-        env["HANLIN_DATABASE_URL"] = url
-    log = (home / f"{args[0]}-{time.monotonic_ns()}.log").open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "hanlin", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
 
 
 class CpuMeter:
@@ -89,29 +69,12 @@ def run_mode(
     label: str, files: list[Path], root: Path, url: str | None, workers: int
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="hanlin-ingest-"))
-    port = _port()
-    server = _start(home / "server", url, "serve", "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(base + "/api/health", timeout=2)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"{label}: the server did not start (logs in {home})") from None
-            time.sleep(0.3)
-    procs = [server] + [_start(home / f"w{i}", url, "worker") for i in range(workers)]
+    server, base = serve(home / "server", url)
+    procs = [server] + [start(home / f"w{i}", url, "worker") for i in range(workers)]
     try:
         return _ingest(label, files, root, base, procs)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -176,13 +139,7 @@ def main() -> None:
             rows.append(run_mode(f"postgres, {n} worker(s)", files, root, dbs.create(), n))
     finally:
         dbs.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pg_ingest.json").write_text(json.dumps(rows, indent=2))
-    keys = list(rows[0])
-    md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    md += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    (args.out / "pg_ingest.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_table(args.out, "pg_ingest", rows)
 
 
 if __name__ == "__main__":

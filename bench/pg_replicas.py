@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +32,10 @@ from typing import Any
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from hanlin_procs import serve, start, stop_all, write_table  # noqa: E402
+
 SAMPLES = HERE.parent / "samples"
 QUERIES = [
     "What is hybrid search?",
@@ -46,36 +47,6 @@ QUERIES = [
     "BM25 keyword scoring",
     "reranking candidates",
 ]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(home: Path, url: str, *args: str) -> subprocess.Popen[bytes]:
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HANLIN_HOME": str(home), "HANLIN_DATABASE_URL": url}
-    log = (home / f"{args[0]}.log").open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "hanlin", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-
-
-def _replica(root: Path, url: str, i: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    proc = _start(root / f"r{i}", url, "serve", "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(base + "/api/health", timeout=2)
-            return proc, base
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"replica {i} did not start (logs in {root})") from None
-            time.sleep(0.3)
 
 
 async def _load(bases: list[str], kb: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -140,8 +111,8 @@ def main() -> None:
     rows = []
     try:
         url = dbs.create()
-        first, base1 = _replica(root, url, 1)
-        procs += [first, _start(root / "worker", url, "worker")]
+        first, base1 = serve(root / "r1", url)
+        procs += [first, start(root / "worker", url, "worker")]
         http = httpx.Client(base_url=base1, timeout=600)
         assert http.post("/api/kb", json={"name": "load"}).status_code == 201
         files = [
@@ -152,29 +123,17 @@ def main() -> None:
         job = http.post("/api/kb/load/files", files=files).json()["job"]
         while http.get(f"/api/kb/load/jobs/{job}").json()["status"] == "running":
             time.sleep(0.5)
-        second, base2 = _replica(root, url, 2)
+        second, base2 = serve(root / "r2", url)
         procs.append(second)
         for bases in ([base1], [base1, base2]):
             row = asyncio.run(_load(bases, "load", args.clients, args.seconds))
             print(row, flush=True)
             rows.append(row)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         dbs.stop()
         shutil.rmtree(root, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pg_replicas.json").write_text(json.dumps(rows, indent=2))
-    keys = list(rows[0])
-    md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    md += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    (args.out / "pg_replicas.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_table(args.out, "pg_replicas", rows)
 
 
 if __name__ == "__main__":
