@@ -273,3 +273,39 @@ def test_a_job_runs_with_the_submitters_access(world: World) -> None:
 
     done = wait_job(Authed(), "alpha", job)
     assert done["status"] == "done", json.dumps(done)
+
+
+# routes whose allowed answer is itself an error (nothing to forget, an unknown model): the
+# attack fails when the key is refused with 403 before the route looks at anything
+GATED: dict[str, tuple[set[str], Request]] = {
+    "embedders": (
+        {"kb:read"},
+        lambda w, key, kb: w.client.get(f"/api/kb/{kb}/embedders", headers=w.headers(key)),
+    ),
+    "forget_failed": (
+        {"kb:write"},
+        lambda w, key, kb: w.client.delete(
+            f"/api/kb/{kb}/failed", params={"file": "planted.txt"}, headers=w.headers(key)
+        ),
+    ),
+    "reembed": (
+        {"kb:write"},
+        lambda w, key, kb: w.client.post(
+            f"/api/kb/{kb}/reembed", json={"model": "no-such-model"}, headers=w.headers(key)
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("route", sorted(GATED))
+@pytest.mark.parametrize("key", sorted(KEYS))
+def test_kb_page_actions_follow_the_key(world: World, route: str, key: str) -> None:
+    needs, send = GATED[route]
+    for kb in ("alpha", "beta"):
+        response = send(world, key, kb)
+        if may(key, needs, kb):
+            assert response.status_code != 403, (route, key, kb, response.text)
+        else:
+            assert response.status_code == 403, (route, key, kb, response.text)
+            assert response.json()["error"]["code"] in ("insufficient_scope", "kb_not_allowed")
+            assert SECRET not in response.text
