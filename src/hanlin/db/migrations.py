@@ -170,7 +170,49 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
         );
         """,
     ),
+    (21, "keyword document frequencies; vectors stored inline", lambda: TERMS_SQL),
 ]
+
+#: BM25's document frequency per term, kept by statement triggers on kb_postings, so that a
+#: keyword search reads df in one probe per term instead of counting posting lists (the
+#: pruned search in hanlin.knowledge.stores.postgres_sql needs it before it reads postings).
+#: Every writer of a knowledge base already queues on its kb_stats row (the chunk triggers
+#: update it); the term triggers take that row first too, so term rows are only ever locked
+#: by one writer at a time, and concurrent writers cannot deadlock on them.
+#: Vectors: STORAGE MAIN keeps them in the row (EXTERNAL, pgvector's default, moved every
+#: vector of 512 dimensions out of line, and an exact scan paid a TOAST fetch per row).
+TERMS_SQL = """
+CREATE TABLE kb_terms (
+    kb_id int NOT NULL REFERENCES kbs(id) ON DELETE CASCADE,
+    term text NOT NULL, df int NOT NULL, PRIMARY KEY (kb_id, term)
+);
+INSERT INTO kb_terms SELECT kb_id, term, count(*) FROM kb_postings GROUP BY kb_id, term;
+CREATE FUNCTION kb_terms_ins() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM kb_stats WHERE kb_id IN (SELECT DISTINCT kb_id FROM new_rows)
+        ORDER BY kb_id FOR UPDATE;
+    INSERT INTO kb_terms AS t (kb_id, term, df)
+        SELECT kb_id, term, count(*) FROM new_rows GROUP BY kb_id, term ORDER BY kb_id, term
+    ON CONFLICT (kb_id, term) DO UPDATE SET df = t.df + excluded.df;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION kb_terms_del() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM kb_stats WHERE kb_id IN (SELECT DISTINCT kb_id FROM old_rows)
+        ORDER BY kb_id FOR UPDATE;
+    UPDATE kb_terms t SET df = t.df - d.n
+        FROM (SELECT kb_id, term, count(*) AS n FROM old_rows GROUP BY kb_id, term) d
+        WHERE t.kb_id = d.kb_id AND t.term = d.term;
+    DELETE FROM kb_terms t USING (SELECT DISTINCT kb_id, term FROM old_rows) d
+        WHERE t.kb_id = d.kb_id AND t.term = d.term AND t.df <= 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER kb_postings_terms_ins AFTER INSERT ON kb_postings
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_terms_ins();
+CREATE TRIGGER kb_postings_terms_del AFTER DELETE ON kb_postings
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kb_terms_del();
+ALTER TABLE kb_chunks ALTER COLUMN embedding SET STORAGE MAIN;
+"""
 
 JOBS_SQL = """
 CREATE TABLE hanlin_jobs (

@@ -1,4 +1,5 @@
-"""SQL of the PostgreSQL store: filter compilation, row conversion, BM25 and vector queries.
+"""SQL of the PostgreSQL store: filter compilation, row conversion, postings and vector
+queries (BM25 itself is :mod:`postgres_bm25`).
 
 Every knowledge base's rows share the tables of :mod:`hanlin.db.migrations`, keyed by the
 knowledge base's integer id. That id and the vector dimension are written into queries as
@@ -16,10 +17,6 @@ from typing import Any
 
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.stores.base import DocumentRecord, StoredChunk
-
-#: BM25 parameters of the embedded store's tantivy index
-K1 = 1.2
-B = 0.75
 
 _COLUMNS = {
     "source": "d.source",
@@ -107,34 +104,6 @@ def postings(chunk_id: int, kb_id: int, tokens: str) -> Iterator[tuple[int, str,
     dl = quantized_length(len(terms))
     for term, tf in Counter(terms).items():
         yield kb_id, term, chunk_id, tf, dl
-
-
-def bm25_sql(kb: int, filtered_where: str | None) -> str:
-    """Top-k BM25 over the postings of knowledge base ``kb`` (tantivy's formula: idf
-    ``ln(1 + (N - df + 0.5) / (df + 0.5))``, k1 1.2, b 0.75). Parameters: terms, terms, k,
-    plus the filter's when ``filtered_where`` is given."""
-    join = (
-        f" JOIN kb_chunks c ON c.id = p.chunk_id JOIN kb_documents d ON d.id = c.doc_id "
-        f"AND ({filtered_where})"
-        if filtered_where
-        else ""
-    )
-    return f"""
-        WITH st AS (
-            SELECT n_chunks::float8 AS n,
-                   GREATEST(total_len::float8 / NULLIF(n_chunks, 0), 1e-9) AS avgdl
-            FROM kb_stats WHERE kb_id = {kb}
-        ), df AS (
-            SELECT term, count(*)::float8 AS df FROM kb_postings
-            WHERE kb_id = {kb} AND term = ANY(%s) GROUP BY term
-        )
-        SELECT p.chunk_id,
-               sum(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * {K1 + 1}
-                   / (p.tf + {K1} * ({1 - B} + {B} * p.dl / st.avgdl))) AS score
-        FROM kb_postings p JOIN df ON df.term = p.term CROSS JOIN st{join}
-        WHERE p.kb_id = {kb} AND p.term = ANY(%s)
-        GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %s
-    """
 
 
 CHUNK_SELECT = """
