@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 # the packaged store conformance suite asserts like a test module: let pytest rewrite it
-pytest.register_assert_rewrite("hanlin.testing.store_conformance")
+pytest.register_assert_rewrite(
+    "hanlin.testing.store_conformance", "hanlin.testing.trace_store_conformance"
+)
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "0.0.0.0"}
 _real_connect = socket.socket.connect
@@ -35,8 +39,13 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
     return _real_connect(self, address)
 
 
+def on_postgres() -> bool:
+    """Whether the suite runs on PostgreSQL (``HANLIN_TEST_BACKEND=postgres``)."""
+    return os.environ.get("HANLIN_TEST_BACKEND") == "postgres"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("HANLIN_TEST_BACKEND") != "postgres":
+    if not on_postgres():
         return
     skip = pytest.mark.skip(
         reason="reads the embedded store's files; the PostgreSQL store has its own tests"
@@ -73,8 +82,9 @@ def hanlin_home(
     monkeypatch.setenv("HANLIN_HOME", str(home))
     monkeypatch.delenv("HANLIN_CONFIG", raising=False)
     monkeypatch.delenv("HANLIN_DATABASE_URL", raising=False)
-    if os.environ.get("HANLIN_TEST_BACKEND") == "postgres":
-        # the whole suite on PostgreSQL: every test gets its own fresh database
+    if on_postgres():
+        # the whole suite on PostgreSQL: every test gets its own fresh database (a fixture
+        # whose app directory outlives the test takes its own: see lasting_home below)
         dbs = request.getfixturevalue("pg_databases")
         url = dbs.create()
         monkeypatch.setenv("HANLIN_DATABASE_URL", url)
@@ -112,3 +122,82 @@ def pg_url(pg_databases: Any) -> Iterator[str]:
     url = pg_databases.create()
     yield url
     pg_databases.drop(url)
+
+
+# -- app directories that outlive a test --------------------------------------------------------
+#
+# On PostgreSQL every test runs in a database of its own (``hanlin_home``). A session- or
+# module-scoped fixture that builds state (a knowledge base, API keys, a server) must not put it
+# in the database of whichever test asked for it first: the next test sees another one. (It is
+# set up before that test's ``hanlin_home``, so settings it loads by itself see no
+# ``HANLIN_DATABASE_URL`` at all and quietly stay embedded.) Such a
+# fixture takes its app directory from :func:`lasting_home`, which gives it a database of its
+# own, builds its state and settings inside :func:`home_database` (so ``load_settings`` reads
+# that database's URL), and the tests that use the directory run with :func:`use_database` or
+# :func:`use_home`. Embedded (no ``HANLIN_TEST_BACKEND``), all of this only makes the folder.
+
+#: the database of each app directory from :func:`lasting_home` or :func:`copy_home`, with the
+#: server (``pg_databases``) that holds it
+_databases: dict[Path, tuple[Any, str]] = {}
+
+
+def lasting_home(request: pytest.FixtureRequest, name: str) -> Path:
+    """A new app directory for a session- or module-scoped fixture, with a database of its own
+    on PostgreSQL (kept until the session ends)."""
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    home = factory.mktemp(name)
+    if on_postgres():
+        dbs = request.getfixturevalue("pg_databases")
+        _databases[home] = (dbs, dbs.create())
+    return home
+
+
+def database_url(home: Path) -> str | None:
+    """The database of an app directory from :func:`lasting_home` or :func:`copy_home` (None
+    embedded)."""
+    held = _databases.get(home)
+    return held[1] if held else None
+
+
+@contextmanager
+def home_database(home: Path) -> Iterator[None]:
+    """Inside, ``HANLIN_DATABASE_URL`` is the database of ``home`` (embedded: unchanged), so
+    settings loaded there, and what they build, use it rather than the current test's."""
+    url = database_url(home)
+    if url is None:
+        yield
+        return
+    old = os.environ.get("HANLIN_DATABASE_URL")
+    os.environ["HANLIN_DATABASE_URL"] = url
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HANLIN_DATABASE_URL", None)
+        else:
+            os.environ["HANLIN_DATABASE_URL"] = old
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """This test runs with the database of ``home`` (``HANLIN_DATABASE_URL``; embedded:
+    nothing changes)."""
+    url = database_url(home)
+    if url is not None:
+        monkeypatch.setenv("HANLIN_DATABASE_URL", url)
+
+
+def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """This test's app directory is ``home`` (``HANLIN_HOME``), with its database."""
+    monkeypatch.setenv("HANLIN_HOME", str(home))
+    use_database(monkeypatch, home)
+
+
+def copy_home(home: Path, to: Path) -> Path:
+    """A copy of the app directory ``home`` at ``to`` (which must not exist), with a copy of
+    its database on PostgreSQL: a test may change the copy and leave ``home`` as it was."""
+    shutil.copytree(home, to)
+    held = _databases.get(home)
+    if held is not None:
+        dbs, url = held
+        _databases[to] = (dbs, dbs.clone(url))
+    return to

@@ -5,7 +5,6 @@ packages come from the MCP client's fixtures."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,17 +14,27 @@ import pytest
 
 from hanlin.config import Settings, load_settings
 from tests.agents.mcp.conftest import free_port, npm_dir, wait_http
+from tests.conftest import copy_home, home_database, lasting_home, use_database
 from tests.server.conftest import build_kb
 
 __all__ = ["kb_settings", "npm_dir"]
 
 
 @pytest.fixture(scope="session")
-def kb_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A HANLIN_HOME with the knowledge base ``docs`` (tea, rivers, garden)."""
-    home = tmp_path_factory.mktemp("mcp-home")
-    build_kb(kb_settings(home)).close()
+def _kb_home(request: pytest.FixtureRequest) -> Path:
+    home = lasting_home(request, "mcp-home")
+    with home_database(home):
+        build_kb(kb_settings(home)).close()
     return home
+
+
+@pytest.fixture()
+def kb_home(_kb_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HANLIN_HOME with the knowledge base ``docs`` (tea, rivers, garden), built once per
+    session; the test runs with its database (on PostgreSQL). Tests only read it: one that
+    changes it works on :func:`~tests.conftest.copy_home`."""
+    use_database(monkeypatch, _kb_home)
+    return _kb_home
 
 
 def kb_settings(home: Path, **server: object) -> Settings:
@@ -39,10 +48,12 @@ def http_server(kb_home: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture()
-def keyed_http_server(kb_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def keyed_http_server(
+    kb_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Path]]:
     """The same with ``server.require_keys``: every request needs an API key."""
-    home = tmp_path / "home"
-    shutil.copytree(kb_home, home)
+    home = copy_home(kb_home, tmp_path / "home")
+    use_database(monkeypatch, home)
     from hanlin.access.auth import open_apikeys
     from hanlin.config import load_settings
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hanlin.access.auth import open_apikeys
 from hanlin.agents.mcp import McpToolset
 from hanlin.config import load_settings
 from hanlin.mcpserver.server import build_server
+from tests.conftest import copy_home, database_url, use_database
 from tests.mcpserver.conftest import kb_settings
 
 
@@ -121,11 +123,11 @@ def test_in_memory_errors_are_results_the_model_can_read(kb_home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kb_add_ingests_file_contents_and_refuses_bad_ones(kb_home: Path, tmp_path: Path) -> None:
-    import shutil
-
-    home = tmp_path / "home"
-    shutil.copytree(kb_home, home)
+def test_kb_add_ingests_file_contents_and_refuses_bad_ones(
+    kb_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = copy_home(kb_home, tmp_path / "home")
+    use_database(monkeypatch, home)
     server = build_server(kb_settings(home))
     fake_pdf = "TVqQAAMAAAAEAAAA"  # base64 of a Windows executable header
 
@@ -157,10 +159,12 @@ def test_kb_add_ingests_file_contents_and_refuses_bad_ones(kb_home: Path, tmp_pa
 
 @pytest.mark.slow
 def test_stdio_subprocess(kb_home: Path) -> None:
+    env = {"HANLIN_HOME": str(kb_home), "PATH": os.environ.get("PATH", "")}
+    url = database_url(kb_home)
+    if url is not None:  # on PostgreSQL the knowledge base is in the home's database
+        env["HANLIN_DATABASE_URL"] = url
     params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "hanlin", "mcp", "serve"],
-        env={"HANLIN_HOME": str(kb_home), "PATH": os.environ.get("PATH", "")},
+        command=sys.executable, args=["-m", "hanlin", "mcp", "serve"], env=env
     )
 
     async def go() -> None:
@@ -215,6 +219,14 @@ def test_http_with_keys_and_scopes(keyed_http_server: tuple[str, Path]) -> None:
 
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
     headers = {"Accept": "application/json, text/event-stream"}
+    # keys made by another process reach a server on PostgreSQL within a second: wait for the
+    # one made last (the file store's server sees them at once)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        auth = {**headers, "Authorization": f"Bearer {other_kb}"}
+        if httpx.post(url, json=init, headers=auth).status_code != 401:
+            break
+        time.sleep(0.1)
     none = httpx.post(url, json=init, headers=headers)
     assert none.status_code == 401 and none.json()["error"]["code"] == "missing_api_key"
     wrong = httpx.post(url, json=init, headers={**headers, "Authorization": "Bearer hk-wrong"})

@@ -17,6 +17,7 @@ from hanlin import KnowledgeBase
 from hanlin.config import Settings, load_settings
 from hanlin.models.gateway import Gateway
 from hanlin.testing.upstream import Reply, UpstreamServer
+from tests.conftest import home_database, lasting_home, use_database
 
 FRANCE = """# 法国
 
@@ -113,17 +114,33 @@ def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rag_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings(home=tmp_path_factory.mktemp("rag-home"))
+def _rag_settings(request: pytest.FixtureRequest) -> Settings:
+    home = lasting_home(request, "rag-home")
+    with home_database(home):
+        return load_settings(home=home)
+
+
+@pytest.fixture()
+def rag_settings(_rag_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings of the app directory of this session's knowledge bases; the test runs
+    with its database (on PostgreSQL)."""
+    use_database(monkeypatch, _rag_settings.home)
+    return _rag_settings
 
 
 @pytest.fixture(scope="session")
-def kb(rag_settings: Settings, docs_dir: Path) -> Iterator[KnowledgeBase]:
-    """The shared knowledge base (read-only in tests)."""
-    with KnowledgeBase.create("docs", settings=rag_settings) as k:
+def _kb(_rag_settings: Settings, docs_dir: Path) -> Iterator[KnowledgeBase]:
+    with KnowledgeBase.create("docs", settings=_rag_settings) as k:
         report = k.add(docs_dir)
         assert report.ok and report.documents_added == 5, report.skipped
         yield k
+
+
+@pytest.fixture()
+def kb(_kb: KnowledgeBase, rag_settings: Settings) -> KnowledgeBase:
+    """The shared knowledge base (read-only in tests), in :func:`rag_settings`' app
+    directory."""
+    return _kb
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from hanlin.rag.select import span_overlap
 from hanlin.rag.templates import template
 from hanlin.testing.upstream import Reply, UpstreamServer
 from hanlin.text import count_tokens
+from tests.conftest import use_home
 from tests.rag.conftest import DANUBE, chat_json, sse
 
 FAKE = "fake/chat-model"
@@ -401,7 +402,7 @@ def test_cli_streams_the_answer_then_the_sources(
 ) -> None:
     from hanlin.cli.main import main
 
-    monkeypatch.setenv("HANLIN_HOME", str(rag_settings.home))
+    use_home(monkeypatch, rag_settings.home)
     monkeypatch.setenv("COLUMNS", "200")
     main(["kb", "ask", "docs", "法国的首都是哪里？"])
     out = capsys.readouterr().out

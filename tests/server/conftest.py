@@ -19,6 +19,7 @@ from hanlin.config import Settings, load_settings
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
+from tests.conftest import home_database, lasting_home
 
 TEA = """# Oolong tea
 
@@ -115,11 +116,12 @@ def upstream(upstream_server: UpstreamServer) -> Iterator[UpstreamServer]:
 
 
 @pytest.fixture(scope="session")
-def shared_settings(
-    tmp_path_factory: pytest.TempPathFactory, upstream_server: UpstreamServer
-) -> Settings:
-    """One app directory with the knowledge base ``docs``, shared by read-only tests."""
-    settings = make_settings(tmp_path_factory.mktemp("served"), upstream_server.url)
+def shared_settings(request: pytest.FixtureRequest, upstream_server: UpstreamServer) -> Settings:
+    """One app directory with the knowledge base ``docs``, shared by read-only tests (with a
+    database of its own on PostgreSQL, which these settings name)."""
+    home = lasting_home(request, "served")
+    with home_database(home):
+        settings = make_settings(home, upstream_server.url)
     build_kb(settings).close()
     return settings
 

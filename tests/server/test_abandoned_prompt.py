@@ -16,6 +16,7 @@ from hanlin.config import load_settings
 from hanlin.models.providers.llamacpp import bundled_model_path, unload_models
 from hanlin.server.app import create_app
 from tests.bundled import require_bundled_model
+from tests.conftest import home_database, lasting_home
 
 from .conftest import LiveServer
 
@@ -54,14 +55,20 @@ def ask(prompt: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("home")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    home = lasting_home(request, "home")
     gguf = bundled_model_path(tmp_path_factory.mktemp("models-home"))
     options = {"model_path": str(gguf), "n_ctx": 4096, "n_batch": N_BATCH, "n_threads": 1}
-    settings = load_settings(
-        home=home,
-        models={"endpoints": {"local": {"provider": "llamacpp", "options": options}}, "retries": 0},
-    )
+    with home_database(home):
+        settings = load_settings(
+            home=home,
+            models={
+                "endpoints": {"local": {"provider": "llamacpp", "options": options}},
+                "retries": 0,
+            },
+        )
     live = LiveServer(create_app(settings))
     yield live
     live.stop()

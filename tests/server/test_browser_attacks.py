@@ -26,6 +26,7 @@ from hanlin.mcpserver.server import build_server
 from hanlin.server.app import create_app
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import UpstreamServer
+from tests.conftest import home_database, lasting_home
 from tests.server.conftest import MODEL, LiveServer, build_kb, make_settings, wait_job
 from tests.web.conftest import _find_chromium
 
@@ -46,12 +47,13 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, upstream_server: UpstreamServer
+    request: pytest.FixtureRequest, upstream_server: UpstreamServer
 ) -> Iterator[tuple[LiveServer, Settings]]:
     """A keyless loopback server with the knowledge base ``docs``, which also answers to the
     listed host ``hanlin.test``."""
-    home = tmp_path_factory.mktemp("attacked")
-    settings = make_settings(home, upstream_server.url, allowed_hosts=["hanlin.test"])
+    home = lasting_home(request, "attacked")
+    with home_database(home):
+        settings = make_settings(home, upstream_server.url, allowed_hosts=["hanlin.test"])
     build_kb(settings).close()
     live = LiveServer(create_app(settings))
     yield live, settings

@@ -28,6 +28,7 @@ from langchain_tests.integration_tests import (
 from hanlin.server.app import create_app
 from hanlin.testing.capable_model import capable_reply
 from hanlin.testing.upstream import FakeUpstream, UpstreamServer
+from tests.conftest import home_database, lasting_home
 from tests.server.conftest import LiveServer, make_settings
 
 Suite = ChatModelIntegrationTests
@@ -41,10 +42,12 @@ def capable_upstream() -> Iterator[UpstreamServer]:
 
 @pytest.fixture(scope="module")
 def standard_live(
-    tmp_path_factory: pytest.TempPathFactory, capable_upstream: UpstreamServer
+    request: pytest.FixtureRequest, capable_upstream: UpstreamServer
 ) -> Iterator[LiveServer]:
     """``hanlin serve`` whose ``fake`` endpoint is the capable upstream (no keys: loopback)."""
-    settings = make_settings(tmp_path_factory.mktemp("standard"), capable_upstream.url)
+    home = lasting_home(request, "standard")
+    with home_database(home):
+        settings = make_settings(home, capable_upstream.url)
     server = LiveServer(create_app(settings))
     yield server
     server.stop()

@@ -28,6 +28,7 @@ from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
+from tests.conftest import home_database, lasting_home, use_home
 from tests.server.conftest import MODEL, build_kb
 
 PATH = "/v1/chat/completions"
@@ -76,14 +77,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, upstream_server: UpstreamServer
-) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, upstream_server: UpstreamServer) -> Iterator[World]:
     from tests.server.conftest import make_settings
 
-    settings = make_settings(
-        tmp_path_factory.mktemp("matrix"), upstream_server.url, require_keys=True
-    )
+    home = lasting_home(request, "matrix")
+    with home_database(home):  # the settings name the home's own database (on PostgreSQL)
+        settings = make_settings(home, upstream_server.url, require_keys=True)
     build_kb(settings, "alpha").close()
     beta_src = settings.home / "src-beta"
     beta_src.mkdir()
@@ -103,8 +102,9 @@ def world(
 
 @pytest.fixture(autouse=True)
 def _home(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Agent tools open knowledge bases with the default settings: this world's home."""
-    monkeypatch.setenv("HANLIN_HOME", str(world.settings.home))
+    """Agent tools open knowledge bases with the default settings: this world's home (and
+    its database, on PostgreSQL)."""
+    use_home(monkeypatch, world.settings.home)
 
 
 # route name → (what it needs, the request) for knowledge base ``kb``

@@ -8,6 +8,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from hanlin.db.local import LocalServer, start_local
@@ -49,6 +50,26 @@ class TestDatabases:
         name = f"t{os.getpid()}_{next(self._ids)}"
         self._admin(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
         return self.url(name)
+
+    def clone(self, url: str, *, wait: float = 15.0) -> str:
+        """A new database holding a copy of ``url``'s (the copy of an app directory whose
+        state lives there); its URL. This process's pool of ``url`` is closed first: a
+        database being copied may have no other connections (one that just closed may take a
+        moment to go, so this waits up to ``wait`` seconds for them)."""
+        import psycopg
+
+        forget(url)
+        source = url.split("?")[0].rsplit("/", 1)[1]
+        name = f"t{os.getpid()}_{next(self._ids)}"
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._admin(f"CREATE DATABASE {name} TEMPLATE {source}")
+                return self.url(name)
+            except psycopg.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def drop(self, url: str) -> None:
         forget(url)
