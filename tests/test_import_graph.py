@@ -36,9 +36,10 @@ SURFACES = (
 # that ship with the package: both may use the whole library.
 LAYERS = (
     "hanlin.errors hanlin.paths hanlin.text hanlin.fileio hanlin.frames hanlin.registry "
+    "hanlin.sqlite_migrations "
     "hanlin.config",
     "hanlin.access hanlin.net hanlin.db",
-    "hanlin.conversations",
+    "hanlin.conversations hanlin.tracing",
     "hanlin.models",
     "hanlin.knowledge",
     "hanlin.rag",

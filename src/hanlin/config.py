@@ -203,6 +203,25 @@ class ServerSettings(BaseModel):
     allow_private_urls: bool = False
 
 
+class TracingSettings(BaseModel):
+    """Traces of every model call, search, answer step and tool call (``hanlin traces``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: record prompts, answers, queries and tool arguments (secrets are always masked)
+    capture_content: bool = True
+    #: also send spans to this OTLP/HTTP collector (``http://host:4318/v1/traces``)
+    otlp_endpoint: str | None = None
+    otlp_headers: dict[str, str] = Field(default_factory=dict)
+    #: finished spans waiting to be written, at most; more are dropped and counted
+    queue_size: int = Field(default=20_000, ge=100)
+    #: traces older than this many days are deleted (0 = kept)
+    retention_days: int = Field(default=30, ge=0)
+    #: at most this many spans are kept; the oldest traces go first (0 = no limit)
+    max_spans: int = Field(default=5_000_000, ge=0)
+
+
 class Settings(BaseSettings):
     """All of Hanlin's settings."""
 
@@ -220,6 +239,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     #: MCP servers agents can use, ``[mcpServers.<name>]`` (see hanlin.agents.mcp.config)
     mcp_servers: dict[str, dict[str, object]] = Field(default_factory=dict, alias="mcpServers")
 

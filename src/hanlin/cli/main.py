@@ -97,6 +97,12 @@ def _tune() -> TyperGroup:
     return typer.main.get_group(tune.app)
 
 
+def _traces() -> TyperGroup:
+    from hanlin.cli import traces
+
+    return typer.main.get_group(traces.app)
+
+
 def _single(name: str, function: Callable[..., Any]) -> TyperCommand:
     one = typer.Typer(add_completion=False)
     one.command(name)(function)
@@ -144,6 +150,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "tune": LazyCommand(
         "Fine-tuning: check data; run CPT / SFT / LoRA / DPO; evaluate, export, deploy.", _tune
     ),
+    "traces": LazyCommand("Traces of model calls, searches, answers and tool calls.", _traces),
 }
 
 _LISTING = "hanlin.cli.listing"

@@ -29,6 +29,7 @@ from hanlin.conversations.base import (
     NewMessage,
 )
 from hanlin.errors import InvalidInputError, NotFoundError
+from hanlin.sqlite_migrations import apply_migrations
 
 FILENAME = "conversations.sqlite"
 
@@ -86,7 +87,7 @@ class SqliteConversations:
             conn.execute("PRAGMA synchronous=FULL")  # a sent message survives a power cut
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            _migrate(conn)
+            apply_migrations(conn, MIGRATIONS)
             self._conn = conn
         return self._conn
 
@@ -276,28 +277,6 @@ class SqliteConversations:
                 (*args, max(0, limit), max(0, offset)),
             ).fetchall()
         return ConversationPage(data=[_row(r) for r in rows], total=total)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-    for name, statements in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                conn.execute("ROLLBACK")  # another process applied it meanwhile
-                continue
-            for sql in statements:
-                conn.execute(sql)
-            conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
 
 def _row(row: tuple[Any, ...]) -> ConversationSummary:

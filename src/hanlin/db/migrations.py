@@ -171,7 +171,42 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
         """,
     ),
     (21, "keyword document frequencies; vectors stored inline", lambda: TERMS_SQL),
+    (30, "traces", lambda: TRACES_SQL),
 ]
+
+#: finished spans, one row per trace and the dashboard's per-day cache (hanlin.tracing.postgres),
+#: the SQLite store's shape; ids sort bytewise (COLLATE "C") whatever the database's collation
+TRACES_SQL = """
+CREATE TABLE trace_spans (
+    span_id text COLLATE "C" PRIMARY KEY, trace_id text COLLATE "C" NOT NULL, parent_id text,
+    name text NOT NULL, start_ns bigint NOT NULL, end_ns bigint NOT NULL, status text NOT NULL,
+    error text, operation text, model text, provider text, kb text, key_id text,
+    input_tokens bigint NOT NULL, output_tokens bigint NOT NULL, cached_tokens bigint NOT NULL,
+    cost_usd double precision NOT NULL, cost_cny double precision NOT NULL,
+    attributes jsonb NOT NULL
+);
+CREATE INDEX trace_spans_trace ON trace_spans (trace_id, start_ns);
+CREATE INDEX trace_spans_start ON trace_spans (start_ns);
+CREATE INDEX trace_spans_model ON trace_spans (model, trace_id) WHERE model IS NOT NULL;
+CREATE INDEX trace_spans_kb ON trace_spans (kb, trace_id) WHERE kb IS NOT NULL;
+CREATE INDEX trace_spans_key ON trace_spans (key_id, trace_id) WHERE key_id IS NOT NULL;
+CREATE TABLE traces (
+    trace_id text COLLATE "C" PRIMARY KEY, name text NOT NULL, start_ns bigint NOT NULL,
+    end_ns bigint NOT NULL, status text NOT NULL, spans int NOT NULL, model text, kb text,
+    key_id text, input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
+    cost_usd double precision NOT NULL, cost_cny double precision NOT NULL,
+    rating smallint, comment text
+);
+CREATE INDEX traces_start ON traces (start_ns, trace_id);
+CREATE INDEX traces_status ON traces (status, start_ns, trace_id);
+CREATE INDEX traces_rating ON traces (rating, start_ns, trace_id) WHERE rating IS NOT NULL;
+-- the dashboard's per-day cache (hanlin.tracing.sql.cached_stats)
+CREATE TABLE trace_days (day bigint PRIMARY KEY, version bigint NOT NULL);
+CREATE TABLE trace_stats_cache (
+    kind text NOT NULL, day bigint NOT NULL, version bigint NOT NULL, rows text NOT NULL,
+    PRIMARY KEY (kind, day)
+);
+"""
 
 #: BM25's document frequency per term, kept by statement triggers on kb_postings, so that a
 #: keyword search reads df in one probe per term instead of counting posting lists (the

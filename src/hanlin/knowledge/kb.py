@@ -51,9 +51,11 @@ from hanlin.knowledge.stores.base import (
     StoreStats,
 )
 from hanlin.knowledge.tokenize import Analyzer
+from hanlin.knowledge.traced import traced_search
 from hanlin.knowledge.uploads import UPLOAD_SCHEME, read_upload, upload_dir
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 from hanlin.net.ssrf import FetchedURL, safe_fetch
+from hanlin.tracing.setup import configure as configure_tracing
 
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
 #: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
@@ -140,6 +142,7 @@ class KnowledgeBase:
         ``embedders`` maps a model name to an embedding model; a server passes one that shares
         loaded models between the knowledge bases it opens (default: a new instance each)."""
         self.settings = settings or load_settings()
+        configure_tracing(self.settings)
         self.name = _check_name(name)
         self.path = self.settings.home / "kb" / name
         self.catalog = catalog(self.settings)
@@ -511,6 +514,7 @@ class KnowledgeBase:
             failures=failures,
         )
 
+    @traced_search
     def search(
         self,
         query: str,

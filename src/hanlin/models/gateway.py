@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from hanlin.access import caller as access
@@ -44,6 +45,9 @@ from hanlin.models.types import (
 )
 from hanlin.models.usage import open_ledger
 from hanlin.text import count_tokens
+from hanlin.tracing import genai, spans
+from hanlin.tracing.records import register_secrets
+from hanlin.tracing.setup import configure as configure_tracing
 
 T = TypeVar("T")
 MessagesLike = str | Message | Sequence[Message | dict[str, Any]]
@@ -122,6 +126,7 @@ class Gateway:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        configure_tracing(self.settings)
         self.models = self.settings.models
         self.catalog = Catalog(
             self.models,
@@ -152,6 +157,7 @@ class Gateway:
                 kw["client"] = self._http_client
             if key is not None:
                 self._secrets.append(key.reveal())
+                register_secrets([key.reveal()])
             provider = factory(dep.endpoint, key.reveal() if key else None, **kw)
             self._providers[name] = provider
         return provider
@@ -251,6 +257,24 @@ class Gateway:
         route = self.resolve(model)
         key = opts.user or ""
         self.ledger.check(key, self._projected(route, msgs, opts))
+        sp = genai.call_span("chat", route.name, msgs, opts)
+        try:
+            resp = await self._achat(route, msgs, opts, key, cache, sp)
+        except BaseException as exc:
+            spans.finish(sp, exc)
+            raise
+        spans.finish(sp)
+        return resp
+
+    async def _achat(
+        self,
+        route: Route,
+        msgs: list[Message],
+        opts: ChatOptions,
+        key: str,
+        cache: bool | None,
+        sp: Any,
+    ) -> ChatResponse:
         started = time.perf_counter()
         use_cache = self.models.cache if cache is None else cache
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
@@ -258,6 +282,7 @@ class Gateway:
             hit = self.cache.get(ck)
             if hit is not None:
                 self._record(route.deployments[0], hit, key, started, hit=True)
+                genai.served(sp, route.deployments[0], hit, cached=True)
                 return hit
 
         async def attempt(dep: Deployment) -> ChatResponse:
@@ -269,6 +294,7 @@ class Gateway:
         except ModelError as exc:
             raise exc.redact(self._secrets) from exc.__cause__
         self._record(dep, resp, key, started)
+        genai.served(sp, dep, resp)
         if use_cache:
             self.cache.put(ck, resp)
         return resp
@@ -290,10 +316,27 @@ class Gateway:
         key = opts.user or ""
         self.ledger.check(key, self._projected(route, msgs, opts))
         use_cache = self.models.cache if cache is None else cache
+        # the span starts here, in the caller's context: the stream's steps may run elsewhere
+        sp = genai.call_span("chat", route.name, msgs, opts)
+        sp.set_attribute("hanlin.stream", True)
         stream: ChatStream = ChatStream(
-            self._stream(route, msgs, opts, key, use_cache, lambda: stream)
+            self._traced_stream(
+                sp, self._stream(route, msgs, opts, key, use_cache, sp, lambda: stream)
+            )
         )
         return stream
+
+    @staticmethod
+    async def _traced_stream(
+        sp: Any, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in events:
+                yield event
+        except BaseException as exc:
+            spans.finish(sp, None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        spans.finish(sp)
 
     async def _stream(
         self,
@@ -302,6 +345,7 @@ class Gateway:
         opts: ChatOptions,
         key: str,
         use_cache: bool,
+        sp: Any,
         handle: Any,
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
@@ -312,6 +356,7 @@ class Gateway:
                 for event in _replay(hit):
                     yield event
                 self._record(route.deployments[0], hit, key, started, hit=True)
+                genai.served(sp, route.deployments[0], hit, cached=True)
                 handle().response, handle().served_by = hit, hit.served_by
                 return
         acc = StreamAccumulator()
@@ -330,6 +375,7 @@ class Gateway:
         dep = served[-1] if served else route.deployments[0]
         resp = acc.response(dep.model)
         self._record(dep, resp, key, started)
+        genai.served(sp, dep, resp)
         handle().response, handle().served_by = resp, dep.label
         if use_cache:
             self.cache.put(ck, resp)
@@ -344,10 +390,14 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[list[float]]:
             return await self.provider(dep).embed(dep.model, texts)
 
-        try:
-            return (await self.router.call(route, attempt))[1]
-        except ModelError as exc:
-            raise exc.redact(self._secrets) from exc.__cause__
+        with spans.span(f"embeddings {route.name}", operation="embeddings") as sp:
+            sp.set_attribute("hanlin.inputs", len(texts))
+            try:
+                dep, vectors = await self.router.call(route, attempt)
+            except ModelError as exc:
+                raise exc.redact(self._secrets) from exc.__cause__
+            genai.served(sp, dep)
+            return vectors
 
     async def arerank(
         self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
@@ -359,10 +409,14 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
             return await self.provider(dep).rerank(dep.model, query, documents, top_n)
 
-        try:
-            return (await self.router.call(route, attempt))[1]
-        except ModelError as exc:
-            raise exc.redact(self._secrets) from exc.__cause__
+        with spans.span(f"rerank {route.name}", operation="rerank") as sp:
+            sp.set_attribute("hanlin.inputs", len(documents))
+            try:
+                dep, ranked = await self.router.call(route, attempt)
+            except ModelError as exc:
+                raise exc.redact(self._secrets) from exc.__cause__
+            genai.served(sp, dep)
+            return ranked
 
     def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
         """Exact when the model's tokenizer is at hand (local models), else an estimate.
@@ -490,7 +544,7 @@ class _Portal:
     def run(self, coro: Any) -> Any:
         # the loop's thread has its own context: hand it the caller's access
         future: Future[Any] = asyncio.run_coroutine_threadsafe(
-            _as_current(access.current(), coro), self.loop
+            _as_current(access.current(), otel_context.get_current(), coro), self.loop
         )
         try:
             return future.result()
@@ -517,6 +571,11 @@ def _as_caller(options: ChatOptions) -> ChatOptions:
     return options
 
 
-async def _as_current(who: access.Access, coro: Awaitable[T]) -> T:
-    with access.acting_as(who):
-        return await coro
+async def _as_current(who: access.Access, ctx: otel_context.Context, coro: Awaitable[T]) -> T:
+    # ... and the caller's trace context, so spans opened here nest under the caller's
+    token = otel_context.attach(ctx)
+    try:
+        with access.acting_as(who):
+            return await coro
+    finally:
+        otel_context.detach(token)

@@ -40,6 +40,8 @@ from hanlin.rag.rewrite import clean_rewrite, fold_history, history_text
 from hanlin.rag.select import truncate
 from hanlin.rag.templates import Language, detect_language, render
 from hanlin.text import count_tokens
+from hanlin.tracing import spans
+from hanlin.tracing.records import OUTPUT_MESSAGES, REQUEST_MODEL
 
 HistoryLike = Sequence[Message | dict[str, Any]]
 #: sources listed with a refusal
@@ -63,6 +65,8 @@ class _Run:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     #: the caller's generation options (temperature, top_p, seed, max_tokens, stop)
     generation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the answer's trace span (``answer {kb}``), parent of every step's
+    span: Any = None
 
     def done(self, answer: Answer) -> AnswerDone:
         """The last event: the run's usage, notes and timings (and the total) in ``answer``."""
@@ -156,25 +160,55 @@ class RagEngine:
         """
         run = self._begin(question, model, history, mode, k)
         run.generation = dict(generation or {})
+        # started here, made current only around steps that do not yield: the generator's
+        # steps may run on different tasks (the sync API drives it from another thread)
+        run.span = spans.start(
+            f"answer {self.kb.name}",
+            operation="rag",
+            kb=self.kb.name,
+            attrs={"hanlin.rag.mode": run.answer_mode, REQUEST_MODEL: run.gen_model},
+        )
+        spans.record(run.span, "hanlin.question", run.question)
+        events = self._answer(run, k, filters)
+        try:
+            async for event in events:
+                if isinstance(event, AnswerDone):
+                    spans.record(run.span, OUTPUT_MESSAGES, event.answer.text)
+                    run.span.set_attribute("hanlin.rag.answer_mode", event.answer.mode)
+                    run.span.set_attribute("hanlin.rag.citations", len(event.answer.citations))
+                yield event
+        except BaseException as exc:
+            spans.finish(run.span, None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        finally:
+            await events.aclose()
+        spans.finish(run.span)
+
+    async def _answer(
+        self, run: _Run, k: int | None, filters: dict[str, Any] | Filter | None
+    ) -> AsyncGenerator[RagEvent, None]:
         if run.turns:
             t0 = time.perf_counter()
-            run.standalone, rewrite_usage = await self._rewrite(
-                run.question, run.turns, run.gen_model, run.notes
-            )
+            with spans.current(run.span), spans.span("rewrite", operation="rewrite"):
+                run.standalone, rewrite_usage = await self._rewrite(
+                    run.question, run.turns, run.gen_model, run.notes
+                )
             run.usage = run.usage + rewrite_usage
             run.timings["rewrite"] = (time.perf_counter() - t0) * 1000
         try:
-            found = await retrieve(
-                self.kb,
-                run.standalone,
-                self.settings,
-                k=k,
-                filters=filters,
-                rerank=self._reranker(),
-            )
+            with spans.current(run.span):
+                found = await retrieve(
+                    self.kb,
+                    run.standalone,
+                    self.settings,
+                    k=k,
+                    filters=filters,
+                    rerank=self._reranker(),
+                )
         except HanlinError as exc:
             raise StepError("RAG", "retrieve", exc) from exc
         run.timings.update(found.timings_ms)
+        run.span.set_attribute("hanlin.rag.sufficient", bool(found.sufficient))
         if not found.sufficient:
             answering = self._refuse(run, found)
         elif run.answer_mode == "extractive":
@@ -227,6 +261,8 @@ class RagEngine:
             f"best dense cosine {s.dense:.3f}; calibration: {found.calibration.source})"
         )
         closest = [evidence(r, i) for i, r in enumerate(found.results[:REFUSAL_SOURCES], 1)]
+        with spans.span("refuse", operation="refuse", parent=run.span) as sp:
+            sp.set_attribute("hanlin.rag.evidence_strength", float(s.score))
         yield RetrievalEvent(closest, [e.citation for e in closest], run.standalone)
         text = render("refuse", run.lang, self.kb.settings.home)
         answer = _fitted(Answer(text, "refused", [], closest, run.question, run.standalone), run)
@@ -272,6 +308,7 @@ class RagEngine:
             self.kb.settings.home,
             user=self.user,
             options=options,
+            span=run.span,
         )
         events = generate(gen, run.question, run.standalone, run.turns, found, run.lang)
         try:

@@ -21,6 +21,7 @@ from hanlin.rag.retrieval import Retrieved, evidence, where
 from hanlin.rag.select import pack, truncate
 from hanlin.rag.templates import Language, render, source_block
 from hanlin.text import count_tokens as estimate_tokens
+from hanlin.tracing import spans
 
 #: context length assumed for models the catalog has no entry for
 DEFAULT_CONTEXT = 8192
@@ -39,6 +40,8 @@ class Generation:
     user: str | None = None
     #: more options for the model call (top_p, seed, stop), from the caller
     options: dict[str, Any] = field(default_factory=dict)
+    #: the answer's trace span, parent of the pack and generate steps
+    span: Any = None
 
 
 @dataclass(slots=True)
@@ -117,7 +120,9 @@ async def generate(
     """Stream a generated answer: RetrievalEvent, AnswerDelta pieces, AnswerDone."""
     s = gen.settings
     t0 = time.perf_counter()
-    packed = await asyncio.to_thread(plan_context, gen, question, turns, found, lang)
+    with spans.current(gen.span), spans.span("pack", operation="pack") as sp:
+        packed = await asyncio.to_thread(plan_context, gen, question, turns, found, lang)
+        sp.set_attribute("hanlin.rag.evidence", len(packed.items))
     timings = {"pack": (time.perf_counter() - t0) * 1000}
     notes: list[str] = []
     if len(packed.items) < len(found.results):
@@ -130,7 +135,9 @@ async def generate(
     flt = CitationFilter(len(packed.items))
     pieces: list[str] = []
     t1 = time.perf_counter()
-    with access.configured_model("kb:read"):  # the checks run when the stream is made
+    step = spans.start("generate", operation="generate", parent=gen.span)
+    # the checks run (and the model call's span starts) when the stream is made
+    with spans.current(step), access.configured_model("kb:read"):
         stream = gen.gateway.astream(
             messages,
             gen.model,
@@ -148,8 +155,12 @@ async def generate(
                         timings["first_token"] = (time.perf_counter() - t1) * 1000
                     pieces.append(out)
                     yield AnswerDelta(out)
+    except BaseException as exc:
+        spans.finish(step, None if isinstance(exc, GeneratorExit) else exc)
+        raise
     finally:
         await stream.aclose()
+    spans.finish(step)
     rest = flt.finish()
     if rest:
         pieces.append(rest)

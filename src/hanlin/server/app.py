@@ -34,8 +34,10 @@ from hanlin.server.routes import (
     ingest,
     kb,
     openai,
+    traces,
 )
 from hanlin.server.state import ServerState
+from hanlin.tracing import open_trace_store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 DESCRIPTION = """Hanlin's HTTP API: OpenAI-compatible chat, embeddings and models under `/v1`
@@ -92,6 +94,7 @@ def create_app(
             await asyncio.to_thread(state.jobs.join, 10.0)
             state.kbs.close()
             app.state.conversations.close()
+            app.state.traces.close()
             await state.gateway.aclose()
 
     app = FastAPI(
@@ -103,6 +106,7 @@ def create_app(
     app.state.hanlin = state
     app.state.agent_runs = AgentRuns()
     app.state.conversations = open_conversations(settings)
+    app.state.traces = open_trace_store(settings)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=server.max_json_mb * MiB)
     app.add_middleware(CallerContext, auth=state.auth)
@@ -121,6 +125,7 @@ def create_app(
     app.include_router(agents.router)
     app.include_router(conversations.router)
     app.include_router(connections.router)
+    app.include_router(traces.router)
 
     @app.get("/api/health", tags=["health"], summary="Liveness, version and local model load")
     async def health() -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""How Hanlin's code opens spans. Two shapes:
+
+- :func:`span`, a context manager that makes the span current for the code inside (children
+  nest under it) — for code that does not ``yield`` inside it;
+- :func:`start` / :func:`finish`, for a span that lives across the steps of an async generator
+  (a streamed answer), which may run on different tasks: it is never made current; its children
+  are given it as ``parent`` explicitly.
+
+Errors are recorded as a status plus an ``exception`` event with the type and the masked
+message (never the traceback, which can hold arguments). The caller's API key id comes from
+:mod:`hanlin.access` when one is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from hanlin.access import caller as access
+from hanlin.tracing import records as r
+from hanlin.tracing.setup import capturing, tracer
+
+AttrValue = str | int | float | bool
+
+
+def _attributes(operation: str | None, kb: str | None, attrs: Mapping[str, Any] | None) -> dict:
+    out: dict[str, AttrValue] = {}
+    if operation:
+        out[r.OPERATION] = operation
+    if kb:
+        out[r.KB] = kb
+    who = access.current().user
+    if who:
+        out[r.KEY_ID] = who
+    for k, v in (attrs or {}).items():
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def start(
+    name: str,
+    *,
+    operation: str | None = None,
+    kb: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    parent: Span | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Span:
+    """A started span, child of ``parent`` (else of the current span); end it with
+    :func:`finish`."""
+    ctx = trace.set_span_in_context(parent) if parent is not None else None
+    return tracer().start_span(
+        name, context=ctx, kind=kind, attributes=_attributes(operation, kb, attrs)
+    )
+
+
+def finish(span: Span, error: BaseException | None = None) -> None:
+    if error is not None:
+        fail(span, error)
+    elif span.is_recording():
+        span.set_status(Status(StatusCode.OK))
+    span.end()
+
+
+def fail(span: Span, error: BaseException) -> None:
+    if not span.is_recording():
+        return
+    message = r.mask(str(getattr(error, "message", None) or error) or type(error).__name__)
+    span.set_status(Status(StatusCode.ERROR, message))
+    span.add_event(
+        "exception", {"exception.type": type(error).__name__, "exception.message": message}
+    )
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    operation: str | None = None,
+    kb: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    parent: Span | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[Span]:
+    """A span made current for the block; an exception escaping the block marks it failed."""
+    s = start(name, operation=operation, kb=kb, attrs=attrs, parent=parent, kind=kind)
+    token = otel_context.attach(trace.set_span_in_context(s))
+    try:
+        yield s
+    except BaseException as exc:
+        otel_context.detach(token)
+        finish(s, exc)
+        raise
+    otel_context.detach(token)
+    finish(s)
+
+
+@contextmanager
+def current(parent: Span | None) -> Iterator[None]:
+    """Make ``parent`` current for a block that does not yield (children nest under it)."""
+    if parent is None:
+        yield
+        return
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def record(span: Span, key: str, value: Any) -> None:
+    """Content (messages, queries, tool arguments): masked, and only when capturing."""
+    if value is not None and span.is_recording() and capturing():
+        span.set_attribute(key, r.content(value))
+
+
+def usage(span: Span, resp: Any, cost: Any) -> None:
+    """Tokens and cost of a finished model call (a ChatResponse)."""
+    if not span.is_recording():
+        return
+    u = resp.usage
+    span.set_attribute(r.INPUT_TOKENS, int(u.prompt_tokens))
+    span.set_attribute(r.OUTPUT_TOKENS, int(u.completion_tokens))
+    if u.cached_tokens:
+        span.set_attribute(r.CACHED_TOKENS, int(u.cached_tokens))
+    if cost is not None:
+        span.set_attribute(r.COST_USD, float(cost.usd))
+        span.set_attribute(r.COST_CNY, float(cost.cny))
+    span.set_attribute(r.FINISH_REASONS, [str(resp.finish_reason)])
+    if resp.model:
+        span.set_attribute(r.RESPONSE_MODEL, str(resp.model))
+
+
+def current_span() -> Span:
+    return trace.get_current_span()
