@@ -52,8 +52,9 @@ def test_database_url_moves_knowledge_bases_into_postgres(
 
 
 def test_kb_copy_to_postgres_and_back_gives_identical_results(
-    pg_url: str, hanlin_home: Path
+    pg_url: str, hanlin_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("HANLIN_DATABASE_URL", raising=False)  # this test starts embedded
     with KnowledgeBase.create("sample") as kb:
         kb.add(SAMPLES)
     result = _run("kb", "copy", "sample", "--to", pg_url, env={})

@@ -89,6 +89,7 @@ class TestJournaledStore(StoreConformanceTests):
         return lambda: plugin(tmp_path / "kb", analyzer_version="test", settings=settings)
 
 
+@pytest.mark.embedded_only  # reads the embedded catalog file (kb.json)
 def test_a_plugin_store_is_picked_by_name_and_recorded(plugin: Any, tmp_path: Path) -> None:
     assert STORES.origin("journaled") == f"{PLUGIN}:JournaledStore"
     assert plugin.__module__ == PLUGIN  # imported from the entry point, not from this file

@@ -50,18 +50,14 @@ def parse_doc_uri(uri: str) -> tuple[str, int]:
 
 def document_text(kb: KnowledgeBase, doc_id: int) -> tuple[dict[str, Any], str]:
     """A stored document's record and text, rebuilt from its chunks (overlaps removed)."""
-    conn = getattr(kb.store, "conn", None)
-    if conn is None:
-        raise NotFoundError(f"document {doc_id} cannot be read from this store")
-    row = conn.execute("SELECT key FROM documents WHERE id = ?", (doc_id,)).fetchone()
-    record = kb.store.get_document(str(row[0])) if row else None
-    if record is None:
+    key = kb.store.document_key(doc_id)
+    record = kb.store.get_document(key) if key is not None else None
+    if key is None or record is None:
         raise NotFoundError(
             f"no document {doc_id} in knowledge base '{kb.name}'",
             hint="list the documents with resources/list",
         )
-    ids = [int(r[0]) for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-    chunks = sorted(kb.store.get_chunks(ids), key=lambda c: (c.char_start, c.ord))
+    chunks = sorted(kb.store.document_chunks(key), key=lambda c: (c.char_start, c.ord))
     text, end = "", 0
     for c in chunks:
         if c.char_end <= end:

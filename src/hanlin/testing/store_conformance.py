@@ -261,6 +261,7 @@ class StoreConformanceTests:
         assert (b.content_hash, b.n_chunks, b.n_chars) == ("h-b-2", 2, 8)
         assert b.metadata == {"year": 2024} and b.updated_at > 0
         assert store.get_document("nope") is None
+        assert store.document_key(b.id) == "b" and store.document_key(b.id + 1000) is None
         assert store.document_hashes("/f") == {"a": "h-a-1", "b": "h-b-2"}
         assert store.document_hashes("/nowhere") == {}
 

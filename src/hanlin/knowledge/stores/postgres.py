@@ -62,10 +62,8 @@ _LOCK_NAMESPACE = 0x6B62
 _COPY_POSTINGS = "COPY kb_postings (kb_id, term, chunk_id, tf, dl) FROM STDIN"
 
 
-def _vec(v: Any) -> Vector:
-    if hasattr(v, "to_numpy"):  # pgvector.Vector, as the driver loads a vector column
-        v = v.to_numpy()
-    return np.asarray(v, dtype=np.float32)
+def _vec(v: Any) -> Vector:  # a pgvector.Vector as the driver loads it, or an array
+    return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
 
 
 class PostgresStore:
@@ -328,6 +326,13 @@ class PostgresStore:
             ).fetchone()
         return row_to_document(row) if row else None
 
+    def document_key(self, doc_id: int) -> str | None:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT key FROM kb_documents WHERE kb_id = %s AND id = %s", (self.kb, doc_id)
+            ).fetchone()
+        return str(row[0]) if row else None
+
     def delete_documents(self, keys: Sequence[str]) -> int:
         with self._tx() as conn:
             n = conn.execute(
@@ -579,12 +584,8 @@ class PostgresStore:
     # --- housekeeping ---------------------------------------------------------------------------
     def stats(self) -> StoreStats:
         with self.db.connection() as conn:
-            row = conn.execute(
-                STATS_SQL,
-                {"kb": self.kb},
-            ).fetchone()
-        assert row is not None
-        return StoreStats(*(int(v) for v in row))
+            row = conn.execute(STATS_SQL, {"kb": self.kb}).fetchone()
+        return StoreStats(*(int(v) for v in row or ()))
 
     def flush(self) -> None:
         """Nothing to persist: PostgreSQL's indexes are updated inside each transaction."""

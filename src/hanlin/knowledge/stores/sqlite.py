@@ -270,6 +270,10 @@ class SQLiteStore(DerivedIndexes):
         row = self.conn.execute(DOC_SELECT + " WHERE d.key = ?", (key,)).fetchone()
         return row_to_document(row) if row else None
 
+    def document_key(self, doc_id: int) -> str | None:
+        row = self.conn.execute("SELECT key FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return str(row[0]) if row else None
+
     def delete_documents(self, keys: Sequence[str]) -> int:
         with self.locked():
             with transaction(self.conn):
