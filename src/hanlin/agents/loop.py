@@ -48,6 +48,8 @@ from hanlin.models.types import (
     ToolChoice,
     Usage,
 )
+from hanlin.tracing import spans
+from hanlin.tracing.records import REQUEST_MODEL, TOOL_ARGUMENTS, TOOL_NAME, TOOL_RESULT
 
 ApproveCallback = Callable[[ApprovalRequest], Awaitable[bool] | bool]
 AnswerFrom = Literal["model", "tool"]
@@ -123,6 +125,8 @@ class _Run:
     #: the calls the model asked for in the current step
     calls: list[ToolCall] = field(default_factory=list)
     finished: bool = False
+    #: the run's trace span (``invoke_agent``), parent of its model and tool calls
+    span: Any = None
 
     def final(self, reason: StopReason, error: str | None = None) -> FinalEvent:
         self.finished = True
@@ -224,6 +228,28 @@ class Agent:
             yield notice
         specs = [t.spec() for t in self.tools.values()] or None
         run = _Run(self.limits, time.monotonic() + self.limits.max_seconds, specs)
+        # never made current across a yield: the steps may run on different tasks
+        run.span = spans.start(
+            f"invoke_agent {self.model or 'default'}",
+            operation="invoke_agent",
+            attrs={REQUEST_MODEL: self.model, "hanlin.agent.tools": len(self.tools)},
+        )
+        failed: Exception | None = None
+        try:
+            async with aclosing(self._steps(run, messages)) as steps:
+                async for event in steps:
+                    if isinstance(event, FinalEvent):
+                        run.span.set_attribute("hanlin.agent.stop_reason", event.stop_reason)
+                        run.span.set_attribute("hanlin.agent.steps", run.step)
+                        if event.stop_reason == "error":
+                            failed = RuntimeError(event.error or "the run failed")
+                    yield event
+        except BaseException as exc:
+            spans.finish(run.span, None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        spans.finish(run.span, failed)
+
+    async def _steps(self, run: _Run, messages: list[Message]) -> AsyncGenerator[AgentEvent, None]:
         while True:
             run.step += 1
             async with aclosing(self._model_step(run, messages)) as events:
@@ -264,7 +290,8 @@ class Agent:
         acc = StreamAccumulator()
         streamed = 0
         try:
-            with access.configured_model("agents"):  # the agent's own model
+            # the agent's own model; the call's span starts here, under the run's
+            with spans.current(run.span), access.configured_model("agents"):
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
                 async for event in events_within(stream, lambda: run.deadline - time.monotonic()):
@@ -326,7 +353,8 @@ class Agent:
             left = run.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            await bounded(asyncio.gather(*(self._execute(p) for p in pending)), left)
+            with spans.current(run.span):
+                await bounded(asyncio.gather(*(self._execute(p) for p in pending)), left)
         except TimeoutError:
             busy = sorted({p.call.name for p in pending if p.result is None})
             yield run.stopped(
@@ -400,15 +428,21 @@ class Agent:
             return
         cap = self.limits.tool_timeout
         started = time.monotonic()
-        try:
-            if cap is None:
-                p.result = await p.tool.run(p.arguments or {})
-            else:
-                p.result = await bounded(p.tool.run(p.arguments or {}), cap)
-        except TimeoutError:
-            p.result = ToolResult(f"{p.tool.name} timed out after {cap:g} s", True)
-        except Exception as exc:  # AgentTool.run does not raise; a custom subclass might
-            p.result = ToolResult(f"{p.tool.name} failed: {type(exc).__name__}: {exc}", True)
+        attrs = {TOOL_NAME: p.tool.name, "gen_ai.tool.call.id": p.call.id}
+        with spans.span(f"execute_tool {p.tool.name}", operation="execute_tool", attrs=attrs) as sp:
+            spans.record(sp, TOOL_ARGUMENTS, p.arguments or {})
+            try:
+                if cap is None:
+                    p.result = await p.tool.run(p.arguments or {})
+                else:
+                    p.result = await bounded(p.tool.run(p.arguments or {}), cap)
+            except TimeoutError:
+                p.result = ToolResult(f"{p.tool.name} timed out after {cap:g} s", True)
+            except Exception as exc:  # AgentTool.run does not raise; a custom subclass might
+                p.result = ToolResult(f"{p.tool.name} failed: {type(exc).__name__}: {exc}", True)
+            spans.record(sp, TOOL_RESULT, p.result.content)
+            if p.result.is_error:
+                spans.fail(sp, RuntimeError(p.result.content[:500]))
         p.seconds = time.monotonic() - started
 
 

@@ -63,9 +63,14 @@ def start(
 def finish(span: Span, error: BaseException | None = None) -> None:
     if error is not None:
         fail(span, error)
-    elif span.is_recording():
+    elif span.is_recording() and _unset(span):  # (never over an error marked by fail)
         span.set_status(Status(StatusCode.OK))
     span.end()
+
+
+def _unset(span: Span) -> bool:
+    status = getattr(span, "status", None)  # the SDK's spans have it; the no-op one not
+    return status is not None and status.status_code is StatusCode.UNSET
 
 
 def fail(span: Span, error: BaseException) -> None:

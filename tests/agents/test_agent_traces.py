@@ -1,0 +1,53 @@
+"""An agent run as a trace: ``invoke_agent`` with its model calls and tool calls as children,
+tool arguments and results recorded, a failing tool marked as an error — through the sync API,
+whose steps run on the gateway's own thread."""
+
+from __future__ import annotations
+
+from hanlin.agents.loop import Agent
+from hanlin.agents.tools.base import tool
+from hanlin.models.gateway import Gateway
+from hanlin.testing.upstream import UpstreamServer
+from hanlin.tracing import setup
+from tests.agents.test_loop import MODEL, PATH, answer, calls_stream, get_weather
+
+
+@tool
+def broken(x: int) -> int:
+    """Always fails."""
+    raise ValueError("the sensor is offline")
+
+
+def test_an_agent_run_is_one_trace_of_model_and_tool_calls(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
+    upstream.app.script(
+        PATH,
+        calls_stream(("get_weather", '{"city": "Paris"}'), ("broken", '{"x": 1}')),
+        answer("Sunny."),
+    )
+    result = Agent(gateway, MODEL, [get_weather, broken]).run("Weather in Paris?")
+    assert result.stop_reason == "answer"
+    assert setup.flush(10)
+    store = setup.current_store()
+    assert store is not None
+    from hanlin.tracing import TraceQuery
+
+    (trace,) = [t for t in store.list_traces(TraceQuery()) if t.name.startswith("invoke_agent")]
+    spans = store.get_trace(trace.trace_id)
+    root = next(s for s in spans if s.parent_id is None)
+    children = sorted((s.name, s.parent_id == root.span_id) for s in spans if s is not root)
+    assert children == [
+        (f"chat {MODEL}", True),
+        (f"chat {MODEL}", True),
+        ("execute_tool broken", True),
+        ("execute_tool get_weather", True),
+    ]
+    weather = next(s for s in spans if s.name == "execute_tool get_weather")
+    assert weather.attributes["gen_ai.tool.name"] == "get_weather"
+    assert "Paris" in weather.attributes["gen_ai.tool.call.arguments"]
+    assert "sunny in Paris" in weather.attributes["gen_ai.tool.call.result"]
+    failed = next(s for s in spans if s.name == "execute_tool broken")
+    assert failed.status == "error" and "sensor is offline" in (failed.error or "")
+    assert root.attributes["hanlin.agent.stop_reason"] == "answer"
+    assert trace.input_tokens == 38 and trace.status == "error"  # a tool failed inside
