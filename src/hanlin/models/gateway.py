@@ -390,14 +390,8 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[list[float]]:
             return await self.provider(dep).embed(dep.model, texts)
 
-        with spans.span(f"embeddings {route.name}", operation="embeddings") as sp:
-            sp.set_attribute("hanlin.inputs", len(texts))
-            try:
-                dep, vectors = await self.router.call(route, attempt)
-            except ModelError as exc:
-                raise exc.redact(self._secrets) from exc.__cause__
-            genai.served(sp, dep)
-            return vectors
+        vectors: list[list[float]] = await self._traced("embeddings", route, len(texts), attempt)
+        return vectors
 
     async def arerank(
         self, query: str, documents: Sequence[str], model: str, top_n: int | None = None
@@ -409,14 +403,21 @@ class Gateway:
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
             return await self.provider(dep).rerank(dep.model, query, documents, top_n)
 
-        with spans.span(f"rerank {route.name}", operation="rerank") as sp:
-            sp.set_attribute("hanlin.inputs", len(documents))
+        ranked: list[tuple[int, float]] = await self._traced(
+            "rerank", route, len(documents), attempt
+        )
+        return ranked
+
+    async def _traced(self, operation: str, route: Route, inputs: int, attempt: Any) -> Any:
+        """One routed embeddings or rerank call in its span; errors redacted."""
+        with spans.span(f"{operation} {route.name}", operation=operation) as sp:
+            sp.set_attribute("hanlin.inputs", inputs)
             try:
-                dep, ranked = await self.router.call(route, attempt)
+                dep, result = await self.router.call(route, attempt)
             except ModelError as exc:
                 raise exc.redact(self._secrets) from exc.__cause__
             genai.served(sp, dep)
-            return ranked
+            return result
 
     def count_tokens(self, text: str, model: str | None = None) -> TokenCount:
         """Exact when the model's tokenizer is at hand (local models), else an estimate.

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -269,7 +269,3 @@ def shutdown() -> None:
         old, _state = _state, None
     if old is not None:
         old.shutdown()
-
-
-def span_ids(spans: Sequence[ReadableSpan]) -> list[str]:
-    return [format(s.context.span_id, "016x") for s in spans if s.context is not None]

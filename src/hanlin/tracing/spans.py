@@ -140,7 +140,3 @@ def usage(span: Span, resp: Any, cost: Any) -> None:
     span.set_attribute(r.FINISH_REASONS, [str(resp.finish_reason)])
     if resp.model:
         span.set_attribute(r.RESPONSE_MODEL, str(resp.model))
-
-
-def current_span() -> Span:
-    return trace.get_current_span()
