@@ -178,3 +178,29 @@ def test_a_locked_trace_store_never_fails_or_slows_a_request(
         assert sinks["trace store"]["failed"] >= 1 and "locked" in sinks["trace store"]["error"]
     finally:
         live.stop()
+
+
+def test_a_web_page_cannot_read_or_rate_traces_on_the_keyless_server(
+    settings: Settings, upstream: UpstreamServer
+) -> None:
+    import httpx
+
+    live = _serve(settings)
+    try:
+        _sdk(live).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+        (trace,) = _traces(live)
+        rating = f"{live.url}/api/traces/{trace['trace_id']}/rating"
+        cross_site = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        r = httpx.post(rating, json={"rating": -1}, headers=cross_site)
+        assert r.status_code == 403  # a page on another site may not write here
+        rebound = httpx.get(live.url + "/api/traces", headers={"Host": "evil.example"})
+        assert rebound.status_code == 421  # DNS rebinding: a foreign Host reads nothing
+        assert "trace_id" not in rebound.text
+        assert _traces(live)[0]["rating"] is None
+        for bad in ("../../etc/passwd", "ABC", "0" * 33):
+            r = httpx.get(f"{live.url}/api/traces/{bad}")
+            assert r.status_code in (400, 404, 422) and "Traceback" not in r.text
+        r = httpx.get(live.url + "/api/traces", params={"before": "1:zz"})
+        assert r.status_code in (400, 422) and "cursor" in r.text
+    finally:
+        live.stop()
