@@ -261,6 +261,12 @@ class TestLocalBaseModel(_Served, ChatModelIntegrationTests):
         f"{_BASE}, so its grammar-constrained JSON may run on past max_tokens (160) with "
         "made-up values; when it stops in time it passes (XPASS)",
     )
+    test_bind_runnables_as_tools = expected_failure(
+        Suite.test_bind_runnables_as_tools,
+        f"{_BASE}, so its grammar-constrained tool call may run on past max_tokens (160) "
+        "and come back empty, depending on what llama.cpp's prompt cache holds from earlier "
+        "tests; when it stops in time it passes (XPASS)",
+    )
     test_structured_output_pydantic_2_v1 = expected_failure(
         Suite.test_structured_output_pydantic_2_v1, _SLOW, run=False
     )
