@@ -51,3 +51,52 @@ def test_an_agent_run_is_one_trace_of_model_and_tool_calls(
     assert failed.status == "error" and "sensor is offline" in (failed.error or "")
     assert root.attributes["hanlin.agent.stop_reason"] == "answer"
     assert trace.input_tokens == 38 and trace.status == "error"  # a tool failed inside
+
+
+def test_a_planner_run_is_a_tree_of_plan_subtasks_and_report(
+    gateway: Gateway, upstream: UpstreamServer
+) -> None:
+    from hanlin.agents.planner import PlannerAgent
+    from hanlin.tracing import TraceQuery
+    from tests.agents.test_planner import plan
+
+    upstream.app.script(
+        PATH,
+        plan(("1", "Find the weather in Paris", []), ("2", "Check the sensor", ["1"])),
+        calls_stream(("get_weather", '{"city": "Paris"}')),
+        answer("Paris: sunny."),
+        answer("FAILED: the sensor is offline"),
+        plan(),  # the re-plan after subtask 2 failed: nothing more to do
+        answer("Paris is sunny."),
+    )
+    result = PlannerAgent(gateway, MODEL, [get_weather], max_replans=1).run("Paris weather?")
+    assert result.stop_reason == "answer", result.error
+    assert setup.flush(10)
+    store = setup.current_store()
+    assert store is not None
+    (trace,) = [t for t in store.list_traces(TraceQuery()) if t.name.startswith("invoke_agent")]
+    spans = store.get_trace(trace.trace_id)
+    by_id = {s.span_id: s for s in spans}
+    root = next(s for s in spans if s.parent_id is None)
+    assert root.attributes["hanlin.agent.mode"] == "planner"
+    assert root.attributes["hanlin.agent.stop_reason"] == "answer"
+
+    def parent(name: str) -> str:
+        (s,) = [s for s in spans if s.name == name]
+        return by_id[s.parent_id].name if s.parent_id else ""
+
+    # each subtask under the run, its own agent run under the subtask, its tools under that
+    assert parent("subtask 1") == parent("subtask 2") == root.name
+    inner = [s for s in spans if s.name.startswith("invoke_agent") and s is not root]
+    assert sorted(by_id[s.parent_id or ""].name for s in inner) == ["subtask 1", "subtask 2"]
+    tool_call = next(s for s in spans if s.name == "execute_tool get_weather")
+    assert by_id[tool_call.parent_id or ""] in inner
+    # every model call sits under the run (plan, re-plan, report) or a subtask's agent run
+    calls = [s for s in spans if s.name == f"chat {MODEL}"]
+    assert {by_id[s.parent_id or ""].name for s in calls} == {root.name}
+    assert sum(s.parent_id == root.span_id for s in calls) >= 2
+    assert sum(by_id[s.parent_id or ""] in inner for s in calls) == 3
+    done = next(s for s in spans if s.name == "subtask 1")
+    failed = next(s for s in spans if s.name == "subtask 2")
+    assert done.status == "ok" and "Paris: sunny." in done.attributes["hanlin.subtask.result"]
+    assert failed.status == "error" and "sensor is offline" in (failed.error or "")

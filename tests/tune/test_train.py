@@ -59,6 +59,18 @@ def test_sft_lora_writes_adapter_metrics_and_curve(tiny_model: Path, chat_file: 
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["checkpoint-3", "checkpoint-6"]
     if has_eval:
         assert (run.path / "eval.json").is_file() and (run.path / "samples.md").is_file()
+    # the run is one span in the app's trace store, with what it trained and how it went
+    from hanlin.tracing import TraceQuery, setup
+
+    assert setup.flush(10)
+    store = setup.current_store()
+    assert store is not None
+    (trace,) = [t for t in store.list_traces(TraceQuery()) if t.name.startswith("fine_tune")]
+    (span,) = store.get_trace(trace.trace_id)
+    assert span.status == "ok" and span.operation == "fine_tune"
+    assert span.attributes["hanlin.tune.run_id"] == run.id
+    assert span.attributes["hanlin.tune.steps"] == 6
+    assert span.attributes["hanlin.tune.final_loss"] == _losses(run)[-1]
 
 
 def test_full_sft_learns_and_saves_loadable_weights(tiny_model: Path, chat_file: Path) -> None:

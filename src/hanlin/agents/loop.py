@@ -18,6 +18,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from hanlin.access import caller as access
@@ -193,6 +194,9 @@ class Agent:
         self.options = options
         self.first_tool_choice = first_tool_choice
         self.answer_from = answer_from
+        #: the span this run's ``invoke_agent`` span nests under (a planner's subtask span);
+        #: None: whatever span is current when the run starts
+        self.parent_span: Span | None = None
         self.notice: NoticeEvent | None = None
 
     # -- public API ---------------------------------------------------------------------------
@@ -233,6 +237,7 @@ class Agent:
             f"invoke_agent {self.model or 'default'}",
             operation="invoke_agent",
             attrs={REQUEST_MODEL: self.model, "hanlin.agent.tools": len(self.tools)},
+            parent=self.parent_span,
         )
         failed: Exception | None = None
         try:

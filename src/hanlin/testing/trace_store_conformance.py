@@ -264,7 +264,7 @@ class TraceStoreConformanceTests:
     # --- dashboard -------------------------------------------------------------------------
     def test_stats_per_day_and_group_are_exact(self, store: TraceStore) -> None:
         def call(trace: int, at_ms: float, ms: float, model: str, **kw: Any) -> SpanRecord:
-            return span(trace, 2, 1, "chat", at_ms, ms, model=model, **kw)
+            return span(trace, 2, 1, "chat", at_ms, ms, model=model, operation="chat", **kw)
 
         day2 = 86_400_000  # ms
         store.write(
@@ -282,6 +282,8 @@ class TraceStoreConformanceTests:
                 call(7, day2 + 70, 30, "a", kb="k"),
             ]
             + [span(8, 1, None, "GET /health", day2 + 80, 5, status="error")]
+            # an answer names its model too, but only its model call is a call
+            + [span(3, 3, 1, "answer docs", 30, 900, model="a", operation="rag")]
         )
         rows = store.stats("model")
         assert store.stats("model") == rows  # the second time from the per-day cache
@@ -328,9 +330,10 @@ class TraceStoreConformanceTests:
         def roots(on: TraceStore) -> list[tuple[str, int]]:
             return [(r.day, r.requests) for r in on.stats("none", spans="root")]
 
-        store.write([span(1, 1, None, "POST", 0, 10), span(1, 2, 1, "chat", 1, 100, model="a")])
+        chat = {"model": "a", "operation": "chat"}
+        store.write([span(1, 1, None, "POST", 0, 10), span(1, 2, 1, "chat", 1, 100, **chat)])
         assert llm(store) == [("2025-03-01", 1, 100.0)]
-        other.write([span(2, 2, None, "chat", 50, 300, model="a")])
+        other.write([span(2, 2, None, "chat", 50, 300, **chat)])
         assert llm(store) == llm(other) == [("2025-03-01", 2, 200.0)]
         assert llm(store, since=T0 + 20 * MS) == [("2025-03-01", 1, 300.0)]  # part of a day
         assert roots(store) == [("2025-03-01", 2)]

@@ -130,7 +130,8 @@ class TraceStore(Protocol):
         spans: Literal["root", "llm"] = "llm",
     ) -> list[StatsRow]:
         """Per UTC day and group: request/error counts, tokens, cost and latency percentiles.
-        ``spans="llm"`` counts model calls (spans with a model), ``"root"`` whole traces."""
+        ``spans="llm"`` counts model calls (chat, embeddings and rerank spans; not the answers
+        and agent runs that name their model too), ``"root"`` whole traces."""
 
     def prune(self, older_than_ns: int | None = None, max_spans: int | None = None) -> int:
         """Delete whole traces older than ``older_than_ns`` and then the oldest traces past

@@ -127,7 +127,7 @@ class PostgresTraceStore:
         if column == "NULL":
             column = "NULL::text"
         return sql.cached_stats(
-            self._session, _DIALECT, f"{spans}:{by}", since_ns, _compute(source, column)
+            self._session, _DIALECT, f"{spans}-calls:{by}", since_ns, _compute(source, column)
         )
 
     def count(self) -> int:

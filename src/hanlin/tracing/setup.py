@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from hanlin.tracing.records import to_record
 
@@ -159,6 +161,42 @@ def _otlp_sink(endpoint: str, headers: dict[str, str]) -> Callable[[list[Readabl
     return send
 
 
+@dataclass
+class _NextTrace:
+    trace_id: int
+    used: bool = False
+
+
+#: the id the next trace started in this context takes (see :func:`begin_trace`)
+_next_trace: contextvars.ContextVar[_NextTrace | None] = contextvars.ContextVar(
+    "hanlin_next_trace", default=None
+)
+
+
+class _TraceIds(RandomIdGenerator):
+    """Random ids, except that the first trace started after :func:`begin_trace` in a context
+    (and the tasks and threads it starts) takes the id chosen there."""
+
+    def generate_trace_id(self) -> int:
+        chosen = _next_trace.get()
+        if chosen is not None and not chosen.used:
+            chosen.used = True
+            return chosen.trace_id
+        return super().generate_trace_id()
+
+
+def begin_trace() -> str | None:
+    """Choose the id of the next trace this context starts, before it starts, and return it
+    (32 hex digits), or None while tracing is off. The server sends it with a response
+    (``X-Trace-Id``) whose headers leave before its first span opens (a stream), so a client
+    can rate that answer. Later traces in the same context get ids of their own."""
+    if _state is None:
+        return None
+    trace_id = RandomIdGenerator().generate_trace_id()
+    _next_trace.set(_NextTrace(trace_id))
+    return format(trace_id, "032x")
+
+
 class _Tracing:
     def __init__(self, settings: Settings, target: tuple[Any, ...]) -> None:
         from importlib.metadata import version
@@ -171,7 +209,8 @@ class _Tracing:
         self.provider = TracerProvider(
             resource=Resource.create(
                 {"service.name": "hanlin", "service.version": version("hanlin")}
-            )
+            ),
+            id_generator=_TraceIds(),
         )
         self.store = open_trace_store(settings)
         self.processors = [

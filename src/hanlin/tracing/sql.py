@@ -23,6 +23,10 @@ from hanlin.tracing.base import SpanRecord, StatsRow, TraceQuery, TraceSummary
 DAY_NS = 86_400 * 10**9
 
 #: span columns in :class:`SpanRecord` order, ``attributes`` last
+#: the operations that are one call to a model; an answer or an agent run names its model too,
+#: but is not another call
+MODEL_CALLS = ("chat", "text_completion", "generate_content", "embeddings", "rerank")
+
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, start_ns, end_ns, status, error, operation, model, "
     "provider, kb, key_id, input_tokens, output_tokens, cached_tokens, cost_usd, cost_cny, "
@@ -379,4 +383,5 @@ def stats_source(spans: str, by: str, table: str) -> tuple[str, str]:
         return "traces WHERE true", column
     if spans != "llm":
         raise InvalidInputError(f"unknown span kind {spans!r}", hint="use root or llm")
-    return f"{table} WHERE model IS NOT NULL", column
+    calls = ", ".join(f"'{op}'" for op in MODEL_CALLS)
+    return f"{table} WHERE model IS NOT NULL AND operation IN ({calls})", column

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import hanlin.tracing.sql as sql
 from hanlin.errors import DatabaseUnavailableError, StoreCorruptError, StoreLockedError
@@ -30,6 +30,17 @@ _DIALECT = Dialect(
     attributes="attributes",
     any_of=lambda ids: (f"IN ({', '.join('?' * len(ids))})", list(ids)),
 )
+
+_INSERT_BATCH = (
+    f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(SPAN_COLUMNS.count(",") + 1))
+    + " FROM json_each(?)"
+)
+
+
+def _no_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
+
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -167,10 +178,15 @@ class SqliteTraceStore:
     def write(self, spans: list[SpanRecord]) -> None:
         if not spans:
             return
+        # the whole batch as one JSON array, inserted by one statement: ``executemany`` would
+        # step once per row, giving up and re-taking the GIL each time, and a busy request
+        # thread makes every re-take wait (the writer then falls behind at a few thousand/s)
         rows = [sql.span_values(s) for s in spans]
-        marks = ", ".join("?" * len(rows[0]))
+        batch = json.dumps(rows, ensure_ascii=False)
+        if "\\u0000" in batch:  # SQLite's JSON functions end text at NUL: replace it
+            batch = json.dumps([_no_nul(r) for r in rows], ensure_ascii=False)
         with self._session(write=True) as conn:
-            conn.executemany(f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES ({marks})", rows)
+            conn.execute(_INSERT_BATCH, (batch,))
             trace_ids = sorted({s.trace_id for s in spans})
             sql.refresh(conn, _DIALECT, trace_ids, {s.start_ns // DAY_NS for s in spans})
 
@@ -206,7 +222,7 @@ class SqliteTraceStore:
     ) -> list[StatsRow]:
         source, column = sql.stats_source(spans, by, "spans")
         return sql.cached_stats(
-            self._session, _DIALECT, f"{spans}:{by}", since_ns, _compute(source, column)
+            self._session, _DIALECT, f"{spans}-calls:{by}", since_ns, _compute(source, column)
         )
 
     def count(self) -> int:

@@ -9,6 +9,7 @@ every ``save_steps``; :func:`resume_run` continues from the newest one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,11 @@ from typing import Any
 
 from rich.console import Console
 
+from hanlin.config import load_settings
 from hanlin.errors import InvalidInputError
+from hanlin.tracing import setup as tracing
+from hanlin.tracing import spans
+from hanlin.tracing.records import REQUEST_MODEL
 from hanlin.tune import evaluate as ev
 from hanlin.tune import prepare as prep
 from hanlin.tune.config import TuneConfig, dump_config, load_config
@@ -141,15 +146,39 @@ def _execute(
     show: bool,
     callbacks: Sequence[Any] = (),
 ) -> Run:
-    """Train (from ``resume_from`` if given) and write the artifacts; the run's status follows."""
+    """Train (from ``resume_from`` if given) and write the artifacts; the run's status follows.
+    The run is one ``fine_tune`` span (rank 0 only): base model, method, data, steps, loss."""
+    c = p.config
+    attrs = {
+        REQUEST_MODEL: c.base,
+        "hanlin.tune.run_id": run.id,
+        "hanlin.tune.method": c.method,
+        "hanlin.tune.lora": c.uses_lora,
+        "hanlin.tune.train_examples": len(p.train),
+        "hanlin.tune.resumed": resume_from is not None,
+    }
+    if rank() == 0:
+        with contextlib.suppress(Exception):  # tracing never stops a run
+            tracing.configure(load_settings())
+    sp = spans.start(f"fine_tune {c.base}", operation="fine_tune", attrs=attrs)
     try:
-        return _train_and_save(run, p, resume_from, console, show, callbacks)
-    except KeyboardInterrupt:
+        done = _train_and_save(run, p, resume_from, console, show, callbacks)
+    except KeyboardInterrupt as exc:
         run.update(status="interrupted", pid=None)
+        spans.finish(sp, exc)
         raise
     except Exception as exc:
         run.update(status="failed", pid=None, error=f"{type(exc).__name__}: {exc}")
+        spans.finish(sp, exc)
         raise
+    info = done.info()
+    losses = [m["loss"] for m in done.metrics() if m.get("loss") is not None]
+    sp.set_attribute("hanlin.tune.steps", int(info.get("steps") or 0))
+    if losses:
+        sp.set_attribute("hanlin.tune.first_loss", float(losses[0]))
+        sp.set_attribute("hanlin.tune.final_loss", float(losses[-1]))
+    spans.finish(sp)
+    return done
 
 
 def _train_and_save(

@@ -240,6 +240,20 @@ def test_agent_uses_mcp_tools_and_survives_a_server_dying(
     assert "closed the connection during the call" in tool_messages[1]["content"]
     names = [t["function"]["name"] for t in upstream.app.requests[0][2]["tools"]]
     assert names == ["flaky__echo", "flaky__crash", "flaky__sleep"]
+    # each MCP call is a client span under the agent's execute_tool span, failures marked
+    from hanlin.tracing import TraceQuery, setup
+
+    assert setup.flush(10)
+    store = setup.current_store()
+    assert store is not None
+    (trace,) = store.list_traces(TraceQuery())
+    spans = {s.name: s for s in store.get_trace(trace.trace_id)}
+    echo, crash = spans["tools/call echo"], spans["tools/call crash"]
+    assert echo.parent_id == spans["execute_tool flaky__echo"].span_id
+    assert echo.status == "ok" and echo.attributes["mcp.method.name"] == "tools/call"
+    assert echo.attributes["hanlin.mcp.server"] == "flaky"
+    assert "echo: hi" in echo.attributes["gen_ai.tool.call.result"]
+    assert crash.status == "error" and "closed the connection" in (crash.error or "")
 
 
 @pytest.mark.slow

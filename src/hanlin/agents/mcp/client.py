@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeVar, cast
 
 import mcp_types as mt
 from mcp import Client, MCPError, StdioServerParameters
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict
 
 from hanlin.agents.mcp.config import McpServerConfig
@@ -35,6 +36,8 @@ from hanlin.agents.mcp.convert import (
 )
 from hanlin.agents.tools.base import AgentTool, ToolResult
 from hanlin.errors import HanlinError
+from hanlin.tracing import spans
+from hanlin.tracing.records import TOOL_ARGUMENTS, TOOL_NAME, TOOL_RESULT
 
 T = TypeVar("T")
 
@@ -267,12 +270,20 @@ class McpConnection:
             future.cancel()
 
     async def call_tool(self, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
-        """Call a tool; every failure becomes an error :class:`ToolResult`, never an exception."""
-        try:
-            return await self._home(self._call_tool(tool, arguments, timeout), timeout)
-        except (McpError, TimeoutError) as exc:
-            why = exc.message if isinstance(exc, McpError) else "no answer"
-            return ToolResult(f"{tool} cannot run: {why}", True)
+        """Call a tool; every failure becomes an error :class:`ToolResult`, never an exception.
+        The call is a client span (``tools/call {tool}``, by the MCP semantic conventions)."""
+        attrs = {"mcp.method.name": "tools/call", TOOL_NAME: tool, "hanlin.mcp.server": self.name}
+        with spans.span(f"tools/call {tool}", attrs=attrs, kind=SpanKind.CLIENT) as sp:
+            spans.record(sp, TOOL_ARGUMENTS, arguments)
+            try:
+                result = await self._home(self._call_tool(tool, arguments, timeout), timeout)
+            except (McpError, TimeoutError) as exc:
+                why = exc.message if isinstance(exc, McpError) else "no answer"
+                result = ToolResult(f"{tool} cannot run: {why}", True)
+            spans.record(sp, TOOL_RESULT, result.content)
+            if result.is_error:
+                spans.fail(sp, RuntimeError(result.content[:500]))
+            return result
 
     async def _call_tool(self, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         label = f"MCP server '{self.name}'"
