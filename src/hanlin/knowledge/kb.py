@@ -23,6 +23,7 @@ from hanlin.errors import (
     NotFoundError,
     did_you_mean,
 )
+from hanlin.guard.policy import ingest_detector
 from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.catalog import catalog
 from hanlin.knowledge.display import SourceNames
@@ -315,7 +316,17 @@ class KnowledgeBase:
             choose_embedder=self._choose_embedder
             if self.store.get_meta("embedding_choice") == "pending"
             else None,
+            mask=ingest_detector(self.settings.guard, self.name) if self.masks_pii else None,
         )
+
+    @property
+    def masks_pii(self) -> bool:
+        """Whether ingest masks personal data (``kb add --mask-pii`` once, recorded in the
+        knowledge base; or ``guard.kbs.<name>.mask_ingest``)."""
+        rule = self.settings.guard.kbs.get(self.name)
+        if rule is not None and rule.mask_ingest is not None:
+            return rule.mask_ingest
+        return self.store.get_meta("mask_pii") == "on"
 
     def _choose_embedder(self, texts: list[str]) -> EmbeddingModel:
         """The first ingest into a knowledge base created with embedding model and language
@@ -353,6 +364,7 @@ class KnowledgeBase:
         on_file: FileStatusCallback | None = None,
         stop: Callable[[], bool] | None = None,
         per_item: Sequence[LoaderOptions] | None = None,
+        mask_pii: bool = False,
     ) -> IngestReport:
         """Add files, folders (recursively), globs or URLs, and ingest them now, in one pass
         (``per_item``: loader options for each item, in order, instead of ``loader_options``).
@@ -360,8 +372,12 @@ class KnowledgeBase:
         ``on_file`` hears each file's stage (parsing, embedding, done, failed + reason).
         ``stop`` is asked between files: once it returns true the ingest ends after the current
         file, with what was read stored and the files left in ``report.cancelled`` (a later
-        ``sync`` ingests them)."""
+        ``sync`` ingests them). ``mask_pii``: mask personal data in what is stored, from now on
+        for every ``add`` and ``sync`` of this knowledge base (recorded in it; irreversible for
+        what is ingested, see :mod:`hanlin.knowledge.masking`)."""
         access.require("kb:write", kb=self.name)
+        if mask_pii and self.store.get_meta("mask_pii") != "on":
+            self.store.set_meta("mask_pii", "on")
         if not items:
             raise InvalidInputError("nothing to add", hint="name files, folders, globs or URLs")
         options = [loader_options or LoaderOptions()] * len(items)

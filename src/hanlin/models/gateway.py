@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
+from hanlin.guard.policy import current_kb
+from hanlin.models import guarding
 from hanlin.models.base import ChatProvider
 from hanlin.models.cache import ResponseCache, cache_key
 from hanlin.models.catalog import AliasStore, Catalog, ConnectionStore, Deployment, Route
@@ -259,7 +261,7 @@ class Gateway:
         self.ledger.check(key, self._projected(route, msgs, opts))
         sp = genai.call_span("chat", route.name, msgs, opts)
         try:
-            resp = await self._achat(route, msgs, opts, key, cache, sp)
+            resp = await self._achat(route, msgs, opts, key, cache, sp, current_kb())
         except BaseException as exc:
             spans.finish(sp, exc)
             raise
@@ -274,6 +276,7 @@ class Gateway:
         key: str,
         cache: bool | None,
         sp: Any,
+        kb: str | None,
     ) -> ChatResponse:
         started = time.perf_counter()
         use_cache = self.models.cache if cache is None else cache
@@ -285,9 +288,19 @@ class Gateway:
                 genai.served(sp, route.deployments[0], hit, cached=True)
                 return hit
 
+        guarded: list[guarding.Guarded] = []
+
         async def attempt(dep: Deployment) -> ChatResponse:
             self._check(dep, msgs, opts)
-            return await self.provider(dep).complete(dep.model, msgs, opts)
+            masker, sent = guarding.guard_messages(
+                self.settings.guard, dep, route.name, key, kb, msgs, guarded
+            )
+            resp = await self.provider(dep).complete(dep.model, sent, opts)
+            if masker is not None:
+                guarding.restore_response(
+                    masker, resp, tool_arguments=self.settings.guard.restore_tool_arguments
+                )
+            return resp
 
         try:
             dep, resp = await self.router.call(route, attempt)
@@ -295,6 +308,7 @@ class Gateway:
             raise exc.redact(self._secrets) from exc.__cause__
         self._record(dep, resp, key, started)
         genai.served(sp, dep, resp)
+        guarding.record(sp, *guarded[-1])
         if use_cache:
             self.cache.put(ck, resp)
         return resp
@@ -321,7 +335,8 @@ class Gateway:
         sp.set_attribute("hanlin.stream", True)
         stream: ChatStream = ChatStream(
             self._traced_stream(
-                sp, self._stream(route, msgs, opts, key, use_cache, sp, lambda: stream)
+                sp,
+                self._stream(route, msgs, opts, key, use_cache, sp, lambda: stream, current_kb()),
             )
         )
         return stream
@@ -347,6 +362,7 @@ class Gateway:
         use_cache: bool,
         sp: Any,
         handle: Any,
+        kb: str | None,
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
@@ -362,9 +378,18 @@ class Gateway:
         acc = StreamAccumulator()
         served: list[Deployment] = []
 
+        guarded: list[guarding.Guarded] = []
+
         def open_stream(dep: Deployment) -> AsyncIterator[StreamEvent]:
             self._check(dep, msgs, opts)
-            return self.provider(dep).stream(dep.model, msgs, opts)
+            masker, sent = guarding.guard_messages(
+                self.settings.guard, dep, route.name, key, kb, msgs, guarded
+            )
+            events = self.provider(dep).stream(dep.model, sent, opts)
+            if masker is None:
+                return events
+            restore_args = self.settings.guard.restore_tool_arguments
+            return guarding.restore_stream(masker, events, tool_arguments=restore_args)
 
         try:
             async for event in self.router.stream(route, open_stream, served.append):
@@ -376,6 +401,8 @@ class Gateway:
         resp = acc.response(dep.model)
         self._record(dep, resp, key, started)
         genai.served(sp, dep, resp)
+        if guarded:
+            guarding.record(sp, *guarded[-1])
         handle().response, handle().served_by = resp, dep.label
         if use_cache:
             self.cache.put(ck, resp)
@@ -387,10 +414,15 @@ class Gateway:
         access.require("chat")
         route = self.resolve(model)
 
-        async def attempt(dep: Deployment) -> list[list[float]]:
-            return await self.provider(dep).embed(dep.model, texts)
+        guarded: list[guarding.Guarded] = []
 
-        vectors: list[list[float]] = await self._traced("embeddings", route, len(texts), attempt)
+        async def attempt(dep: Deployment) -> list[list[float]]:
+            sent = guarding.guard_texts(self.settings.guard, dep, route.name, texts, guarded)
+            return await self.provider(dep).embed(dep.model, sent)
+
+        vectors: list[list[float]] = await self._traced(
+            "embeddings", route, len(texts), attempt, guarded
+        )
         return vectors
 
     async def arerank(
@@ -400,15 +432,27 @@ class Gateway:
         access.require("chat")
         route = self.resolve(model)
 
+        guarded: list[guarding.Guarded] = []
+
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
-            return await self.provider(dep).rerank(dep.model, query, documents, top_n)
+            q, *docs = guarding.guard_texts(
+                self.settings.guard, dep, route.name, [query, *documents], guarded
+            )
+            return await self.provider(dep).rerank(dep.model, q, docs, top_n)
 
         ranked: list[tuple[int, float]] = await self._traced(
-            "rerank", route, len(documents), attempt
+            "rerank", route, len(documents), attempt, guarded
         )
         return ranked
 
-    async def _traced(self, operation: str, route: Route, inputs: int, attempt: Any) -> Any:
+    async def _traced(
+        self,
+        operation: str,
+        route: Route,
+        inputs: int,
+        attempt: Any,
+        guarded: list[guarding.Guarded],
+    ) -> Any:
         """One routed embeddings or rerank call in its span; errors redacted."""
         with spans.span(f"{operation} {route.name}", operation=operation) as sp:
             sp.set_attribute("hanlin.inputs", inputs)
@@ -417,6 +461,8 @@ class Gateway:
             except ModelError as exc:
                 raise exc.redact(self._secrets) from exc.__cause__
             genai.served(sp, dep)
+            if guarded:
+                guarding.record(sp, *guarded[-1])
             return result
 
     def count_tokens(self, text: str, model: str | None = None) -> TokenCount:

@@ -8,7 +8,6 @@ Attribute names follow the OpenTelemetry GenAI semantic conventions at
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from hanlin.guard.secrets import KEY_SHAPES
 from hanlin.tracing.base import SpanRecord
 
 OPERATION = "gen_ai.operation.name"
@@ -36,16 +36,6 @@ COST_CNY = "hanlin.cost.cny"
 KB = "hanlin.kb"
 KEY_ID = "hanlin.api_key.id"
 
-#: shapes of provider keys and tokens, masked wherever they appear in recorded text
-_KEY_SHAPES = re.compile(
-    r"(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic, DeepSeek, Moonshot …
-    r"|hk-[A-Za-z0-9_\-]{20,}"  # Hanlin API keys
-    r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
-    r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack tokens
-    r"|(?<=[Bb]earer )[A-Za-z0-9._\-+/=]{16,})"
-)
 _known: set[str] = set()
 _known_lock = threading.Lock()
 MASK = "[secret]"
@@ -58,11 +48,12 @@ def register_secrets(values: Iterable[str]) -> None:
 
 
 def mask(text: str) -> str:
-    """``text`` with every known secret and every key-shaped token replaced."""
+    """``text`` with every known secret and every key-shaped token
+    (:data:`hanlin.guard.secrets.KEY_SHAPES`) replaced."""
     for secret in _known:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _KEY_SHAPES.sub(MASK, text)
+    return KEY_SHAPES.sub(MASK, text)
 
 
 def content(value: Any) -> str:

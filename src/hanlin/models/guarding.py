@@ -1,0 +1,193 @@
+"""The PII guard in the gateway: a call's messages masked for the deployment that serves it, and
+its answer — text, tool calls, streamed or not — restored before it leaves the gateway.
+
+The policy is decided per deployment (:func:`hanlin.guard.policy.decide`), so a route that
+fails over from a local model to a remote one masks exactly the attempts that leave. What was
+masked is recorded on the call's span as counts per type (``hanlin.guard.masked.PHONE``), never
+the values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from hanlin.access import caller as access
+from hanlin.config import GuardSettings
+from hanlin.guard.masking import Masker, StreamRestorer
+from hanlin.guard.policy import Decision, Target, current_kb, decide
+from hanlin.models.catalog import Deployment
+from hanlin.models.types import (
+    ChatResponse,
+    Finish,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+)
+
+MASKED = "hanlin.guard.masked"
+#: one attempt's decision and its masker (None: not masked), kept to record on the span
+Guarded = tuple[Decision, Masker | None]
+
+
+def decision(
+    settings: GuardSettings, dep: Deployment, route: str, key: str | None, kb: str | None
+) -> Decision:
+    """The policy for a call to ``dep`` through route ``route`` by API key ``key``."""
+    ep = dep.endpoint
+    target = Target(ep.name, ep.provider, ep.base_url, dep.model, route)
+    return decide(settings, target, key=key or None, kb=kb)
+
+
+def guard_messages(
+    settings: GuardSettings,
+    dep: Deployment,
+    route: str,
+    key: str,
+    kb: str | None,
+    msgs: list[Message],
+    guarded: list[Guarded],
+) -> tuple[Masker | None, list[Message]]:
+    """The PII policy for one chat attempt: its masker (None: not masked) and what to send."""
+    decided = decision(settings, dep, route, key, kb)
+    masker = Masker(decided.detector) if decided.detector is not None else None
+    guarded.append((decided, masker))
+    return masker, msgs if masker is None else mask_messages(masker, msgs)
+
+
+def guard_texts(
+    settings: GuardSettings,
+    dep: Deployment,
+    route: str,
+    texts: Sequence[str],
+    guarded: list[Guarded],
+) -> Sequence[str]:
+    """Embeddings and rerank inputs, masked with bare ``<PHONE>`` placeholders (nothing to
+    restore; numbering would only link texts) when the policy masks this deployment and
+    ``guard.mask_embeddings`` is on."""
+    if not settings.mask_embeddings:
+        return texts
+    decided = decision(settings, dep, route, access.current().user, current_kb())
+    masker = Masker(decided.detector, numbered=False) if decided.detector is not None else None
+    guarded.append((decided, masker))
+    return texts if masker is None else [masker.mask(t) for t in texts]
+
+
+def _texts(msgs: Sequence[Message]) -> list[str]:
+    out: list[str] = []
+    for m in msgs:
+        if isinstance(m.content, str):
+            out.append(m.content)
+        elif m.content:
+            out.extend(p.text for p in m.content if isinstance(p, TextPart))
+        out.extend(c.arguments for c in m.tool_calls or ())
+    return out
+
+
+def mask_messages(masker: Masker, msgs: Sequence[Message]) -> list[Message]:
+    """Copies of ``msgs`` with their text, text parts and earlier tool-call arguments masked
+    (images and files are passed as they are)."""
+    masker.reserve(_texts(msgs))
+    out: list[Message] = []
+    for m in msgs:
+        content: Any = m.content
+        if isinstance(content, str):
+            content = masker.mask(content)
+        elif content:
+            content = [
+                dataclasses.replace(p, text=masker.mask(p.text)) if isinstance(p, TextPart) else p
+                for p in content
+            ]
+        calls = m.tool_calls
+        if calls:
+            calls = [_mask_arguments(masker, c) for c in calls]
+        out.append(dataclasses.replace(m, content=content, tool_calls=calls))
+    return out
+
+
+def _mask_arguments(masker: Masker, call: ToolCall) -> ToolCall:
+    """Masks the string values inside a call's JSON arguments (the JSON stays valid)."""
+    try:
+        args = json.loads(call.arguments)
+    except ValueError:
+        return dataclasses.replace(call, arguments=masker.mask(call.arguments))
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker.mask(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(call, arguments=json.dumps(walk(args), ensure_ascii=False))
+
+
+def restore_response(masker: Masker, resp: ChatResponse, *, tool_arguments: bool) -> None:
+    """Puts the values back into an answer, in place."""
+    resp.text = masker.restore(resp.text)
+    if tool_arguments:
+        resp.tool_calls = [
+            dataclasses.replace(c, arguments=masker.restore(c.arguments, json_string=True))
+            for c in resp.tool_calls
+        ]
+
+
+async def restore_stream(
+    masker: Masker, events: AsyncIterator[StreamEvent], *, tool_arguments: bool
+) -> AsyncIterator[StreamEvent]:
+    """``events`` with placeholders restored; a placeholder split across deltas is held back
+    until it is whole. What is held is released before ``Finish`` and at the end."""
+    text = masker.stream_restorer()
+    calls: dict[int, StreamRestorer] = {}
+
+    def flushed() -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        if rest := text.flush():
+            out.append(TextDelta(rest))
+        for index, restorer in sorted(calls.items()):
+            if rest := restorer.flush():
+                out.append(ToolCallDelta(index, arguments=rest))
+        return out
+
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                shown = text.feed(event.text)
+                if shown:
+                    yield dataclasses.replace(event, text=shown)
+            elif isinstance(event, ToolCallDelta) and tool_arguments:
+                restorer = calls.setdefault(event.index, masker.stream_restorer(json_string=True))
+                args = restorer.feed(event.arguments)
+                if args or event.id or event.name:
+                    yield dataclasses.replace(event, arguments=args)
+            else:
+                if isinstance(event, Finish):
+                    for held in flushed():
+                        yield held
+                yield event
+        for held in flushed():
+            yield held
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def record(sp: Any, decided: Decision | None, masker: Masker | None) -> None:
+    """The policy's choice and the counts per type on the call's span (no values)."""
+    if decided is None:
+        return
+    sp.set_attribute("hanlin.guard.mask_pii", decided.mode)
+    sp.set_attribute("hanlin.guard.local", decided.local)
+    if masker is None:
+        return
+    sp.set_attribute(MASKED, sum(masker.counts.values()))
+    for kind, n in sorted(masker.counts.items()):
+        sp.set_attribute(f"{MASKED}.{kind}", n)
