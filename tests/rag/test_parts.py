@@ -83,11 +83,11 @@ def test_language_follows_the_cjk_share(text: str, lang: str) -> None:
 
 
 def test_prompt_files_ship_in_both_languages_and_traditional_is_converted() -> None:
-    folder = resources.files("hanlin.rag").joinpath("prompts")
+    folder = resources.files("hanlin.prompts").joinpath("builtin")
     names = {p.name for p in folder.iterdir()}
     for name in ("answer", "rewrite", "refuse", "extractive"):
-        assert {f"{name}.zh.txt", f"{name}.en.txt"} <= names
-    assert "source.txt" in names
+        assert {f"rag.{name}.zh.txt", f"rag.{name}.en.txt"} <= names
+    assert "rag.source.txt" in names
     assert "用中文" in render("answer", "zh", sources="[1] x")
     assert "Answer in English" in render("answer", "en", sources="[1] x")
     assert "資料" in template("refuse", "zh-Hant") and "资料" in template("refuse", "zh")

@@ -27,23 +27,21 @@ from hanlin.config import Settings, load_settings
 from hanlin.errors import HanlinError, InvalidInputError
 from hanlin.models.gateway import Gateway, as_messages
 from hanlin.models.types import Message
+from hanlin.prompts.builtin import bundled_text
 
 if TYPE_CHECKING:
     from hanlin.agents.loop import Agent
     from hanlin.agents.planner import PlannerAgent
     from hanlin.knowledge.kb import KnowledgeBase
     from hanlin.models.embeddings.base import EmbeddingModel
+    from hanlin.prompts.library import Resolved
 
 #: how the summary note starts; a system message starting with it is the summary
 SUMMARY_PREFIX = "Summary of the earlier conversation:"
 RECALL_PREFIX = "Facts remembered from earlier conversations with this user (may be relevant):"
 
-SUMMARIZE_PROMPT = """Summarize this conversation for your own later reference, in at most
-{words} words: the user's goals, facts and preferences they gave, decisions made, results found,
-and open questions. Write plain notes, no preamble.
-
-{previous}Conversation:
-{conversation}"""
+#: the bundled summary prompt (the registry's ``agent.memory.summarize``, version 1)
+SUMMARIZE_PROMPT = bundled_text("agent.memory.summarize")
 
 
 # --- conversation memory ----------------------------------------------------------------------
@@ -69,6 +67,7 @@ class ConversationMemory:
         keep_recent: int = 4,
         summary_tokens: int = 400,
         system: str | None = None,
+        summarize_prompt: Resolved | None = None,
     ) -> None:
         if max_tokens < 1 or keep_recent < 1 or summary_tokens < 1:
             raise InvalidInputError(
@@ -80,6 +79,8 @@ class ConversationMemory:
         self.max_tokens = max_tokens
         self.keep_recent = keep_recent
         self.summary_tokens = summary_tokens
+        #: the summary request (``agent.memory.summarize``; None: the bundled one)
+        self.summarize_prompt = summarize_prompt
         self.system: list[Message] = [Message.system(system)] if system else []
         self.summary: str | None = None
         self.turns: list[Message] = []
@@ -139,11 +140,15 @@ class ConversationMemory:
             return False  # only the latest turn is left; nothing older to fold in
         older = self.turns[:split]
         previous = f"Earlier summary:\n{self.summary}\n\n" if self.summary else ""
-        prompt = SUMMARIZE_PROMPT.format(
-            words=max(20, self.summary_tokens * 3 // 4),
-            previous=previous,
-            conversation=render_transcript(older),
-        )
+        values = {
+            "words": max(20, self.summary_tokens * 3 // 4),
+            "previous": previous,
+            "conversation": render_transcript(older),
+        }
+        if self.summarize_prompt is not None:
+            prompt = self.summarize_prompt.fill(**values)
+        else:
+            prompt = SUMMARIZE_PROMPT.format(**values)
         with access.configured_model("agents"):
             resp = await self.gateway.achat(
                 [Message.user(prompt)], self.model, max_tokens=self.summary_tokens

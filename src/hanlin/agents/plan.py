@@ -1,5 +1,5 @@
-"""Plans for planner mode: the JSON schema the model fills, the prompts, parsing and checking
-a plan (ids, dependencies, cycles), and the bookkeeping of subtasks as they run.
+"""Plans for planner mode: the JSON schema the model fills, the bundled prompts, parsing and
+checking a plan (ids, dependencies, cycles), and the bookkeeping of subtasks as they run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hanlin.agents.events import SubtaskStatus
 from hanlin.agents.repair import repair_json
+from hanlin.prompts.builtin import bundled_text
 
 #: what a subtask's answer starts with when the inner agent could not do it
 FAILED_MARK = "FAILED:"
@@ -39,31 +40,12 @@ PLAN_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-PLAN_PROMPT = """You plan work for an assistant that has these tools: {tools}.
-Break the goal into at most {max_subtasks} subtasks that can each be done in a few tool calls.
-Reply with JSON only: {{"subtasks": [{{"id": "1", "title": "...", "description": "...",
-"depends_on": []}}]}}. "depends_on" lists the ids of subtasks whose results this one needs.
-A simple goal is one subtask."""
-
-REPLAN_PROMPT = """Subtask {id} ("{title}") failed: {error}
-Subtasks already done (ids you may depend on): {done}.
-Reply with JSON only, in the same shape, with a new plan for the REMAINING work only (new ids,
-at most {max_subtasks} subtasks), working around the failure."""
-
-SUBTASK_PROMPT = """You are doing one subtask of a larger goal.
-Goal: {goal}
-{context}Your subtask ({id}): {title}
-{description}
-Use the tools as needed and answer with the subtask's result. If it cannot be done, answer with
-a line starting with "FAILED:" and the reason."""
-
-REPORT_PROMPT = """Goal: {goal}
-
-The work was split into subtasks; here is what each produced:
-{results}
-
-Write the final answer to the goal for the user from these results. Say plainly what could not
-be done."""
+#: the planner's bundled prompts (the registry's ``agent.planner.*``, version 1); a run reads
+#: them from the registry at the agent's label (:mod:`hanlin.agents.prompts`)
+PLAN_PROMPT = bundled_text("agent.planner.plan")
+REPLAN_PROMPT = bundled_text("agent.planner.replan")
+SUBTASK_PROMPT = bundled_text("agent.planner.subtask")
+REPORT_PROMPT = bundled_text("agent.planner.report")
 
 
 class PlanItem(BaseModel):

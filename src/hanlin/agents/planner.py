@@ -11,8 +11,9 @@ then replaced by a single subtask (the goal itself), so a weak model still gets 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 from hanlin.access import caller as access
 from hanlin.agents.events import (
@@ -55,6 +56,13 @@ from hanlin.models.types import (
     TextDelta,
     Usage,
 )
+from hanlin.tracing import spans
+from hanlin.tracing.records import REQUEST_MODEL
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from hanlin.prompts.library import Resolved
 
 
 class _Budget:
@@ -68,6 +76,8 @@ class _Budget:
         self.cost = 0.0
         #: a limit an inner agent hit that was the run's own (tokens, cost, time)
         self.spent: StopReason | None = None
+        #: the run's ``invoke_agent`` span: the planner's model calls and subtasks nest under it
+        self.span: Span | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -131,6 +141,7 @@ class PlannerAgent:
         max_replans: int = 2,
         max_plan_repairs: int = 2,
         subtask_max_steps: int | None = 6,
+        prompts: Mapping[str, Resolved] | None = None,
     ) -> None:
         self.gateway = gateway
         self.model = model
@@ -144,6 +155,8 @@ class PlannerAgent:
         self.max_replans = max_replans
         self.max_plan_repairs = max_plan_repairs
         self.subtask_max_steps = subtask_max_steps
+        #: ``plan`` / ``replan`` / ``subtask`` / ``report`` from the registry (missing: bundled)
+        self.prompts = dict(prompts or {})
         self.notice: NoticeEvent | None = None
 
     # -- public API ---------------------------------------------------------------------------
@@ -151,6 +164,11 @@ class PlannerAgent:
     def messages_for(self, task_or_messages: MessagesLike) -> list[Message]:
         """The opening messages: the last user message is the goal, the others context."""
         return as_messages(task_or_messages)
+
+    def _prompt(self, key: str, **values: Any) -> str:
+        """The planner prompt ``key`` filled in: the registry's version, else the bundled."""
+        found = self.prompts.get(key)
+        return found.fill(**values) if found is not None else _bundled_prompt(key).format(**values)
 
     async def astream(self, task_or_messages: MessagesLike) -> AsyncIterator[AgentEvent]:
         """Run the goal, yielding every event; the last one is a :class:`FinalEvent`.
@@ -180,6 +198,30 @@ class PlannerAgent:
             notice, self.notice = self.notice, None
             yield notice
         budget = _Budget(self.limits)
+        # never made current across a yield: the steps may run on different tasks
+        budget.span = spans.start(
+            f"invoke_agent {self.model or 'default'}",
+            operation="invoke_agent",
+            attrs={REQUEST_MODEL: self.model, "hanlin.agent.mode": "planner"},
+        )
+        failed: Exception | None = None
+        try:
+            async with aclosing(self._plan_and_execute(budget, messages)) as events:
+                async for event in events:
+                    if isinstance(event, FinalEvent):
+                        budget.span.set_attribute("hanlin.agent.stop_reason", event.stop_reason)
+                        budget.span.set_attribute("hanlin.agent.steps", budget.steps)
+                        if event.stop_reason == "error":
+                            failed = RuntimeError(event.error or "the run failed")
+                    yield event
+        except BaseException as exc:
+            spans.finish(budget.span, None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        spans.finish(budget.span, failed)
+
+    async def _plan_and_execute(
+        self, budget: _Budget, messages: list[Message]
+    ) -> AsyncGenerator[AgentEvent, None]:
         goal, context = _split_goal(messages)
         subtasks: list[Subtask] = []
 
@@ -244,7 +286,7 @@ class PlannerAgent:
         acc = StreamAccumulator()
         cap, streamed = self.limits.max_tokens, 0
         try:
-            with access.configured_model("agents"):  # the agent's own model
+            with spans.current(budget.span), access.configured_model("agents"):
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
                 async for event in events_within(stream, budget.left):
@@ -282,7 +324,7 @@ class PlannerAgent:
         """A (re-)plan; a bad plan is sent back ``max_plan_repairs`` times, then replaced by a
         single subtask (a first plan) or reported as :class:`PlanError` (a re-plan)."""
         tools = ", ".join(f"{t.name} ({t.description[:80]})" for t in self.tools.values())
-        system = PLAN_PROMPT.format(tools=tools or "none", max_subtasks=self.max_subtasks)
+        system = self._prompt("plan", tools=tools or "none", max_subtasks=self.max_subtasks)
         if self.system:
             system += f"\n\nThe assistant's instructions: {self.system}"
         messages = [Message.system(system), *context, Message.user(f"Goal: {goal}")]
@@ -291,7 +333,8 @@ class PlannerAgent:
             messages.append(Message.user(f"Done so far:\n{results or '(nothing)'}"))
             messages.append(
                 Message.user(
-                    REPLAN_PROMPT.format(
+                    self._prompt(
+                        "replan",
                         id=failed.id,
                         title=failed.title,
                         error=failed.error,
@@ -342,7 +385,8 @@ class PlannerAgent:
         yield SubtaskEvent(sub.id, sub.title, "running")
         deps = [s for s in subtasks if s.id in sub.depends_on]
         ctx = "".join(f"Result of subtask {d.id} ({d.title}): {d.result}\n" for d in deps)
-        prompt = SUBTASK_PROMPT.format(
+        prompt = self._prompt(
+            "subtask",
             goal=goal,
             context=ctx,
             id=sub.id,
@@ -359,6 +403,32 @@ class PlannerAgent:
             max_repairs=self.max_repairs,
             options=self.options,
         )
+        sub_span = spans.start(
+            f"subtask {sub.id}",
+            operation="plan_subtask",
+            attrs={"hanlin.subtask.id": sub.id, "hanlin.subtask.title": sub.title},
+            parent=budget.span,
+        )
+        inner.parent_span = sub_span
+        try:
+            async with aclosing(self._subtask(budget, sub, inner, context, prompt)) as events:
+                async for event in events:
+                    yield event
+        except BaseException as exc:
+            spans.finish(sub_span, None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        spans.record(sub_span, "hanlin.subtask.result", sub.result)
+        failure = RuntimeError(sub.error or "failed") if sub.status == "failed" else None
+        spans.finish(sub_span, failure)
+
+    async def _subtask(
+        self,
+        budget: _Budget,
+        sub: Subtask,
+        inner: Agent,
+        context: list[Message],
+        prompt: str,
+    ) -> AsyncGenerator[AgentEvent, None]:
         offset, base_usage, base_cost = budget.steps, budget.usage, budget.cost
         final: FinalEvent | None = None
         opening = [*context, Message.user(prompt)]
@@ -398,11 +468,20 @@ class PlannerAgent:
         self, budget: _Budget, goal: str, context: list[Message], subtasks: list[Subtask]
     ) -> AsyncIterator[str]:
         results = "\n\n".join(describe(s) for s in subtasks)
-        messages = [*context, Message.user(REPORT_PROMPT.format(goal=goal, results=results))]
+        messages = [*context, Message.user(self._prompt("report", goal=goal, results=results))]
         if self.system:
             messages.insert(0, Message.system(self.system))
         async for piece in self._model(budget, messages, "report"):
             yield piece
+
+
+def _bundled_prompt(key: str) -> str:
+    return {
+        "plan": PLAN_PROMPT,
+        "replan": REPLAN_PROMPT,
+        "subtask": SUBTASK_PROMPT,
+        "report": REPORT_PROMPT,
+    }[key]
 
 
 def _split_goal(messages: list[Message]) -> tuple[str, list[Message]]:

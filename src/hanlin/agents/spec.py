@@ -37,6 +37,7 @@ from hanlin.agents.events import AgentEvent, AgentResult, MemoryEvent, NoticeEve
 from hanlin.agents.loop import Agent, AgentLimits, AnswerFrom, ApprovalPolicy, ApproveCallback
 from hanlin.agents.memory import ConversationMemory, LongTermMemory
 from hanlin.agents.planner import PlannerAgent
+from hanlin.agents.prompts import read_agent_prompts, summarize_prompt
 from hanlin.agents.tool_kinds import (
     TOOLS,
     AgentSpecError,
@@ -53,6 +54,7 @@ from hanlin.models.errors import MissingKeyError
 from hanlin.models.gateway import Gateway, MessagesLike
 from hanlin.models.keys import resolve_key
 from hanlin.models.types import Message
+from hanlin.prompts.base import LABEL_RE, NAME_RE
 
 if TYPE_CHECKING:
     from hanlin.models.embeddings.base import EmbeddingModel
@@ -143,6 +145,11 @@ class AgentSpec(BaseModel):
     and ``answer_from: tool`` makes that call's result the answer: together they let a base
     model, which cannot choose tools or write an answer, run an agent (it only fills in the
     arguments). Both are for ``mode: tools``.
+
+    ``prompt`` names a prompt of the registry as the system prompt (read at ``prompt_label``,
+    else ``prompts.label``, when the agent is opened: see :mod:`hanlin.agents.prompts`);
+    ``system`` is the text itself, or — with ``prompt`` — the fallback when the registry
+    cannot be read.
     """
 
     model_config = _FORBID
@@ -161,6 +168,8 @@ class AgentSpec(BaseModel):
     memory: MemorySpec = Field(default_factory=MemorySpec)
     first_tool_choice: str | None = Field(default=None, min_length=1)
     answer_from: AnswerFrom = "model"
+    prompt: str | None = Field(default=None, pattern=NAME_RE.pattern)
+    prompt_label: str | None = Field(default=None, pattern=LABEL_RE.pattern)
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -198,7 +207,8 @@ class AgentSpec(BaseModel):
         return self.memory.long_term.enabled or bool(names & {"remember", "recall"})
 
     def conversation_memory(self, gateway: Gateway) -> ConversationMemory | None:
-        """A fresh :class:`ConversationMemory` per the ``memory.conversation`` settings."""
+        """A fresh :class:`ConversationMemory` per the ``memory.conversation`` settings, its
+        summary request read from the registry (blocking)."""
         c = self.memory.conversation
         if c is None:
             return None
@@ -208,6 +218,7 @@ class AgentSpec(BaseModel):
             max_tokens=c.max_tokens,
             keep_recent=c.keep_recent,
             summary_tokens=c.summary_tokens,
+            summarize_prompt=summarize_prompt(gateway.settings, self.prompt_label),
         )
 
     @classmethod
@@ -256,8 +267,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "name": "assistant",
         "description": "A general assistant with a calculator, the time, web pages, files in "
         "its workspace, Python, and long-term memory",
-        "system": "You are a helpful, precise assistant. Use tools when they help; cite what "
-        "you fetched. Save lasting facts about the user with `remember`.",
+        # the text is the registry's agent.assistant (bundled: prompts/builtin/agent.assistant.txt)
+        "prompt": "agent.assistant",
         "tools": [
             "calculator",
             "current_time",
@@ -458,6 +469,15 @@ async def open_agent(
         if spec.uses_long_term
         else None
     )
+    prompts = await asyncio.to_thread(
+        read_agent_prompts,
+        spec.name,
+        settings,
+        prompt=spec.prompt,
+        system=spec.system,
+        label=spec.prompt_label,
+        planner=spec.mode == "planner",
+    )
     ctx = BuildContext(spec.name, settings, spec.workspace, long_term)
     tools = []
     for entry in spec.tools:
@@ -494,9 +514,10 @@ async def open_agent(
                 gateway,
                 spec.model,
                 tools,
-                system=spec.system,
+                system=prompts.system,
                 limits=limits,
                 approval=approval,
+                prompts=prompts.planner,
                 max_subtasks=p.max_subtasks,
                 max_replans=p.max_replans,
                 max_plan_repairs=p.max_plan_repairs,
@@ -508,7 +529,7 @@ async def open_agent(
                 gateway,
                 spec.model,
                 tools,
-                system=spec.system,
+                system=prompts.system,
                 limits=limits,
                 approval=approval,
                 first_tool_choice=spec.first_tool_choice,

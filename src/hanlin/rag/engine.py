@@ -17,11 +17,14 @@ from typing import Any
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import HanlinError, InvalidInputError, StepError
+from hanlin.guard.policy import kb_scope
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.base_models import is_base_model
 from hanlin.models.gateway import Gateway, as_messages
 from hanlin.models.types import Message, Usage
+from hanlin.prompts import prompt_library
+from hanlin.prompts.base import check_label
 from hanlin.rag.base import (
     Answer,
     AnswerDelta,
@@ -38,7 +41,7 @@ from hanlin.rag.refusal import content_tokens
 from hanlin.rag.retrieval import Reranker, Retrieved, evidence, retrieve
 from hanlin.rag.rewrite import clean_rewrite, fold_history, history_text
 from hanlin.rag.select import truncate
-from hanlin.rag.templates import Language, detect_language, render
+from hanlin.rag.templates import Language, Templates, detect_language
 from hanlin.text import count_tokens
 from hanlin.tracing import spans
 from hanlin.tracing.records import OUTPUT_MESSAGES, REQUEST_MODEL
@@ -67,6 +70,10 @@ class _Run:
     generation: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: the answer's trace span (``answer {kb}``), parent of every step's
     span: Any = None
+    #: the prompt label the templates are read at
+    label: str = "production"
+    #: the templates, read from the prompt registry once, when the answer starts
+    templates: Templates | None = None
 
     def done(self, answer: Answer) -> AnswerDone:
         """The last event: the run's usage, notes and timings (and the total) in ``answer``."""
@@ -129,7 +136,8 @@ class RagEngine:
             return None
 
         async def rerank(query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
-            return await self.gateway.arerank(query, texts, name)
+            with kb_scope(self.kb.name):
+                return await self.gateway.arerank(query, texts, name)
 
         return rerank
 
@@ -145,6 +153,7 @@ class RagEngine:
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
         generation: dict[str, Any] | None = None,
+        prompt_label: str | None = None,
     ) -> AsyncGenerator[RagEvent, None]:
         """Answer as events: one :class:`RetrievalEvent`, then :class:`AnswerDelta` pieces, then
         :class:`AnswerDone`. The joined deltas equal ``AnswerDone.answer.text`` exactly:
@@ -154,12 +163,16 @@ class RagEngine:
         ``max_tokens`` and ``stop`` go to the generator; an extractive or refusal answer (no
         model) is cut at the first ``stop`` string and at ``max_tokens`` (estimated tokens).
 
+        ``prompt_label`` picks the version of the prompts (``rag.answer.en`` …) the answer uses;
+        by default ``prompts.kb_labels[kb]``, else ``prompts.label`` (``production``).
+
         Raises :class:`~hanlin.errors.StepError` (pipeline ``RAG``, step ``retrieve`` or
         ``generate``) when a step fails — a failed rewrite falls back to the rule-based one
         instead — and :class:`~hanlin.errors.InvalidInputError` for bad arguments.
         """
         run = self._begin(question, model, history, mode, k)
         run.generation = dict(generation or {})
+        run.label = self._label(prompt_label)
         # started here, made current only around steps that do not yield: the generator's
         # steps may run on different tasks (the sync API drives it from another thread)
         run.span = spans.start(
@@ -187,11 +200,20 @@ class RagEngine:
     async def _answer(
         self, run: _Run, k: int | None, filters: dict[str, Any] | Filter | None
     ) -> AsyncGenerator[RagEvent, None]:
+        library = prompt_library(self.kb.settings)
+        home = self.kb.settings.home
+        run.templates = Templates.read_cached(library, run.lang, run.label, home)
+        if run.templates is None:  # the cache is stale: read the registry off the event loop
+            run.templates = await asyncio.to_thread(
+                Templates.read, library, run.lang, run.label, home
+            )
+        run.notes.extend(run.templates.notes)
+        run.span.set_attribute("hanlin.rag.prompts", run.templates.refs)
         if run.turns:
             t0 = time.perf_counter()
             with spans.current(run.span), spans.span("rewrite", operation="rewrite"):
                 run.standalone, rewrite_usage = await self._rewrite(
-                    run.question, run.turns, run.gen_model, run.notes
+                    run.question, run.turns, run.gen_model, run.notes, run.templates
                 )
             run.usage = run.usage + rewrite_usage
             run.timings["rewrite"] = (time.perf_counter() - t0) * 1000
@@ -220,6 +242,11 @@ class RagEngine:
                 yield event
         finally:
             await answering.aclose()  # a consumer that stops early stops the model stream now
+
+    def _label(self, requested: str | None) -> str:
+        """The prompt label of this answer: the request's, the knowledge base's, the default."""
+        prompts = self.kb.settings.prompts
+        return check_label(requested or prompts.kb_labels.get(self.kb.name) or prompts.label)
 
     def _begin(
         self,
@@ -264,7 +291,8 @@ class RagEngine:
         with spans.span("refuse", operation="refuse", parent=run.span) as sp:
             sp.set_attribute("hanlin.rag.evidence_strength", float(s.score))
         yield RetrievalEvent(closest, [e.citation for e in closest], run.standalone)
-        text = render("refuse", run.lang, self.kb.settings.home)
+        assert run.templates is not None
+        text = run.templates.render("refuse")
         answer = _fitted(Answer(text, "refused", [], closest, run.question, run.standalone), run)
         yield AnswerDelta(answer.text)
         yield run.done(answer)
@@ -283,7 +311,10 @@ class RagEngine:
         items = [evidence(r, i) for i, r in enumerate(found.results, 1)]
         yield RetrievalEvent(items, [e.citation for e in items], run.standalone)
         t1 = time.perf_counter()
-        text, cited = await asyncio.to_thread(self._extract, run.standalone, found, items, run.lang)
+        assert run.templates is not None
+        text, cited = await asyncio.to_thread(
+            self._extract, run.standalone, found, items, run.lang, run.templates
+        )
         run.timings["extract"] = (time.perf_counter() - t1) * 1000
         answer = _fitted(
             Answer(text, "extractive", cited, items, run.question, run.standalone), run
@@ -295,8 +326,15 @@ class RagEngine:
         """A model writes the answer from the evidence (see :mod:`hanlin.rag.generate`)."""
         options = dict(run.generation)
         settings = self.settings
+        assert run.templates is not None
+        # the answer prompt's own config (a version may carry one) unless the caller set them
+        config = run.templates.config("answer")
         updates = {"answer_tokens": options.pop("max_tokens", None)}
         updates["temperature"] = options.pop("temperature", None)
+        if config is not None:
+            updates["answer_tokens"] = updates["answer_tokens"] or config.max_tokens
+            if updates["temperature"] is None:
+                updates["temperature"] = config.temperature
         if any(v is not None for v in updates.values()):
             settings = settings.model_copy(
                 update={k: v for k, v in updates.items() if v is not None}
@@ -305,10 +343,11 @@ class RagEngine:
             self.gateway,
             run.gen_model,
             settings,
-            self.kb.settings.home,
+            run.templates,
             user=self.user,
             options=options,
             span=run.span,
+            kb=self.kb.name,
         )
         events = generate(gen, run.question, run.standalone, run.turns, found, run.lang)
         try:
@@ -320,21 +359,19 @@ class RagEngine:
             await events.aclose()
 
     async def _rewrite(
-        self, question: str, turns: list[Message], gen_model: str, notes: list[str]
+        self,
+        question: str,
+        turns: list[Message],
+        gen_model: str,
+        notes: list[str],
+        templates: Templates,
     ) -> tuple[str, Usage]:
         """The standalone question: by a capable model, else by folding in earlier key terms."""
         rewriter = self.settings.rewrite_model or gen_model
         if self.is_capable(rewriter):
-            lang = detect_language(question)
-            prompt = render(
-                "rewrite",
-                lang,
-                self.kb.settings.home,
-                history=history_text(turns),
-                question=question,
-            )
+            prompt = templates.render("rewrite", history=history_text(turns), question=question)
             try:
-                with access.configured_model("kb:read"):
+                with access.configured_model("kb:read"), kb_scope(self.kb.name):
                     resp = await self.gateway.achat(
                         prompt, rewriter, max_tokens=128, temperature=0.0, user=self.user
                     )
@@ -354,7 +391,12 @@ class RagEngine:
         return folded, Usage()
 
     def _extract(
-        self, question: str, found: Retrieved, items: list[Evidence], lang: Language
+        self,
+        question: str,
+        found: Retrieved,
+        items: list[Evidence],
+        lang: Language,
+        templates: Templates,
     ) -> tuple[str, list[Citation]]:
         analyzer = self.kb.analyzer
         scores = [r.score for r in found.results]
@@ -376,7 +418,7 @@ class RagEngine:
             mark = f"[{n}]" if lang.startswith("zh") else f" [{n}]"
             lines.append(quote(sentence.strip(), lang) + mark)
         cited = [dataclasses.replace(items[idx].citation, n=n) for idx, n in numbers.items()]
-        text = render("extractive", lang, self.kb.settings.home, quotes="\n".join(lines))
+        text = templates.render("extractive", quotes="\n".join(lines))
         return text, cited
 
     async def aask(
@@ -389,8 +431,10 @@ class RagEngine:
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
         generation: dict[str, Any] | None = None,
+        prompt_label: str | None = None,
     ) -> Answer:
-        """The whole answer (see :meth:`astream` for errors and ``generation``)."""
+        """The whole answer (see :meth:`astream` for errors, ``generation`` and
+        ``prompt_label``)."""
         answer: Answer | None = None
         async for event in self.astream(
             question,
@@ -400,6 +444,7 @@ class RagEngine:
             k=k,
             filters=filters,
             generation=generation,
+            prompt_label=prompt_label,
         ):
             if isinstance(event, AnswerDone):
                 answer = event.answer
@@ -417,10 +462,17 @@ class RagEngine:
         mode: RequestedMode = "auto",
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
+        prompt_label: str | None = None,
     ) -> Generator[RagEvent, None, None]:
         """Synchronous :meth:`astream` (``close()`` it to stop early; the model stops too)."""
         events = self.astream(
-            question, model=model, history=history, mode=mode, k=k, filters=filters
+            question,
+            model=model,
+            history=history,
+            mode=mode,
+            k=k,
+            filters=filters,
+            prompt_label=prompt_label,
         )
         yield from self.gateway.iterate_sync(events)
 
@@ -433,10 +485,19 @@ class RagEngine:
         mode: RequestedMode = "auto",
         k: int | None = None,
         filters: dict[str, Any] | Filter | None = None,
+        prompt_label: str | None = None,
     ) -> Answer:
         """Synchronous :meth:`aask`."""
         return self.gateway.run_sync(
-            self.aask(question, model=model, history=history, mode=mode, k=k, filters=filters)
+            self.aask(
+                question,
+                model=model,
+                history=history,
+                mode=mode,
+                k=k,
+                filters=filters,
+                prompt_label=prompt_label,
+            )
         )
 
     def close(self) -> None:

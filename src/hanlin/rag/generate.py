@@ -1,5 +1,6 @@
 """Grounded generation: pack the evidence into the model's token budget, prompt with numbered
-sources (``answer.*.txt``), stream the answer and keep only valid, renumbered citations."""
+sources (the ``rag.answer.*`` prompt), stream the answer and keep only valid, renumbered
+citations."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import InvalidInputError
+from hanlin.guard.policy import kb_scope
 from hanlin.models.gateway import Gateway
 from hanlin.models.types import Message, TextDelta, Usage
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Evidence, RagEvent, RetrievalEvent
 from hanlin.rag.citations import CitationFilter
 from hanlin.rag.retrieval import Retrieved, evidence, where
 from hanlin.rag.select import pack, truncate
-from hanlin.rag.templates import Language, render, source_block
+from hanlin.rag.templates import Language, Templates
 from hanlin.text import count_tokens as estimate_tokens
 from hanlin.tracing import spans
 
@@ -36,12 +37,15 @@ class Generation:
     gateway: Gateway
     model: str
     settings: RagSettings
-    home: Path | None = None
+    #: the answer's templates (None: the bundled ones)
+    templates: Templates | None = None
     user: str | None = None
     #: more options for the model call (top_p, seed, stop), from the caller
     options: dict[str, Any] = field(default_factory=dict)
     #: the answer's trace span, parent of the pack and generate steps
     span: Any = None
+    #: the knowledge base answered from (its ``guard.kbs`` rule applies to the model call)
+    kb: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +79,7 @@ def plan_context(
     """Pack evidence into ``min(rag.max_context_tokens, context - answer - prompt)`` tokens,
     counted with the model's tokenizer when the gateway has it (blocking: run in a thread)."""
     s = gen.settings
+    t = gen.templates or Templates(lang, {}, None)
 
     def count(text: str) -> int:
         return gen.gateway.count_tokens(text, gen.model).tokens
@@ -83,16 +88,16 @@ def plan_context(
     info = route.deployments[0].info
     context = info.context if info is not None else DEFAULT_CONTEXT
     history = recent_history(turns, s.history_tokens)
-    overhead = count(render("answer", lang, gen.home, sources=""))
+    overhead = count(t.render("answer", sources=""))
     overhead += count(question) + sum(count(m.text) for m in history) + TEMPLATE_MARGIN
     budget = min(s.max_context_tokens, context - s.answer_tokens - overhead)
     results = found.results
     width = len(results)  # number the blocks with the widest number while measuring
-    blocks = [source_block(width, where(r), r.chunk.text) for r in results]
+    blocks = [t.source_block(width, where(r), r.chunk.text) for r in results]
     chosen, cut = pack(blocks, budget, count)
     items: list[Evidence] = []
     if cut is not None:
-        header = count(source_block(width, where(results[0]), ""))
+        header = count(t.source_block(width, where(results[0]), ""))
         text = truncate(results[0].chunk.text, budget - header, count)
         if not text.strip():
             raise InvalidInputError(
@@ -103,10 +108,10 @@ def plan_context(
     else:
         items = [evidence(results[i], n) for n, i in enumerate(chosen, 1)]
     sources = "\n\n".join(
-        source_block(e.citation.n, where(results[i]), e.text)
+        t.source_block(e.citation.n, where(results[i]), e.text)
         for e, i in zip(items, chosen, strict=True)
     )
-    return Packed(items, render("answer", lang, gen.home, sources=sources), budget, history)
+    return Packed(items, t.render("answer", sources=sources), budget, history)
 
 
 async def generate(
@@ -137,7 +142,7 @@ async def generate(
     t1 = time.perf_counter()
     step = spans.start("generate", operation="generate", parent=gen.span)
     # the checks run (and the model call's span starts) when the stream is made
-    with spans.current(step), access.configured_model("kb:read"):
+    with spans.current(step), access.configured_model("kb:read"), kb_scope(gen.kb):
         stream = gen.gateway.astream(
             messages,
             gen.model,

@@ -1,21 +1,26 @@
-"""Prompt templates (files under ``hanlin/rag/prompts/``) and the language of a question.
+"""RAG's prompt templates and the language of a question.
 
-Templates are plain text with ``{name}`` fields, one file per purpose and language
-(``answer.zh.txt``, ``rewrite.en.txt`` …). A file of the same name in
-``HANLIN_HOME/prompts/rag/`` overrides the bundled one, so wording can be tuned without code.
+The templates are prompts of the registry (:mod:`hanlin.prompts`): ``rag.answer.en``,
+``rag.rewrite.zh``, ``rag.source`` … — ``{name}`` fields, one prompt per purpose and language,
+version 1 being the file Hanlin ships (``hanlin/prompts/builtin/rag.*.txt``). An answer reads them
+at a label (``production`` unless the knowledge base or the request names another) once, as
+:class:`Templates`; a file of the same name in ``HANLIN_HOME/prompts/rag/`` (``answer.en.txt``)
+still overrides a built-in version.
 """
 
 from __future__ import annotations
 
 import re
-import string
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from hanlin.prompts.base import ModelConfig
+from hanlin.prompts.builtin import BUILTINS, bundled_text
+from hanlin.prompts.library import PromptLibrary, Resolved
+from hanlin.prompts.template import fields, fill
 from hanlin.text import CJK
 
 Language = Literal["zh", "zh-Hant", "en"]
@@ -60,27 +65,103 @@ def base_language(lang: Language) -> Literal["zh", "en"]:
     return "zh" if lang.startswith("zh") else "en"
 
 
-@lru_cache(maxsize=64)
-def _bundled(name: str) -> str:
-    return resources.files("hanlin.rag").joinpath("prompts", name).read_text(encoding="utf-8")
+#: RAG's templates; each is the registry prompt ``rag.<name>.<zh|en>`` (``rag.source``: one)
+NAMES = ("answer", "rewrite", "refuse", "extractive", "source")
+
+
+def prompt_name(name: str, lang: Language) -> str:
+    """The registry prompt of a template in a language: ``rag.answer.en``, ``rag.source``."""
+    return "rag.source" if name == "source" else f"rag.{name}.{base_language(lang)}"
+
+
+class Templates:
+    """RAG's templates for one answer in one language, read from the prompt registry once (a
+    label moved during an answer changes the next answer, not this one).
+
+    A built-in version (or the bundled text the registry falls back to) gives way to a file of
+    the same name in ``HANLIN_HOME/prompts/rag/`` (``answer.en.txt``), as before the registry;
+    a version of your own wins over that file. Traditional Chinese questions get the Chinese
+    templates converted to Traditional script.
+    """
+
+    def __init__(self, lang: Language, resolved: dict[str, Resolved], home: Path | None) -> None:
+        self.lang = lang
+        self.resolved = resolved
+        self.home = home
+        self._texts: dict[str, str] = {}
+
+    @classmethod
+    def read(
+        cls, library: PromptLibrary | None, lang: Language, label: str, home: Path | None
+    ) -> Templates:
+        """Every template of ``lang`` at ``label`` (blocking: reads the registry when its cache
+        is stale; run it in a thread). ``library`` None: the bundled texts."""
+        if library is None:
+            return cls(lang, {}, home)
+        return cls(lang, {n: library.resolve(prompt_name(n, lang), label) for n in NAMES}, home)
+
+    @classmethod
+    def read_cached(
+        cls, library: PromptLibrary, lang: Language, label: str, home: Path | None
+    ) -> Templates | None:
+        """:meth:`read` when the library's cache holds every template and no check of the
+        store is due (no I/O: safe on an event loop), else None."""
+        resolved = {}
+        for n in NAMES:
+            found = library.resolve_cached(prompt_name(n, lang), label)
+            if found is None:
+                return None
+            resolved[n] = found
+        return cls(lang, resolved, home)
+
+    @property
+    def notes(self) -> list[str]:
+        """Why bundled texts were used instead of the registry's (each note once)."""
+        return list(dict.fromkeys(r.note for r in self.resolved.values() if r.note))
+
+    @property
+    def refs(self) -> list[str]:
+        """The versions used: ``rag.answer.en@2`` …"""
+        return [r.ref for r in self.resolved.values()]
+
+    def config(self, name: str) -> ModelConfig | None:
+        found = self.resolved.get(name)
+        return found.config if found is not None else None
+
+    def text(self, name: str) -> str:
+        """The template ``name`` (``answer``, ``source`` …) as this answer uses it."""
+        cached = self._texts.get(name)
+        if cached is not None:
+            return cached
+        found = self.resolved.get(name)
+        text = found.text if found is not None else bundled_text(prompt_name(name, self.lang))
+        if (found is None or found.builtin) and self.home is not None and name != "source":
+            override = self.home / "prompts" / "rag" / f"{name}.{base_language(self.lang)}.txt"
+            if override.is_file():
+                text = override.read_text(encoding="utf-8").rstrip("\n")
+        if self.lang == "zh-Hant" and name != "source":
+            text = _convert(text, "s2t")
+        self._texts[name] = text
+        return text
+
+    def render(self, name: str, **fields: object) -> str:
+        """Fill a template's ``{name}`` fields (values are inserted verbatim)."""
+        found = self.resolved.get(name)
+        defaults: dict[str, object] = {}
+        if found is not None:
+            defaults = {v.name: "" if v.default is None else v.default for v in found.variables}
+        return fill(self.text(name), defaults | fields)
+
+    def source_block(self, n: int, where: str, text: str) -> str:
+        """One numbered source as the answer prompt shows it (``rag.source``)."""
+        return self.render("source", n=n, where=where, text=text.strip())
 
 
 def template(name: str, lang: Language, home: Path | None = None) -> str:
-    """The template ``name`` (e.g. ``answer``) for a language; Traditional Chinese questions get
-    the Chinese template converted to Traditional script."""
-    base = base_language(lang)
-    filename = f"{name}.{base}.txt"
-    text: str | None = None
-    if home is not None:
-        override = home / "prompts" / "rag" / filename
-        if override.is_file():
-            text = override.read_text(encoding="utf-8")
-    if text is None:
-        text = _bundled(filename)
-    text = text.rstrip("\n")
-    if lang == "zh-Hant":
-        text = _convert(text, "s2t")
-    return text
+    """The bundled template ``name`` (e.g. ``answer``) for a language, with the override from
+    ``home``; Traditional Chinese questions get the Chinese template converted to Traditional
+    script. (An answer reads the registry instead: :class:`Templates`.)"""
+    return Templates(lang, {}, home).text(name)
 
 
 #: short labels surfaces print around an answer, per language (Traditional is converted)
@@ -97,19 +178,19 @@ def label(key: str, lang: Language) -> str:
 
 
 def render(name: str, lang: Language, home: Path | None = None, **fields: object) -> str:
-    """Fill a template's ``{name}`` fields (field values are inserted verbatim)."""
-    return template(name, lang, home).format(**fields)
+    """Fill a bundled template's ``{name}`` fields (field values are inserted verbatim)."""
+    return Templates(lang, {}, home).render(name, **fields)
 
 
 def source_block(n: int, where: str, text: str) -> str:
-    """One numbered source as the answer prompt shows it (``source.txt``)."""
-    return _bundled("source.txt").rstrip("\n").format(n=n, where=where, text=text.strip())
+    """One numbered source as the bundled ``rag.source`` shows it."""
+    return Templates("en", {}, None).source_block(n, where, text)
 
 
 @dataclass(frozen=True, slots=True)
 class BundledTemplate:
-    """A template shipped in ``hanlin/rag/prompts/``: its languages (none when one file serves
-    them all, like ``source``) and its ``{fields}``."""
+    """A RAG template Hanlin ships (``hanlin/prompts/builtin/rag.*.txt``): its languages (none
+    when one file serves them all, like ``source``) and its ``{fields}``."""
 
     name: str
     languages: tuple[str, ...]
@@ -119,22 +200,21 @@ class BundledTemplate:
         """The template in ``lang``, with the override from ``home`` as :func:`template` finds
         it; a template without languages is its bundled file."""
         if not self.languages:
-            return _bundled(f"{self.name}.txt").rstrip("\n")
+            return bundled_text(f"rag.{self.name}")
         return template(self.name, lang, home)
 
 
 @lru_cache(maxsize=1)
 def bundled_templates() -> tuple[BundledTemplate, ...]:
-    """Every bundled template, by name (``answer.en.txt`` and ``answer.zh.txt`` are one)."""
+    """Every bundled RAG template, by name (``rag.answer.en`` and ``rag.answer.zh`` are one)."""
     found: dict[str, tuple[list[str], list[str]]] = {}
-    for entry in sorted(resources.files("hanlin.rag").joinpath("prompts").iterdir(), key=str):
-        parts = entry.name.split(".")
-        if len(parts) < 2 or parts[-1] != "txt":
+    for builtin in BUILTINS:
+        parts = builtin.name.split(".")
+        if parts[0] != "rag":
             continue
-        base, lang = parts[0], (parts[1] if len(parts) == 3 else "")
-        fields = [f for _, f, _, _ in string.Formatter().parse(entry.read_text("utf-8")) if f]
+        base, lang = parts[1], (parts[2] if len(parts) == 3 else "")
         langs, known = found.setdefault(base, ([], []))
         if lang:
             langs.append(lang)
-        known.extend(f for f in fields if f not in known)
-    return tuple(BundledTemplate(n, tuple(ls), tuple(fs)) for n, (ls, fs) in found.items())
+        known.extend(f for f in fields(builtin.text) if f not in known)
+    return tuple(BundledTemplate(n, tuple(ls), tuple(fs)) for n, (ls, fs) in sorted(found.items()))
