@@ -13,8 +13,9 @@ from rich.console import Console
 
 
 @contextmanager
-def stop_on_interrupt(console: Console) -> Iterator[threading.Event]:
-    """Yield an event that the first Ctrl-C sets (pass ``event.is_set`` as ``stop``)."""
+def stop_on_interrupt(console: Console, current: str = "file") -> Iterator[threading.Event]:
+    """Yield an event that the first Ctrl-C sets (pass ``event.is_set`` as ``stop``);
+    ``current`` names the unit of work finished before stopping ("file", "example")."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signal handlers can only be installed from the main thread
@@ -24,7 +25,7 @@ def stop_on_interrupt(console: Console) -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        console.print("[yellow]stopping after the current file… (Ctrl-C again to abort)[/]")
+        console.print(f"[yellow]stopping after the current {current}… (Ctrl-C again to abort)[/]")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
