@@ -147,5 +147,6 @@ def test_keys_are_stored_hashed_and_shown_once(
         main(["apikeys", "create", "--scope", "root"])
     assert (
         bad.value.code == 2
-        and "scopes are chat, kb:read, kb:write, agents, admin" in capsys.readouterr().err
+        and "scopes are chat, kb:read, kb:write, agents, workflows, admin"
+        in capsys.readouterr().err
     )

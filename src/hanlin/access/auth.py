@@ -3,9 +3,9 @@
 Without configuration a server (``hanlin serve``, ``hanlin mcp serve --http``) listens on
 loopback and needs no key. Keys are required when ``server.require_keys`` is set or the server
 binds any other address (the server refuses to start then until a key exists). A key carries
-scopes (``chat``, ``kb:read``, ``kb:write``, ``agents``, ``admin``) and may be limited to some
-knowledge bases; :attr:`Principal.access` is what the library checks. Both servers use this
-module, so the rule is written once.
+scopes (``chat``, ``kb:read``, ``kb:write``, ``agents``, ``workflows``, ``admin``) and may be
+limited to some knowledge bases; :attr:`Principal.access` is what the library checks. Both
+servers use this module, so the rule is written once.
 """
 
 from __future__ import annotations

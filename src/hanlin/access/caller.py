@@ -30,6 +30,8 @@ SCOPES = {
     "kb:write": "create knowledge bases, upload files, add URLs, sync, delete documents, "
     "cancel jobs",
     "agents": "list and run agents (/v1/agents, agent:<name> models), answer their approvals",
+    "workflows": "list and run workflows (/v1/workflows, their webhooks, workflow:<name> models, "
+    "MCP workflow tools); read, resume, answer and cancel the key's own runs",
     "admin": "everything, including deleting knowledge bases",
 }
 

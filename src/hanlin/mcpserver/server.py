@@ -1,5 +1,6 @@
-"""Hanlin as an MCP server (``hanlin mcp serve``): knowledge-base search / ask / ingest and the
-registered agent tools as tools, knowledge-base documents as resources
+"""Hanlin as an MCP server (``hanlin mcp serve``): knowledge-base search / ask / ingest, the
+registered agent tools and each valid workflow (``workflow_<name>``, :mod:`.workflows`) as
+tools, knowledge-base documents as resources
 (``hanlin://kb/<name>/doc/<id>``), and the RAG prompt templates as prompts.
 
 The handlers are thin: they check the caller's scopes and call the same library functions as
@@ -7,8 +8,8 @@ the CLI and the HTTP API. Hanlin's own tools are typed functions made tools by
 :func:`~hanlin.agents.tools.base.tool`, as agents' tools are: their signatures are the schema
 MCP clients see. Over HTTP the caller is the API key that :mod:`.http` verified
 (scopes as for ``hanlin serve``: ``kb:read`` to search, ask and read documents, ``kb:write`` to
-ingest, ``chat`` for the other tools); over stdio the caller is the local user and may do
-everything.
+ingest, ``workflows`` to run workflows, ``chat`` for the other tools); over stdio the caller is
+the local user and may do everything.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hanlin.agents.tools.base import AgentTool, tool
 from hanlin.config import Settings
 from hanlin.errors import HanlinError
 from hanlin.mcpserver.kb_service import KbService, doc_uri, dumps, parse_doc_uri
+from hanlin.mcpserver.workflows import PREFIX, WorkflowTools
 from hanlin.rag.templates import BundledTemplate, bundled_templates
 
 RESOURCE_NOT_FOUND = -32002
@@ -100,6 +102,7 @@ class HanlinMcp:
         self.kbs = KbService(settings, knowledge_bases, allow_paths=allow_paths)
         self.model = model
         self.tools: dict[str, _Tool] = {}
+        self.workflows = WorkflowTools(settings)
         self._kb_tools()
         for t in tools:
             self._agent_tool(t)
@@ -108,7 +111,8 @@ class HanlinMcp:
             version=__version__,
             title="Hanlin",
             instructions="Search and ask Hanlin's knowledge bases (kb_list, kb_search, kb_ask), "
-            "add documents (kb_add) and read them as hanlin://kb/<name>/doc/<id> resources.",
+            "add documents (kb_add) and read them as hanlin://kb/<name>/doc/<id> resources; "
+            "run workflows (workflow_<name>).",
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,
@@ -263,18 +267,34 @@ class HanlinMcp:
             timeout=(tool.timeout or 600.0) + 5,
         )
 
+    async def _all_tools(self) -> dict[str, _Tool]:
+        """The registered tools, then one per valid workflow (read afresh: files change)."""
+        found = dict(self.tools)
+        for name, flow in (await self.workflows.tools()).items():
+            if name in found:
+                continue
+
+            async def run(args: dict[str, Any], workflow: str = flow.workflow) -> str:
+                return await self.workflows.call(workflow, args)
+
+            found[name] = _Tool(flow.spec, "workflows", run, self.workflows.timeout + 5)
+        return found
+
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
     ) -> mt.ListToolsResult:
         caller = _principal(ctx)
+        tools = await self._all_tools()
         return mt.ListToolsResult(
-            tools=[t.spec for t in self.tools.values() if _allowed(caller, t.scope) is None]
+            tools=[t.spec for t in tools.values() if _allowed(caller, t.scope) is None]
         )
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: mt.CallToolRequestParams
     ) -> mt.CallToolResult:
         tool = self.tools.get(params.name)
+        if tool is None and params.name.startswith(PREFIX):
+            tool = (await self._all_tools()).get(params.name)
         if tool is None:
             raise MCPError(mt.INVALID_PARAMS, f"unknown tool '{params.name}'")
         args = dict(params.arguments or {})

@@ -232,8 +232,14 @@ def check_url(
     return [str(a) for a in target.addresses]
 
 
-def _pinned_request(client: httpx.Client, target: _Target, timeout: float) -> httpx.Response:
-    """Open a streamed GET to the checked address, keeping the name for Host and TLS."""
+def _pinned_request(
+    client: httpx.Client,
+    target: _Target,
+    timeout: float,
+    method: str = "GET",
+    content: bytes | None = None,
+) -> httpx.Response:
+    """Open a streamed request to the checked address, keeping the name for Host and TLS."""
     import httpx
 
     ip = target.addresses[0]
@@ -244,8 +250,9 @@ def _pinned_request(client: httpx.Client, target: _Target, timeout: float) -> ht
         host_header += f":{target.port}"
     extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
     request = client.build_request(
-        "GET",
+        method,
         url,
+        content=content,
         headers={"Host": host_header},
         timeout=httpx.Timeout(timeout),
         extensions=extensions,
@@ -264,10 +271,14 @@ def safe_fetch(
     resolver: Resolver | None = None,
     headers: dict[str, str] | None = None,
     policy: Policy = blocked_reason,
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> FetchedURL:
     """GET ``url`` through the SSRF guard (see the module docstring).
 
     ``timeout`` bounds the whole fetch, redirects and body included; ``max_bytes`` the body.
+    ``method`` and ``content`` send another request (a workflow's HTTP node); a redirect
+    other than 307/308 turns it into a GET without a body, as browsers do.
     Raises :class:`BlockedURLError` (refused by policy, nothing was sent) or :class:`FetchError`
     (unreachable, HTTP error status, too large, too slow, too many redirects).
     """
@@ -292,7 +303,7 @@ def safe_fetch(
             if remaining <= 0:
                 raise FetchError(f"fetching {url} took over {timeout:g} s", hint="try again later")
             try:
-                response = _pinned_request(client, target, remaining)
+                response = _pinned_request(client, target, remaining, method, content)
             except httpx.TimeoutException:
                 raise FetchError(
                     f"fetching {target.url} took over {timeout:g} s", hint="try again later"
@@ -305,6 +316,8 @@ def safe_fetch(
                 location = response.headers.get("location")
                 if response.status_code in _REDIRECTS and location:
                     current = target.url.join(location)
+                    if response.status_code not in (307, 308):
+                        method, content = "GET", None
                     continue
                 if response.status_code >= 400:
                     raise FetchError(

@@ -1,0 +1,190 @@
+"""The nodes that call models and knowledge bases: ``llm`` (any gateway model, prompts as
+sandboxed templates, structured output by JSON schema) and ``knowledge_retrieval`` (one or more
+knowledge bases, with metadata filters)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from hanlin.access.caller import configured_model
+from hanlin.errors import InvalidInputError
+from hanlin.flows.events import NodeTextEvent
+from hanlin.flows.nodes.base import FORBID, NodeContext, NodeOutput, NodeType, register
+
+
+class PromptMessage(BaseModel):
+    model_config = FORBID
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LlmConfig(BaseModel):
+    model_config = FORBID
+
+    #: a gateway model name or alias (default: ``models.default``)
+    model: str | None = None
+    system: str | None = None
+    #: the user message (a template); or ``messages`` for a whole conversation
+    prompt: str | None = None
+    messages: list[PromptMessage] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    #: a JSON schema: the model is asked for JSON matching it (``response_format``), and the
+    #: parsed answer is the ``structured`` output
+    output_schema: dict[str, Any] | None = None
+    stream: bool = True
+
+
+@register
+class Llm(NodeType):
+    name = "llm"
+    summary = "call a model through the gateway; optional JSON-schema structured output"
+    Config = LlmConfig
+
+    def outputs(self, config: LlmConfig) -> dict[str, str]:
+        found = {"text": "string", "usage": "object", "model": "string"}
+        if config.output_schema:
+            found["structured"] = "object"
+        return found
+
+    def check(self, config: LlmConfig, settings: Any) -> list[tuple[str, str]]:
+        if (config.prompt is None) == (config.messages is None):
+            return [("an llm node needs `prompt` or `messages` (one of them)", "add `prompt:`")]
+        return []
+
+    async def run(self, ctx: NodeContext, config: LlmConfig) -> NodeOutput:
+        from hanlin.models.types import ChatOptions, Message, ResponseFormat, TextDelta
+
+        messages: list[Message] = []
+        if config.system:
+            messages.append(Message.system(ctx.render(config.system)))
+        for m in config.messages or [PromptMessage(role="user", content=config.prompt or "")]:
+            messages.append(Message(role=m.role, content=ctx.render(m.content)))
+        fmt = None
+        if config.output_schema:
+            fmt = ResponseFormat(type="json_schema", json_schema=config.output_schema)
+        options = ChatOptions(
+            temperature=config.temperature, max_tokens=config.max_tokens, response_format=fmt
+        )
+        gateway = ctx.services.gateway
+        # the node's model is the workflow author's choice, as an agent's is: a caller allowed
+        # to run workflows may spend it without the chat scope (knowledge bases stay theirs)
+        with configured_model("workflows"):
+            if config.stream and fmt is None:
+                stream = gateway.astream(messages, config.model, options)
+                async for event in stream:
+                    if isinstance(event, TextDelta) and event.text:
+                        await ctx.emit(NodeTextEvent(ctx.path, event.text))
+                response = stream.response
+                assert response is not None
+            else:
+                response = await gateway.achat(messages, config.model, options)
+        u = response.usage
+        outputs: dict[str, Any] = {
+            "text": response.text,
+            "model": response.model,
+            "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens},
+        }
+        if config.output_schema:
+            outputs["structured"] = _parse_json(response.text, config.output_schema)
+        return NodeOutput(outputs)
+
+
+def _parse_json(text: str, schema: dict[str, Any]) -> Any:
+    import jsonschema
+
+    from hanlin.agents.repair import repair_json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = repair_json(text)
+        except ValueError:
+            raise InvalidInputError(
+                f"the model did not answer JSON: {text[:200]!r}",
+                hint="use a model that supports structured output, or retry the node "
+                "(retry: {max_attempts: 3})",
+            ) from None
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        raise InvalidInputError(
+            f"the model's JSON does not match output_schema: {exc.message}",
+            hint="retry the node, or loosen the schema",
+        ) from None
+    return value
+
+
+class RetrievalConfig(BaseModel):
+    model_config = FORBID
+
+    kbs: list[str] = Field(min_length=1)
+    query: str
+    k: int = Field(default=5, ge=1, le=100)
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    #: metadata filters (see docs/search.md), the same for every knowledge base
+    filters: dict[str, Any] | None = None
+    #: drop results below this fused score
+    min_score: float | None = None
+
+
+@register
+class KnowledgeRetrieval(NodeType):
+    name = "knowledge_retrieval"
+    summary = "search one or more knowledge bases (hybrid, with filters)"
+    Config = RetrievalConfig
+    expects: ClassVar[dict[str, str]] = {"query": "string"}
+
+    def outputs(self, config: RetrievalConfig) -> dict[str, str]:
+        return {"results": "array[object]", "text": "string", "count": "integer"}
+
+    def check(self, config: RetrievalConfig, settings: Any) -> list[tuple[str, str]]:
+        if settings is None:
+            return []
+        from hanlin.knowledge.kb import KnowledgeBase
+
+        known = KnowledgeBase.names(settings)
+        return [
+            (f"knowledge base '{kb}' does not exist", f"create it with `hanlin kb create {kb}`")
+            for kb in config.kbs
+            if kb not in known
+        ]
+
+    async def run(self, ctx: NodeContext, config: RetrievalConfig) -> NodeOutput:
+        query = ctx.resolve(config.query)
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(
+                f"the query is empty or not text: {query!r}", hint="check the `query` reference"
+            )
+        filters = ctx.resolve(config.filters) if config.filters else None
+
+        def search() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for name in config.kbs:
+                kb = ctx.services.kb(name)
+                for hit in kb.search(query, k=config.k, mode=config.mode, filters=filters):
+                    c = hit.chunk
+                    found.append(
+                        {
+                            "kb": name,
+                            "text": c.text,
+                            "source": c.source,
+                            "title": c.title,
+                            "score": round(hit.score, 6),
+                            "page": c.page,
+                        }
+                    )
+            found.sort(key=lambda r: -r["score"])
+            if config.min_score is not None:
+                found = [r for r in found if r["score"] >= config.min_score]
+            return found[: config.k]
+
+        results = await asyncio.to_thread(search)
+        text = "\n\n".join(f"[{i}] {r['text']}" for i, r in enumerate(results, 1))
+        return NodeOutput({"results": results, "text": text, "count": len(results)})
