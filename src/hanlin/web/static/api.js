@@ -85,7 +85,9 @@ async function errorFromResponse(resp) {
 /** JSON request; resolves to the parsed body (null for 204), throws ApiError. */
 export async function request(method, path, body = undefined, { signal } = {}) {
   const init = { method, headers: authHeaders({ Accept: "application/json" }), signal };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets the type with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -136,7 +138,51 @@ export const api = {
     request("POST", `/api/conversations/${enc(id)}/messages`, message),
   replaceMessages: (id, start, messages) =>
     request("PUT", `/api/conversations/${enc(id)}/messages`, { start, messages }),
+  traces: (params) => request("GET", `/api/traces?${new URLSearchParams(params)}`),
+  trace: (id) => request("GET", `/api/traces/${enc(id)}`),
+  traceStats: (params) => request("GET", `/api/traces/stats?${new URLSearchParams(params)}`),
+  rateTrace: (id, rating, comment) =>
+    request("POST", `/api/traces/${enc(id)}/rating`, { rating, comment: comment || null }),
+  evalDatasets: () => request("GET", "/api/evals/datasets"),
+  evalDataset: (ref, offset = 0, limit = 50) =>
+    request("GET", `/api/evals/datasets/${enc(ref)}?offset=${offset}&limit=${limit}`),
+  importEvalDataset: (file, name) => {
+    const form = new FormData();
+    form.append("file", file);
+    return request("POST", `/api/evals/datasets${name ? `?name=${enc(name)}` : ""}`, form);
+  },
+  evalFromTraces: (body) => request("POST", "/api/evals/datasets/from-traces", body),
+  evalMetrics: () => request("GET", "/api/evals/metrics"),
+  evalRuns: (limit = 200) => request("GET", `/api/evals/runs?limit=${limit}`),
+  evalRun: (id) => request("GET", `/api/evals/runs/${enc(id)}`),
+  evalResults: (id, params) =>
+    request("GET", `/api/evals/runs/${enc(id)}/results?${new URLSearchParams(params)}`),
+  startEvalRun: (body) => request("POST", "/api/evals/runs", body),
+  cancelEvalRun: (id) => request("POST", `/api/evals/runs/${enc(id)}/cancel`),
+  resumeEvalRun: (id) => request("POST", `/api/evals/runs/${enc(id)}/resume`),
+  deleteEvalRun: (id) => request("DELETE", `/api/evals/runs/${enc(id)}`),
+  compareEvalRuns: (a, b, top = 50) =>
+    request("GET", `/api/evals/compare?${new URLSearchParams({ a, b, top })}`),
 };
+
+/** GET `path` with the API key and save the response as a file named `filename`. */
+export async function download(path, filename) {
+  let resp;
+  try {
+    resp = await fetch(path, { headers: authHeaders() });
+  } catch (err) {
+    throw new ApiError(0, err.message || String(err), { type: "network" });
+  }
+  if (!resp.ok) throw await errorFromResponse(resp);
+  const url = URL.createObjectURL(await resp.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 
 const sourceNameCache = new Map(); // kb name → Promise<Map<uri, display name>>
 
@@ -208,10 +254,11 @@ export async function* readSSE(body) {
 }
 
 /**
- * POST /v1/chat/completions with stream: true; calls onChunk(chunk) for every parsed chunk.
+ * POST /v1/chat/completions with stream: true; calls onChunk(chunk) for every parsed chunk, and
+ * onTrace(id) first with the answer's trace id (the X-Trace-Id header) when the server traces.
  * Resolves when the stream ends ([DONE] or EOF); throws ApiError, or AbortError when stopped.
  */
-export async function streamChat(body, { signal, onChunk }) {
+export async function streamChat(body, { signal, onChunk, onTrace }) {
   let resp;
   try {
     resp = await fetch("/v1/chat/completions", {
@@ -225,6 +272,8 @@ export async function streamChat(body, { signal, onChunk }) {
     throw new ApiError(0, err.message || String(err), { type: "network" });
   }
   if (!resp.ok) throw await errorFromResponse(resp);
+  const traceId = resp.headers.get("X-Trace-Id");
+  if (traceId && onTrace) onTrace(traceId);
   for await (const { data } of readSSE(resp.body)) {
     if (data === "[DONE]") return;
     let chunk;

@@ -1,6 +1,6 @@
-// Entry point: wires the sidebar (chats, knowledge bases, compute), the hash router
-// (#/chat/<id>, #/kb/<name>, #/compute/<tab>), the citation side panel, the language toggle and
-// the API-key dialog.
+// Entry point: wires the sidebar (chats, knowledge bases, compute, traces, evaluations), the hash
+// router (#/chat/<id>, #/kb/<name>, #/compute/<tab>, #/traces?filters, #/traces/<id>,
+// #/dashboard, #/evals/…), the citation side panel, the language toggle and the API-key dialog.
 
 import { AgentView } from "./agent.js";
 import { api, getApiKey, request, setApiKey, sourceNames } from "./api.js";
@@ -8,9 +8,14 @@ import { ChatView } from "./chat.js";
 import { ComputeView } from "./compute.js";
 import { ConnectionsView } from "./connections.js";
 import { ConversationStore } from "./conversations.js";
+import { DashboardView } from "./dashboard.js";
 import { h, toast } from "./dom.js";
+import { EvalsView } from "./evals.js";
 import { applyI18n, t, toggleLang } from "./i18n.js";
 import { KbView } from "./kb.js";
+import { PromptsView } from "./prompts.js";
+import { TraceDetailView } from "./trace-detail.js";
+import { TracesView } from "./traces.js";
 
 const state = { kbs: [], models: [], agents: [], route: { view: "chat", id: null } };
 const store = new ConversationStore();
@@ -62,6 +67,11 @@ const kb = new KbView({
 const compute = new ComputeView();
 const settings = new ConnectionsView({ onChanged: () => loadModels() });
 const agent = new AgentView();
+const traces = new TracesView();
+const traceDetail = new TraceDetailView();
+const dashboard = new DashboardView();
+const evals = new EvalsView();
+const prompts = new PromptsView();
 
 /** Show the chat view with no conversation selected (a new chat starts on the first message). */
 function goNewChat() {
@@ -91,6 +101,7 @@ async function loadModels() {
     if (err.status !== 401) toast(t("error.generic", { msg: err.display || err.message }), "error");
   }
   chat.setModels(state.models);
+  prompts.setModels(state.models);
 }
 
 async function loadKbs() {
@@ -290,10 +301,22 @@ function setSidebar(open) {
 // --- routing -------------------------------------------------------------------------------
 
 function parseHash() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/");
-  const view = ["kb", "compute", "agent", "settings"].includes(parts[0]) ? parts[0] : "chat";
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/");
+  const views = ["kb", "compute", "agent", "settings", "traces", "dashboard", "evals", "prompts"];
+  const view = views.includes(parts[0]) ? parts[0] : "chat";
   const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
-  return { view, id };
+  return { view, id, query };
+}
+
+/** Mark the sidebar's trace links: the one of the page shown is the current page. */
+function markTraceNav(view) {
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const here = link.dataset.nav === view;
+    link.closest("li").classList.toggle("active", here);
+    if (here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function route() {
@@ -306,6 +329,12 @@ function route() {
   els.computeView.hidden = view !== "compute";
   els.agentView.hidden = view !== "agent";
   settings.el.hidden = view !== "settings";
+  traces.el.hidden = !(view === "traces" && !id);
+  traceDetail.el.hidden = !(view === "traces" && id);
+  dashboard.el.hidden = view !== "dashboard";
+  evals.el.hidden = view !== "evals";
+  prompts.el.hidden = view !== "prompts";
+  markTraceNav(view);
   if (view !== "compute") compute.markNav(null);
   if (view === "agent" && id) {
     agent.show(id, state.agents);
@@ -314,6 +343,16 @@ function route() {
     return;
   } else if (view === "settings") {
     settings.show();
+  } else if (view === "traces" && id) {
+    traceDetail.show(id);
+  } else if (view === "traces") {
+    traces.show(state.route.query);
+  } else if (view === "dashboard") {
+    dashboard.show();
+  } else if (view === "evals") {
+    evals.show(id, state.route.query);
+  } else if (view === "prompts") {
+    prompts.show(id);
   } else if (view === "compute") {
     compute.show(id);
   } else if (view === "kb" && id) {
@@ -402,6 +441,7 @@ async function reloadAll() {
   if (state.route.view === "chat" && state.route.id && !chat.streaming) chat.show(state.route.id);
   if (state.route.view === "kb" && state.route.id) kb.refresh();
   if (state.route.view === "compute") compute.loadLists(true);
+  if (["traces", "dashboard", "evals", "prompts"].includes(state.route.view)) route();
 }
 
 // --- wiring --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { kbNameOf, sourceNames, streamChat } from "./api.js";
 import { copyText, h, toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { ChatSettingsPanel } from "./chatsettings.js";
+import { feedbackBar } from "./feedback.js";
 import { renderMarkdown, stripFootnotes } from "./markdown.js";
 import { fillModelPicker } from "./model-picker.js";
 
@@ -290,6 +291,7 @@ export class ChatView {
         }
       });
       const actions = h("div", { class: "msg-actions" }, copy);
+      if (msg.trace_id) actions.append(feedbackBar(msg, { onSaved: (m) => this.saveFeedback(m) }));
       const last = this.chat && this.chat.messages[this.chat.messages.length - 1] === msg;
       if (last && !this.streaming) {
         actions.append(
@@ -486,6 +488,7 @@ export class ChatView {
     try {
       await streamChat(this.settingsPanel.body(model, history), {
         signal: this.controller.signal,
+        onTrace: (id) => (msg.trace_id = id),
         onChunk: (chunk) => {
           const choice = chunk.choices && chunk.choices[0];
           const delta = choice && choice.delta && choice.delta.content;
@@ -516,6 +519,19 @@ export class ChatView {
     if (this.chat === chat) this.render();
     this.setStreamingUi(false);
     this.onChatsChanged();
+  }
+
+  /** Keep an answer's new feedback with the conversation (its messages from there on are
+   * written again as they are; not while another answer streams in after them). */
+  async saveFeedback(msg) {
+    const chat = this.chat;
+    const index = chat ? chat.messages.indexOf(msg) : -1;
+    if (index < 0 || this.streaming) return;
+    try {
+      await this.store.replaceFrom(chat.id, index, chat.messages.slice(index));
+    } catch (err) {
+      toast(t("chat.save_failed", { msg: err.display || err.message }), "error");
+    }
   }
 
   scheduleUpdate(msg) {

@@ -7,7 +7,7 @@ import { api } from "./api.js";
 const LEGACY_KEY = "hanlin.chats";
 const PAGE = 100;
 // What an assistant message shows beside its text; stored as the message's `meta`.
-const META_FIELDS = ["model", "citations", "hanlin", "usage", "error", "stopped"];
+const META_FIELDS = ["model", "citations", "hanlin", "usage", "error", "stopped", "trace_id", "feedback"];
 
 /** A message as the UI holds it → {role, content, meta} for the server. */
 export function toStored(msg) {
