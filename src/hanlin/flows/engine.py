@@ -312,13 +312,14 @@ class FlowEngine:
             raise
 
     def _workflow(self, definition: dict[str, Any]) -> Workflow:
-        """The checked form of a stored definition (kept for the last 64 definitions)."""
+        """The checked form of a stored definition (up to 64 kept; runs on several threads'
+        loops may share the engine, so only atomic dict operations here)."""
         key = json.dumps(definition, sort_keys=True, ensure_ascii=False, default=str)
         found = self._checked.get(key)
         if found is None:
             found = Workflow.from_dict(definition)
-            while len(self._checked) >= 64:
-                self._checked.pop(next(iter(self._checked)), None)
+            if len(self._checked) >= 64:
+                self._checked.clear()
             self._checked[key] = found
         return found
 
