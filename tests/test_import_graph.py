@@ -38,12 +38,13 @@ LAYERS = (
     "hanlin.errors hanlin.paths hanlin.text hanlin.fileio hanlin.frames hanlin.registry "
     "hanlin.sqlite_migrations "
     "hanlin.config",
-    "hanlin.access hanlin.net hanlin.db",
-    "hanlin.conversations hanlin.tracing",
+    "hanlin.access hanlin.net hanlin.db hanlin.guard",
+    "hanlin.conversations hanlin.tracing hanlin.prompts",
     "hanlin.models",
     "hanlin.knowledge",
     "hanlin.rag",
     "hanlin.agents",
+    "hanlin.evals hanlin.flows",
     "hanlin.tune hanlin.compute",
     "hanlin.testing",
     "hanlin",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
@@ -222,6 +222,94 @@ class TracingSettings(BaseModel):
     max_spans: int = Field(default=5_000_000, ge=0)
 
 
+#: a prompt label's name (as hanlin.prompts.base.LABEL_RE)
+_LABEL = r"^[a-z][a-z0-9_.\-]{0,39}$"
+
+
+class PromptSettings(BaseModel):
+    """The prompt registry (``hanlin prompt``, docs/prompts.md): which label RAG and agents read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the label RAG answers and agents read their prompts at (an agent's ``prompt_label`` and
+    #: a request's ``prompt_label`` override it)
+    label: str = Field(default="production", pattern=_LABEL)
+    #: per knowledge base: ``{docs = "staging"}`` answers from ``docs`` with the staging prompts
+    kb_labels: dict[str, Annotated[str, Field(pattern=_LABEL)]] = Field(default_factory=dict)
+    #: seconds between checks for versions and label moves made by other processes (a change
+    #: made in this process is seen at once)
+    refresh_s: float = Field(default=1.0, ge=0.0, le=3600.0)
+
+
+class WorkflowSettings(BaseModel):
+    """Workflows (``hanlin workflow``, docs/workflows.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: let HTTP nodes reach private and loopback addresses (off: the SSRF guard refuses them)
+    allow_private_urls: bool = False
+    #: hosts (``name`` or ``name:port``) HTTP nodes may reach even when private
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: a run marked running by a process on another machine that has not checkpointed for
+    #: this long is taken over by ``resume`` (on this machine: as soon as the process is gone)
+    stale_after_s: float = Field(default=600.0, gt=0)
+    #: ``hanlin serve`` resumes, when it starts, the runs a dead process left running
+    resume_on_start: bool = True
+    #: how many of those it drives at once
+    resume_concurrency: int = Field(default=4, ge=1, le=64)
+
+
+MaskMode = Literal["remote", "always", "never"]
+
+
+class GuardRule(BaseModel):
+    """An override of the PII policy for one route, endpoint, model, API key or knowledge
+    base; what it leaves unset comes from the level above."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: remote: mask for remote endpoints only; always; never
+    mask_pii: MaskMode | None = None
+    #: the entity types to mask (``ID_CARD``, ``PHONE`` …); unset: the level above's
+    entities: list[str] | None = None
+
+
+class KbGuardRule(GuardRule):
+    """A knowledge base's PII policy: its answers' model calls, and masking at ingest."""
+
+    #: mask personal data in documents before they are stored (irreversible)
+    mask_ingest: bool | None = None
+
+
+class GuardSettings(BaseModel):
+    """The guard (docs/guard.md): personal data masked before it leaves for a remote model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: remote (default): mask for remote endpoints, not for local ones; always; never
+    mask_pii: MaskMode = "remote"
+    #: entity types to mask; empty = every type the recognizers report
+    entities: list[str] = Field(default_factory=list)
+    #: recognizers by name (``hanlin.pii_recognizers``); empty = the built-in defaults and any
+    #: installed plugin marked default (``jieba_person`` is opt-in)
+    recognizers: list[str] = Field(default_factory=list)
+    #: endpoints that count as local although their address is public, and as remote
+    #: although it is loopback or private (e.g. a tunnel or a proxy to a provider)
+    local_endpoints: list[str] = Field(default_factory=list)
+    remote_endpoints: list[str] = Field(default_factory=list)
+    #: apply the policy to embeddings and rerank calls too (bare ``<PHONE>`` placeholders)
+    mask_embeddings: bool = True
+    #: tool calls in a masked answer get the real values back (Hanlin's agents run tools
+    #: locally; off: the caller sees the placeholders)
+    restore_tool_arguments: bool = True
+    #: overrides by route or alias name, endpoint name or ``endpoint/model``
+    routes: dict[str, GuardRule] = Field(default_factory=dict)
+    #: overrides by API key id
+    keys: dict[str, GuardRule] = Field(default_factory=dict)
+    #: overrides by knowledge base (its answers' model calls; ``mask_ingest``)
+    kbs: dict[str, KbGuardRule] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """All of Hanlin's settings."""
 
@@ -240,6 +328,9 @@ class Settings(BaseSettings):
     rag: RagSettings = Field(default_factory=RagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     #: MCP servers agents can use, ``[mcpServers.<name>]`` (see hanlin.agents.mcp.config)
     mcp_servers: dict[str, dict[str, object]] = Field(default_factory=dict, alias="mcpServers")
 

@@ -18,7 +18,7 @@ from hanlin.config import Settings
 from hanlin.net import ssrf
 from hanlin.server.app import create_app
 from hanlin.server.openapi import render
-from tests.server.conftest import build_kb
+from tests.server.conftest import MODEL, build_kb
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -38,6 +38,9 @@ def test_no_server_errors_on_generated_requests(
     # generated URLs must not cause DNS lookups: every name "resolves" to a refused address
     monkeypatch.setattr(ssrf, "_system_resolver", lambda host, port: ["10.0.0.1"])
     app_settings = fresh_settings()
+    # a request without a model (a prompt run, a chat) gets the fake upstream's quick one: the
+    # bundled local model takes seconds per call on two shared cores, past the client timeout
+    app_settings.models.default = MODEL
     build_kb(app_settings, "fuzz").close()
     loaded = schemathesis.openapi.from_asgi("/openapi.json", create_app(app_settings))
     schema = loaded.exclude(path_regex=r".*/events$")  # an endless SSE stream

@@ -204,3 +204,63 @@ def test_a_web_page_cannot_read_or_rate_traces_on_the_keyless_server(
         assert r.status_code in (400, 422) and "cursor" in r.text
     finally:
         live.stop()
+
+
+def test_every_chat_answer_names_its_trace_streamed_or_not(
+    settings: Settings, upstream: UpstreamServer
+) -> None:
+    """``X-Trace-Id`` on a chat completion is the id of the trace that answer made — for a
+    gateway model, a ``kb:`` answer and an ``agent:`` run, streamed and not — so a client can
+    rate that answer; every call gets a trace of its own."""
+    import httpx
+
+    build_kb(settings).close()
+    live = _serve(settings)
+    try:
+        sdk = _sdk(live)
+        seen: dict[str, str] = {}
+        for model in (MODEL, "kb:docs", "agent:assistant"):
+            for stream in (False, True):
+                ask = [{"role": "user", "content": f"Where is oolong tea grown? {stream}"}]
+                raw = sdk.chat.completions.with_raw_response.create(
+                    model=model, messages=ask, stream=stream
+                )
+                trace_id = raw.headers["x-trace-id"]
+                body = raw.parse()
+                if stream:
+                    assert "".join(c.choices[0].delta.content or "" for c in body if c.choices)
+                seen[f"{model} {stream}"] = trace_id
+        assert len(set(seen.values())) == 6
+        assert tracing.flush(10)
+        for call, trace_id in seen.items():
+            spans = httpx.get(f"{live.url}/api/traces/{trace_id}").json()["spans"]
+            roots = [s["name"] for s in spans if s["parent_id"] is None]
+            model = call.split()[0]
+            assert len(roots) == 1, call
+            if model == "kb:docs":
+                assert roots == ["answer docs"]
+            elif model == MODEL:
+                assert roots == [f"chat {MODEL}"]
+            else:
+                assert roots[0].startswith("invoke_agent") and len(spans) > 1
+        r = httpx.post(
+            f"{live.url}/api/traces/{seen['kb:docs True']}/rating",
+            json={"rating": 1, "comment": "good"},
+        )
+        assert r.status_code == 200
+        (rated,) = _traces(live, rating=1)
+        assert rated["trace_id"] == seen["kb:docs True"] and rated["name"] == "answer docs"
+    finally:
+        live.stop()
+
+
+def test_no_trace_header_while_tracing_is_off(settings: Settings, upstream: UpstreamServer) -> None:
+    settings.tracing.enabled = False
+    live = _serve(settings)
+    try:
+        raw = _sdk(live).chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}]
+        )
+        assert "x-trace-id" not in raw.headers
+    finally:
+        live.stop()

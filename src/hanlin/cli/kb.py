@@ -100,6 +100,14 @@ def add(
     ] = None,
     id_field: Annotated[str | None, typer.Option(help="CSV/JSON: the record id field")] = None,
     title_field: Annotated[str | None, typer.Option(help="CSV/JSON: the title field")] = None,
+    mask_pii: Annotated[
+        bool,
+        typer.Option(
+            "--mask-pii",
+            help="mask personal data (ID, phone, card numbers …) before storing; from now on "
+            "for every add and sync of this knowledge base (docs/guard.md)",
+        ),
+    ] = False,
 ) -> None:
     """Add sources and ingest them. Exits 1 if any file was skipped (they are listed)."""
     options = LoaderOptions(
@@ -113,7 +121,13 @@ def add(
         stop_on_interrupt(err) as stop,
         progress_bar(f"adding to {name}", err) as progress,
     ):
-        report = kb.add(*items, loader_options=options, progress=progress, stop=stop.is_set)
+        report = kb.add(
+            *items,
+            loader_options=options,
+            progress=progress,
+            stop=stop.is_set,
+            mask_pii=mask_pii,
+        )
     _print_report(report)
     _exit(name, report)
 
@@ -241,6 +255,10 @@ def ask(
         bool,
         typer.Option("--json", help="one JSON object: text, citations, evidence, usage, timings"),
     ] = False,
+    prompt_label: Annotated[
+        str | None,
+        typer.Option(help="read the prompts at this label (default: production)"),
+    ] = None,
 ) -> None:
     """Answer a question from a knowledge base, citing numbered sources (RAG).
 
@@ -259,11 +277,16 @@ def ask(
     ask_mode: RequestedMode = mode  # type: ignore[assignment]
     with KnowledgeBase(name) as kb, RagEngine(kb) as engine:
         if as_json:
-            answer = engine.ask(question, model=model, mode=ask_mode, k=k, filters=flt)
+            answer = engine.ask(
+                question, model=model, mode=ask_mode, k=k, filters=flt, prompt_label=prompt_label
+            )
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
             return
         done = None
-        for event in engine.stream(question, model=model, mode=ask_mode, k=k, filters=flt):
+        events = engine.stream(
+            question, model=model, mode=ask_mode, k=k, filters=flt, prompt_label=prompt_label
+        )
+        for event in events:
             if isinstance(event, AnswerDelta):
                 sys.stdout.write(event.text)
                 sys.stdout.flush()

@@ -103,6 +103,24 @@ def _traces() -> TyperGroup:
     return typer.main.get_group(traces.app)
 
 
+def _eval() -> TyperGroup:
+    from hanlin.cli import evals
+
+    return typer.main.get_group(evals.app)
+
+
+def _prompt() -> TyperGroup:
+    from hanlin.cli import prompt
+
+    return typer.main.get_group(prompt.app)
+
+
+def _workflow() -> TyperGroup:
+    from hanlin.cli import workflow
+
+    return typer.main.get_group(workflow.app)
+
+
 def _single(name: str, function: Callable[..., Any]) -> TyperCommand:
     one = typer.Typer(add_completion=False)
     one.command(name)(function)
@@ -151,6 +169,17 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Fine-tuning: check data; run CPT / SFT / LoRA / DPO; evaluate, export, deploy.", _tune
     ),
     "traces": LazyCommand("Traces of model calls, searches, answers and tool calls.", _traces),
+    "prompt": LazyCommand(
+        "Prompts: versions, labels, diffs, the optimiser; RAG and agents read them by label.",
+        _prompt,
+    ),
+    "eval": LazyCommand(
+        "Evaluations: run datasets against knowledge bases, models and agents; compare runs.",
+        _eval,
+    ),
+    "workflow": LazyCommand(
+        "Workflows: typed node graphs, run durably; resume, answer, rerun.", _workflow
+    ),
 }
 
 _LISTING = "hanlin.cli.listing"

@@ -172,7 +172,70 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
     ),
     (21, "keyword document frequencies; vectors stored inline", lambda: TERMS_SQL),
     (30, "traces", lambda: TRACES_SQL),
+    (35, "prompt registry", lambda: PROMPTS_SQL),
+    (50, "evaluation datasets and runs", lambda: EVALS_SQL),
+    (51, "evaluation dataset import reports", lambda: EVALS_REPORT_SQL),
+    (60, "workflow runs", lambda: FLOWS_SQL),
+    (61, "who started each workflow run", lambda: FLOWS_STARTED_BY_SQL),
 ]
+
+#: workflow runs, their steps and recorded side effects (hanlin.flows.postgres), the SQLite
+#: store's shape (hanlin.flows.store.SCHEMA)
+FLOWS_SQL = """
+CREATE TABLE flow_runs (
+    id text PRIMARY KEY, workflow text NOT NULL, definition text NOT NULL,
+    inputs text NOT NULL, status text NOT NULL, state text NOT NULL, outputs text,
+    error text, pending text, owner text, parent text, created_at double precision NOT NULL,
+    updated_at double precision NOT NULL, steps int NOT NULL
+);
+CREATE INDEX flow_runs_created ON flow_runs (created_at);
+CREATE INDEX flow_runs_workflow ON flow_runs (workflow, created_at);
+CREATE TABLE flow_steps (
+    run_id text NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE, seq int NOT NULL,
+    node text NOT NULL, type text NOT NULL, status text NOT NULL, outputs text NOT NULL,
+    branch text, error text, attempts int NOT NULL, started_at double precision NOT NULL,
+    finished_at double precision NOT NULL, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE flow_effects (
+    run_id text NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE, key text NOT NULL,
+    value text NOT NULL, created_at double precision NOT NULL, PRIMARY KEY (run_id, key)
+);
+"""
+
+#: the API key that started each workflow run (hanlin.flows.sql.STARTED_BY)
+FLOWS_STARTED_BY_SQL = """
+ALTER TABLE flow_runs ADD COLUMN started_by text;
+CREATE INDEX flow_runs_started_by ON flow_runs (started_by, created_at);
+"""
+
+#: versioned evaluation datasets, runs and per-example results (hanlin.evals.postgres), the
+#: SQLite store's shape (hanlin.evals.sql.SCHEMA)
+EVALS_SQL = """
+CREATE TABLE eval_datasets (
+    name text NOT NULL, version int NOT NULL, hash text NOT NULL, source text NOT NULL,
+    count int NOT NULL, created_at double precision NOT NULL, PRIMARY KEY (name, version)
+);
+CREATE UNIQUE INDEX eval_datasets_hash ON eval_datasets (name, hash);
+CREATE TABLE eval_examples (
+    name text NOT NULL, version int NOT NULL, position int NOT NULL, data text NOT NULL,
+    PRIMARY KEY (name, version, position)
+);
+CREATE TABLE eval_runs (
+    id text PRIMARY KEY, name text NOT NULL, dataset text NOT NULL, target text NOT NULL,
+    config text NOT NULL, status text NOT NULL, total int NOT NULL,
+    created_at double precision NOT NULL, updated_at double precision NOT NULL,
+    aggregates text NOT NULL
+);
+CREATE INDEX eval_runs_created ON eval_runs (created_at);
+CREATE TABLE eval_results (
+    run_id text NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+    example_id text NOT NULL, position int NOT NULL, data text NOT NULL,
+    PRIMARY KEY (run_id, example_id)
+);
+"""
+
+#: each dataset version's import report: the rows skipped and why (hanlin.evals.sql)
+EVALS_REPORT_SQL = "ALTER TABLE eval_datasets ADD COLUMN report text NOT NULL DEFAULT '{}'"
 
 #: finished spans, one row per trace and the dashboard's per-day cache (hanlin.tracing.postgres),
 #: the SQLite store's shape; ids sort bytewise (COLLATE "C") whatever the database's collation
@@ -206,6 +269,40 @@ CREATE TABLE trace_stats_cache (
     kind text NOT NULL, day bigint NOT NULL, version bigint NOT NULL, rows text NOT NULL,
     PRIMARY KEY (kind, day)
 );
+"""
+
+#: prompts, their immutable versions, labels and every label move (hanlin.prompts.postgres): the
+#: SQLite store's tables (hanlin.prompts.sql.TABLES); ``prompt_state.generation`` grows with every
+#: change, so a replica's cache knows when to re-read
+PROMPTS_SQL = """
+CREATE TABLE prompts (
+    name text PRIMARY KEY, created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE prompt_versions (
+    name text NOT NULL REFERENCES prompts(name), version int NOT NULL, text text NOT NULL,
+    variables text NOT NULL, config text, message text NOT NULL, author text NOT NULL,
+    created_at double precision NOT NULL, hash text NOT NULL, PRIMARY KEY (name, version)
+);
+CREATE INDEX prompt_versions_hash ON prompt_versions (hash);
+CREATE TABLE prompt_labels (
+    name text NOT NULL REFERENCES prompts(name), label text NOT NULL, version int NOT NULL,
+    PRIMARY KEY (name, label),
+    FOREIGN KEY (name, version) REFERENCES prompt_versions(name, version)
+);
+CREATE TABLE prompt_label_moves (
+    name text NOT NULL, label text NOT NULL, version int NOT NULL, previous int,
+    actor text NOT NULL, at double precision NOT NULL
+);
+CREATE INDEX prompt_label_moves_name ON prompt_label_moves (name, at);
+CREATE TABLE prompt_state (id int PRIMARY KEY, generation bigint NOT NULL);
+INSERT INTO prompt_state (id, generation) VALUES (1, 0);
+CREATE FUNCTION prompt_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'prompt versions are immutable';
+END $$;
+CREATE TRIGGER prompt_versions_immutable BEFORE UPDATE ON prompt_versions
+    FOR EACH ROW EXECUTE FUNCTION prompt_versions_immutable();
 """
 
 #: BM25's document frequency per term, kept by statement triggers on kb_postings, so that a

@@ -21,9 +21,11 @@ from typing import Literal
 import xxhash
 
 from hanlin.errors import HanlinError, LoaderError, Reason
+from hanlin.guard.detect import Detector
 from hanlin.knowledge.base import LoadedDocument, SkippedFile
 from hanlin.knowledge.chunking import chunk_document
 from hanlin.knowledge.loaders import LoaderOptions
+from hanlin.knowledge.masking import mask_document
 from hanlin.knowledge.parsing import ParseLimits, ParsePool
 from hanlin.knowledge.stores.base import ChunkWrite, DocumentWrite, FileRecord, Store
 from hanlin.knowledge.tokenize import Analyzer
@@ -159,11 +161,13 @@ class Ingestor:
         parse_limits: ParseLimits | None = None,
         parser: ParsePool | None = None,
         choose_embedder: EmbedderChoice | None = None,
+        mask: Detector | None = None,
     ) -> None:
         """``parser`` parses the files (isolated workers under ``parse_limits``); one passed in
         stays open after :meth:`close`, so its workers serve the next ingest too.
         ``choose_embedder`` is asked once, with the first chunk texts and before any is
-        embedded, for the model to use instead of ``embedder``."""
+        embedded, for the model to use instead of ``embedder``. ``mask``: personal data it
+        finds is masked in every document before chunking (:mod:`hanlin.knowledge.masking`)."""
         self.store = store
         self.on_file = on_file
         self.embedder = embedder
@@ -181,6 +185,7 @@ class Ingestor:
         #: text hash → the chunk whose vector is being computed (queued, not yet stored)
         self._embedding: dict[str, ChunkWrite] = {}
         self._choose = choose_embedder
+        self.mask = mask
 
     # --- entry points ----------------------------------------------------------------------
     def ingest_files(
@@ -325,6 +330,8 @@ class Ingestor:
         docs = self.parser.parse(
             data, source=key, name=name, options=options, content_type=content_type
         )
+        if self.mask is not None:
+            docs = [mask_document(self.mask, d) for d in docs]
         old_hashes = self.store.document_hashes(key)
         pending = _Pending(
             record, [], [k for k in old_hashes if k not in {d.key for d in docs}], [], []

@@ -18,12 +18,16 @@ from hanlin.access.apikeys import APIKeys
 from hanlin.access.auth import Authenticator, check_startup, keys_required, open_apikeys
 from hanlin.config import Settings, load_settings
 from hanlin.conversations import open_conversations
+from hanlin.evals import open_eval_store
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.models.gateway import Gateway
+from hanlin.prompts import prompt_library
 from hanlin.server import browser, errors
 from hanlin.server.agentruns import AgentRuns
 from hanlin.server.auth import CallerContext
 from hanlin.server.durable_jobs import DurableJobManager
+from hanlin.server.evalruns import EvalRuns
+from hanlin.server.flowruns import WorkflowRuns
 from hanlin.server.jobs import JobManager
 from hanlin.server.limits import BodyLimit, MiB
 from hanlin.server.routes import (
@@ -31,10 +35,13 @@ from hanlin.server.routes import (
     compute,
     connections,
     conversations,
+    evals,
     ingest,
     kb,
     openai,
+    prompts,
     traces,
+    workflows,
 )
 from hanlin.server.state import ServerState
 from hanlin.tracing import open_trace_store
@@ -42,9 +49,10 @@ from hanlin.tracing import open_trace_store
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 DESCRIPTION = """Hanlin's HTTP API: OpenAI-compatible chat, embeddings and models under `/v1`
 (use any OpenAI client; `model: "kb:<name>"` answers from a knowledge base with citations,
-`model: "agent:<name>"` runs an agent), agent runs with SSE events and approvals under
-`/v1/agents`, knowledge-base and compute-planner routes under `/api`, and the admin's provider
-connections under `/api/settings/connections`. Errors are
+`model: "agent:<name>"` runs an agent, `model: "workflow:<name>"` runs a workflow), agent runs
+with SSE events and approvals under `/v1/agents`, workflows, their runs, human-input forms and
+webhooks under `/v1/workflows`, knowledge-base, evaluation and compute-planner routes under
+`/api`, and the admin's provider connections under `/api/settings/connections`. Errors are
 `{"error": {"message", "type", "hint", "code", "params"}}`: `code` is stable and `params` holds
 the values the message is made of, for clients that word errors in their own language. See
 docs/server.md."""
@@ -88,10 +96,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.jobs.bind(asyncio.get_running_loop())
+        app.state.workflow_runs.start()  # resume the runs a stopped process left running
         try:
             yield
         finally:
+            await app.state.workflow_runs.aclose()
             await asyncio.to_thread(state.jobs.join, 10.0)
+            await asyncio.to_thread(app.state.eval_runs.join, 10.0)
+            app.state.evals.close()
             state.kbs.close()
             app.state.conversations.close()
             app.state.traces.close()
@@ -105,8 +117,12 @@ def create_app(
     )
     app.state.hanlin = state
     app.state.agent_runs = AgentRuns()
+    app.state.workflow_runs = WorkflowRuns(settings, state.gateway, state.auth)
     app.state.conversations = open_conversations(settings)
     app.state.traces = open_trace_store(settings)
+    app.state.prompts = prompt_library(settings)
+    app.state.evals = open_eval_store(settings)
+    app.state.eval_runs = EvalRuns(app.state.evals)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=server.max_json_mb * MiB)
     app.add_middleware(CallerContext, auth=state.auth)
@@ -126,6 +142,9 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(connections.router)
     app.include_router(traces.router)
+    app.include_router(prompts.router)
+    app.include_router(evals.router)
+    app.include_router(workflows.router)
 
     @app.get("/api/health", tags=["health"], summary="Liveness, version and local model load")
     async def health() -> dict[str, Any]:

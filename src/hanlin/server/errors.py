@@ -35,6 +35,7 @@ from hanlin.errors import (
     StoreCorruptError,
     StoreLockedError,
 )
+from hanlin.flows.base import FormAnswerError, RunFailedError
 from hanlin.models import errors as model_errors
 from hanlin.net.ssrf import BlockedURLError, FetchError
 
@@ -107,6 +108,8 @@ _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
     (AlreadyExistsError, 409, "conflict_error", "already_exists"),
     (ConflictError, 409, "conflict_error", "conflict"),
     (LoaderError, 422, "invalid_request_error", "unreadable_file"),
+    (FormAnswerError, 422, "invalid_request_error", "workflow_bad_answer"),
+    (RunFailedError, 422, "workflow_error", "workflow_run_failed"),
     (InvalidInputError, 400, "invalid_request_error", "invalid_input"),
     (StoreLockedError, 409, "conflict_error", "locked"),
     (DatabaseUnavailableError, 503, "server_error", "database_unavailable"),

@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hanlin.server.errors import error_body
 
 MiB = 1 << 20
-#: ``POST /api/kb/{name}/files``: multipart uploads, limited while streamed to disk
-UPLOAD_ROUTE = re.compile(r"^/api/kb/[^/]+/files/?$")
+#: ``POST /api/kb/{name}/files`` and ``POST /api/evals/datasets``: multipart uploads, limited
+#: while streamed to disk
+UPLOAD_ROUTE = re.compile(r"^/api/(kb/[^/]+/files|evals/datasets)/?$")
 
 
 def is_upload(scope: Scope) -> bool:

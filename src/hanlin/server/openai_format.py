@@ -26,6 +26,7 @@ from hanlin.models.types import (
     Usage,
     UsageEvent,
 )
+from hanlin.prompts.base import LABEL_RE
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Citation, RagEvent
 from hanlin.server import sse
 
@@ -58,6 +59,8 @@ class HanlinChatOptions(BaseModel):
     mode: Literal["auto", "extractive", "generative"] = "auto"
     k: int | None = Field(default=None, ge=1, le=100)
     filters: dict[str, Any] | None = None
+    #: the label the answer's prompts are read at (default: prompts.kb_labels / prompts.label)
+    prompt_label: str | None = Field(default=None, pattern=LABEL_RE.pattern)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -175,7 +178,9 @@ def _refuse(name: str, model: str, supported: str) -> InvalidInputError:
     )
 
 
-def check_fields(req: ChatCompletionRequest, kind: Literal["gateway", "kb", "agent"]) -> None:
+def check_fields(
+    req: ChatCompletionRequest, kind: Literal["gateway", "kb", "agent", "workflow"]
+) -> None:
     """Refuse, with a 400 naming the field, what a kind of model cannot honour (the table in
     docs/server.md); what passes is honoured or handed to a provider that refuses it."""
     extra = req.model_extra or {}

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -48,9 +49,17 @@ class Received:
 class _Receiver:
     """python-multipart callbacks writing each file part to its own generated name."""
 
-    def __init__(self, dest: Path, field: str, max_file: int, max_files: int) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        field: str,
+        max_file: int,
+        max_files: int,
+        accept: Callable[[str], str | None] = type_problem,
+    ) -> None:
         self.dest = dest
         self.field = field
+        self.accept = accept
         self.max_file = max_file
         self.max_files = max_files
         self.files: list[Received] = []
@@ -100,7 +109,7 @@ class _Receiver:
             )
             raise self.error
         name, reason = display_name(raw_name)
-        item = Received("up_" + secrets.token_hex(8), name, reason=reason or type_problem(name))
+        item = Received("up_" + secrets.token_hex(8), name, reason=reason or self.accept(name))
         self.files.append(item)
         self._current = item
         if item.reason is None:
@@ -163,8 +172,10 @@ async def receive(
     max_request: int,
     max_files: int = 100,
     field: str = "files",
+    accept: Callable[[str], str | None] = type_problem,
 ) -> list[Received]:
     """Stream a ``multipart/form-data`` upload to ``dest``; see the module docstring.
+    ``accept(name)`` says why a file of that name is not taken (default: no loader reads it).
 
     Raises ApiError: 415 (not multipart), 413 (over a limit), 400 (malformed body, or no file).
     """
@@ -188,7 +199,7 @@ async def receive(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_request:
         raise too_big
-    receiver = _Receiver(dest, field, max_file, max_files)
+    receiver = _Receiver(dest, field, max_file, max_files, accept)
     parser = MultipartParser(
         boundary,
         {

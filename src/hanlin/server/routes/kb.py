@@ -17,6 +17,7 @@ from hanlin.knowledge.display import SourceNames, clean_text
 from hanlin.knowledge.failures import forget_failed, public_id
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.knowledge.uploads import upload_dir
+from hanlin.prompts.base import LABEL_RE
 from hanlin.rag.base import AnswerDelta, RagEvent, RetrievalEvent
 from hanlin.rag.engine import RagEngine
 from hanlin.server import sse
@@ -64,6 +65,12 @@ class AskBody(BaseModel):
     k: int | None = Field(default=None, ge=1, le=100)
     filters: dict[str, Any] | None = None
     stream: bool = False
+    prompt_label: str | None = Field(
+        default=None,
+        pattern=LABEL_RE.pattern,
+        description="read the answer's prompts (rag.answer.en …) at this label "
+        "(default: prompts.kb_labels, else prompts.label)",
+    )
 
 
 @router.get("", summary="List knowledge bases")
@@ -304,6 +311,7 @@ async def ask(
         "mode": body.mode,
         "k": body.k,
         "filters": body.filters,
+        "prompt_label": body.prompt_label,
     }
     if not body.stream:
         async with state.kbs.use(name) as kb:

@@ -42,23 +42,29 @@ from hanlin.server.openai_format import (
     split_conversation,
 )
 from hanlin.server.routes.agents import agent_chat, agent_runs, parse_agent_model
+from hanlin.server.routes.workflows import parse_workflow_model, workflow_chat, workflow_models
 from hanlin.server.state import ServerState, get_state
 from hanlin.text import count_tokens
+from hanlin.tracing.setup import begin_trace
+
+#: the response header naming the trace of a chat completion (rate it at /api/traces/{id}/rating)
+TRACE_HEADER = "X-Trace-Id"
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONRoute)
 
 
 @router.get(
     "/models",
-    summary="The models that can run: gateway models, aliases, routes and one kb:<name> per "
-    "knowledge base (all=true adds those not configured, with hanlin.available false)",
+    summary="The models that can run: gateway models, aliases, routes, one kb:<name> per "
+    "knowledge base and one workflow:<name> per valid workflow (all=true adds those not "
+    "configured, with hanlin.available false)",
 )
 async def list_models(
     all: bool = Query(False, description="also list models whose provider has no key"),
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("chat")),
 ) -> dict[str, Any]:
-    data = _models(state, caller)
+    data = _models(state, caller) + await workflow_models(state, caller)
     if not all:
         data = [m for m in data if m["hanlin"].get("available", True)]
     return {"object": "list", "data": data}
@@ -71,7 +77,7 @@ async def list_models(
 async def get_model(
     model: str, state: ServerState = Depends(get_state), caller: Principal = Depends(scope("chat"))
 ) -> dict[str, Any]:
-    known = {m["id"]: m for m in _models(state, caller)}
+    known = {m["id"]: m for m in _models(state, caller) + await workflow_models(state, caller)}
     if model in known:
         return known[model]
     catalog = state.gateway.catalog
@@ -157,7 +163,9 @@ def _models(state: ServerState, caller: Principal) -> list[dict[str, Any]]:
 
 @router.post(
     "/chat/completions",
-    summary="Chat (OpenAI format; stream=true for SSE). model may be kb:<name> or agent:<name>",
+    summary="Chat (OpenAI format; stream=true for SSE). model may be kb:<name>, agent:<name> or "
+    "workflow:<name>; "
+    "the X-Trace-Id response header names the answer's trace",
     response_model=None,
 )
 async def chat_completions(
@@ -167,10 +175,29 @@ async def chat_completions(
     caller: Principal = Depends(scope("chat")),
     runs: AgentRuns = Depends(agent_runs),
 ) -> Response:
+    # the answer's trace id is chosen now: a stream's headers leave before its first span
+    trace_id = begin_trace()
+    response = await _chat(req, request, state, caller, runs)
+    if trace_id:
+        response.headers[TRACE_HEADER] = trace_id
+    return response
+
+
+async def _chat(
+    req: ChatCompletionRequest,
+    request: Request,
+    state: ServerState,
+    caller: Principal,
+    runs: AgentRuns,
+) -> Response:
     agent = parse_agent_model(req.model)
     if agent is not None:
         check_fields(req, "agent")
         return await agent_chat(req, agent, state, caller, runs, request)
+    workflow = parse_workflow_model(req.model)
+    if workflow is not None:
+        check_fields(req, "workflow")
+        return await workflow_chat(req, workflow, state, caller, request.app.state.workflow_runs)
     kb_model = parse_kb_model(req.model)
     if kb_model is not None:
         kb_chat = _kb_chat(req, kb_model[0], kb_model[1], state, caller)
@@ -213,6 +240,7 @@ async def _kb_chat(
         "k": opts.k if opts else None,
         "filters": opts.filters if opts else None,
         "generation": kb_generation(req),
+        "prompt_label": opts.prompt_label if opts else None,
     }
     if not req.stream:
         async with state.kbs.use(name) as kb:

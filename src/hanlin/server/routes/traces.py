@@ -114,12 +114,17 @@ async def status(store: TraceStore = Store, _: Principal = Admin) -> dict[str, A
     return {"spans": count, "sinks": sinks}
 
 
-@router.get("/{trace_id}", summary="Every span of one trace")
+@router.get("/{trace_id}", summary="Every span of one trace, and the trace as the list shows it")
 async def get_trace(trace_id: str, store: TraceStore = Store, _: Principal = Admin) -> dict:
     spans = await asyncio.to_thread(store.get_trace, _checked(trace_id))
     if not spans:
         raise NotFoundError(f"no trace {trace_id}", hint="list them with GET /api/traces")
-    return {"trace_id": trace_id, "spans": [asdict(s) for s in spans]}
+    # the list row (totals, rating, comment): the traces that started at the first span's ns
+    start = min(s.start_ns for s in spans)
+    query = TraceQuery(since_ns=start, until_ns=start + 1, limit=500)
+    rows = await asyncio.to_thread(store.list_traces, query)
+    summary = next((asdict(t) for t in rows if t.trace_id == trace_id), None)
+    return {"trace_id": trace_id, "summary": summary, "spans": [asdict(s) for s in spans]}
 
 
 @router.post("/{trace_id}/rating", summary="Thumbs up/down and a comment on a trace")
