@@ -201,3 +201,80 @@ def copy_home(home: Path, to: Path) -> Path:
         dbs, url = held
         _databases[to] = (dbs, dbs.clone(url))
     return to
+
+
+def kept_uploads(home: Path, kb: str) -> list[str]:
+    """The uploads to ``kb`` a server keeps, named as it stores them (``up_<id>.<ext>``): the
+    files in ``HANLIN_HOME/uploads/<kb>/``, or the rows of the shared database on PostgreSQL
+    (where no upload file is left on disk)."""
+    files = sorted(p for p in (home / "uploads").rglob("*") if p.is_file())
+    url = database_url(home) or os.environ.get("HANLIN_DATABASE_URL")
+    if url is None:
+        assert all(p.parent == home / "uploads" / kb for p in files), files
+        return [p.name for p in files]
+    assert files == [], f"uploads left on disk: {files}"
+    from hanlin.db.postgres import database
+
+    with database(url).connection() as conn:
+        rows = conn.execute(
+            "SELECT upload_id, filename FROM hanlin_uploads WHERE kb = %s ORDER BY upload_id",
+            (kb,),
+        ).fetchall()
+    return [f"{upload_id}{Path(name).suffix}" for upload_id, name in rows]
+
+
+# -- the job worker of a server over PostgreSQL ---------------------------------------------------
+#
+# With ``database_url`` a server only queues its jobs (uploads, URLs, syncs, re-embeds); a
+# deployment runs ``hanlin worker`` beside it. A fixture that builds a server over PostgreSQL
+# runs that same worker, in a thread of the test process, against the server's database.
+
+#: seconds a stopping worker may finish the job in hand before that job is cancelled
+_WORKER_GRACE = 20.0
+
+
+class JobWorkers:
+    """At most one job worker at a time (embedded: none), following the settings a test's
+    servers are built with: :meth:`follow` starts one for new settings, after stopping the
+    one for the previous ones."""
+
+    def __init__(self) -> None:
+        self._worker: Any = None
+
+    def follow(self, settings: Any = None) -> None:
+        """A worker for ``settings`` (None: what the environment gives, as ``hanlin worker``
+        loads them) on PostgreSQL; nothing embedded."""
+        if not on_postgres():
+            return
+        from hanlin.config import load_settings
+        from hanlin.server.job_worker import JobWorker
+
+        settings = settings if settings is not None else load_settings()
+        if self._worker is not None and self._worker.settings == settings:
+            return
+        self.stop()
+        self._worker = JobWorker(settings, heartbeat=1.0, stalled_after=10.0).start()
+
+    def stop(self) -> None:
+        """Stop the worker: the job in hand finishes, or is cancelled after its current file
+        once it has taken more than a few seconds (a test that failed half-way)."""
+        worker, self._worker = self._worker, None
+        if worker is None or worker.stop(timeout=_WORKER_GRACE):
+            return
+        if worker.runner is not None:
+            worker.runner.cancel_running()
+        if not worker.stop(timeout=_WORKER_GRACE):
+            raise RuntimeError("the test's job worker did not stop")
+
+
+@contextmanager
+def job_worker(settings: Any = None) -> Iterator[None]:
+    """Inside, on PostgreSQL, a job worker runs the queued jobs of ``settings`` (None: the
+    settings the environment gives) as ``hanlin worker`` would; embedded, jobs run in the server
+    itself and this does nothing."""
+    workers = JobWorkers()
+    workers.follow(settings)
+    try:
+        yield
+    finally:
+        workers.stop()

@@ -19,7 +19,7 @@ from hanlin.config import Settings, load_settings
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
-from tests.conftest import home_database, lasting_home
+from tests.conftest import JobWorkers, home_database, job_worker, lasting_home
 
 TEA = """# Oolong tea
 
@@ -128,20 +128,29 @@ def shared_settings(request: pytest.FixtureRequest, upstream_server: UpstreamSer
 
 @pytest.fixture(scope="session")
 def live(shared_settings: Settings) -> Iterator[LiveServer]:
-    """A real server over :func:`shared_settings` (no keys: loopback)."""
-    server = LiveServer(create_app(shared_settings))
-    yield server
-    server.stop()
+    """A real server over :func:`shared_settings` (no keys: loopback), with its job worker
+    on PostgreSQL."""
+    with job_worker(shared_settings):
+        server = LiveServer(create_app(shared_settings))
+        yield server
+        server.stop()
 
 
 @pytest.fixture()
-def fresh_settings(hanlin_home: Path, upstream: UpstreamServer) -> Callable[..., Settings]:
-    """Settings in this test's own app directory, with server overrides."""
+def fresh_settings(
+    hanlin_home: Path, upstream: UpstreamServer
+) -> Iterator[Callable[..., Settings]]:
+    """Settings in this test's own app directory, with server overrides. On PostgreSQL a job
+    worker runs with the latest settings made, as ``hanlin worker`` beside the server."""
+    workers = JobWorkers()
 
     def make(**server: Any) -> Settings:
-        return make_settings(hanlin_home, upstream.url, **server)
+        settings = make_settings(hanlin_home, upstream.url, **server)
+        workers.follow(settings)
+        return settings
 
-    return make
+    yield make
+    workers.stop()
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from hanlin.mcpserver.server import build_server
 from hanlin.server.app import create_app
 from hanlin.testing import recordings as rec
 from hanlin.testing.upstream import UpstreamServer
-from tests.conftest import home_database, lasting_home
+from tests.conftest import home_database, job_worker, lasting_home
 from tests.server.conftest import MODEL, LiveServer, build_kb, make_settings, wait_job
 from tests.web.conftest import _find_chromium
 
@@ -55,9 +55,10 @@ def served(
     with home_database(home):
         settings = make_settings(home, upstream_server.url, allowed_hosts=["hanlin.test"])
     build_kb(settings).close()
-    live = LiveServer(create_app(settings))
-    yield live, settings
-    live.stop()
+    with job_worker(settings):
+        live = LiveServer(create_app(settings))
+        yield live, settings
+        live.stop()
 
 
 def call(live: LiveServer, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from hanlin.config import Settings
+from hanlin.db.postgres import database
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.server.app import create_app
 
@@ -55,6 +56,10 @@ def test_a_queued_upload_job_is_cancelled_and_its_files_are_not_kept(
     assert body["counts"] == {"cancelled": 5}
     assert {f["status"] for f in body["files"]} == {"cancelled"}
     assert not any((settings.home / "uploads" / "many").iterdir())
+    if settings.database_url:  # uploads wait in the shared database: none is left there either
+        with database(settings.database_url).connection() as conn:
+            row = conn.execute("SELECT count(*) FROM hanlin_uploads WHERE kb = 'many'").fetchone()
+        assert row == (0,)
     again = httpx.post(f"{server.url}/api/kb/many/jobs/{job}/cancel")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "job_finished"

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from hanlin.config import Settings
 from hanlin.models.embeddings.base import EMBEDDERS
 from hanlin.server.app import create_app
+from tests.conftest import kept_uploads
 from tests.knowledge import reembed_helpers
 from tests.server.conftest import TEA, build_kb, wait_job
 
@@ -53,15 +54,15 @@ def test_a_failed_upload_is_deleted_and_no_sync_retries_it(
     wait_job(client, "docs", accepted["job"])
     (row,) = failed_rows(client)
     assert row["source"] == "broken.pdf" and row["file"].startswith("up_")
-    stored = settings.home / "uploads" / "docs" / f"{row['file']}.pdf"
-    assert stored.exists()
+    stored = f"{row['file']}.pdf"
+    assert stored in kept_uploads(settings.home, "docs")
     assert client.get("/api/kb/docs").json()["failures"][0]["path"] == "broken.pdf"
 
     assert client.delete("/api/kb/docs/failed", params={"file": row["file"]}).status_code == 204
     assert failed_rows(client) == []
     shown = client.get("/api/kb/docs").json()
     assert shown["failures"] == [] and "broken.pdf" not in str(shown["sources"])
-    assert not stored.exists(), "the stored upload is deleted with its failure"
+    assert stored not in kept_uploads(settings.home, "docs"), "deleted with its failure"
     sync = wait_job(client, "docs", client.post("/api/kb/docs/sync").json()["job"])
     assert sync["status"] == "done" and sync["counts"].get("failed", 0) == 0
     assert failed_rows(client) == []  # not retried, not listed

@@ -28,7 +28,7 @@ from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.server.app import create_app
 from hanlin.testing.upstream import UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
-from tests.conftest import home_database, lasting_home, use_home
+from tests.conftest import home_database, job_worker, lasting_home, use_home
 from tests.server.conftest import MODEL, build_kb
 
 PATH = "/v1/chat/completions"
@@ -96,7 +96,7 @@ def world(request: pytest.FixtureRequest, upstream_server: UpstreamServer) -> It
     keys = {
         name: store.create(scopes, kbs=kbs, name=name)[1] for name, (scopes, kbs) in KEYS.items()
     }
-    with TestClient(create_app(settings)) as client:
+    with job_worker(settings), TestClient(create_app(settings)) as client:
         yield World(client, keys, upstream_server, settings)
 
 

@@ -51,6 +51,7 @@ def _traces(live: LiveServer, **params: Any) -> list[dict[str, Any]]:
     return list(r.json()["traces"])
 
 
+@pytest.mark.embedded_only  # reads or locks the trace store's SQLite file
 def test_a_gateway_call_is_one_trace_with_tokens_cost_and_no_secrets(
     settings: Settings, upstream: UpstreamServer
 ) -> None:
@@ -148,6 +149,7 @@ def test_content_capture_can_be_turned_off(settings: Settings, upstream: Upstrea
     assert b"a private question" not in raw
 
 
+@pytest.mark.embedded_only  # reads or locks the trace store's SQLite file
 def test_a_locked_trace_store_never_fails_or_slows_a_request(
     settings: Settings, upstream: UpstreamServer
 ) -> None:

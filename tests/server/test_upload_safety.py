@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from hanlin.config import Settings
 from hanlin.knowledge.uploads import content_problem, display_name
 from hanlin.server.app import create_app
+from tests.conftest import kept_uploads
 from tests.server.conftest import wait_job
 
 TEXT = b"Rivers carry sediment to the sea.\n"
@@ -57,9 +58,8 @@ def test_traversal_and_absolute_names_never_become_paths(small: tuple[TestClient
     assert "unsupported file type without an extension" in files[3]["reason"]
     job = wait_job(client, "up", resp.json()["job"])
     assert [f["status"] for f in job["files"]] == ["done", "done", "done", "failed"]
-    stored = _files_under(home / "uploads")
-    assert len(stored) == 3 and all(STORED.match(p.name) for p in stored)
-    assert all(p.parent == home / "uploads" / "up" for p in stored)
+    stored = kept_uploads(home, "up")
+    assert len(stored) == 3 and all(STORED.match(name) for name in stored)
     assert not (home.parent / "evil.md").exists() and not (home / "evil.md").exists()
     titles = {r["source"] for r in client.get("/api/kb/up/documents").json()["data"]}
     assert {"evil.md", "evil.txt", "win.txt"} <= titles
@@ -76,7 +76,7 @@ def test_control_characters_in_names_are_refused(small: tuple[TestClient, Path])
     assert "control characters" in files[0]["reason"] and "control" in files[1]["reason"]
     assert "UTF-8" in files[2]["reason"]
     assert resp.json()["status"] == "failed"
-    assert _files_under(home / "uploads") == []
+    assert kept_uploads(home, "up") == []
 
 
 def test_content_must_match_the_type(small: tuple[TestClient, Path]) -> None:
@@ -106,7 +106,7 @@ def test_content_must_match_the_type(small: tuple[TestClient, Path]) -> None:
     assert got["utf16.txt"]["status"] == "queued"
     job = wait_job(client, "up", resp.json()["job"])
     assert {f["filename"]: f["status"] for f in job["files"]}["utf16.txt"] == "done"
-    assert len(_files_under(home / "uploads")) == 1  # only the good one was kept
+    assert len(kept_uploads(home, "up")) == 1  # only the good one was kept
 
 
 def test_zip_bomb_docx_fails_with_the_reason(small: tuple[TestClient, Path]) -> None:

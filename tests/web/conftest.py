@@ -121,8 +121,9 @@ def server_url(hanlin_home: Path) -> Iterator[str]:
         yield external.rstrip("/")
         return
     from hanlin.server.app import create_app
+    from tests.conftest import job_worker
 
-    with serve(create_app()) as url:
+    with job_worker(), serve(create_app()) as url:
         yield url
 
 

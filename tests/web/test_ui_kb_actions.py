@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import job_worker
 from tests.web.conftest import serve
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def private_server_url(hanlin_home: Path) -> Iterator[str]:
         server={"allow_private_urls": True},
         knowledge={"allow_private_urls": True},
     )
-    with serve(create_app(settings)) as url:
+    with job_worker(settings), serve(create_app(settings)) as url:
         yield url
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hanlin.models.embeddings.base import EMBEDDERS
+from tests.conftest import job_worker, kept_uploads
 from tests.knowledge import reembed_helpers
 from tests.web.conftest import serve
 
@@ -29,7 +30,8 @@ def server_url(hanlin_home: Path) -> Iterator[str]:
 
     reembed_helpers.register(delay=0.05)
     try:
-        with serve(create_app(load_settings(home=hanlin_home))) as url:
+        settings = load_settings(home=hanlin_home)
+        with job_worker(settings), serve(create_app(settings)) as url:
             yield url
     finally:
         EMBEDDERS.unregister(reembed_helpers.NAME)
@@ -55,12 +57,12 @@ def test_delete_a_failed_upload_and_reembed(
     failed = page.locator('[data-testid="doc-row"][data-status="failed"]')
     expect(failed).to_have_count(1, timeout=120_000)
     expect(failed).to_contain_text("broken.pdf")
-    uploads = hanlin_home / "uploads" / KB
-    assert len(list(uploads.glob("*.pdf"))) == 1
+    stored = [name for name in kept_uploads(hanlin_home, KB) if name.endswith(".pdf")]
+    assert len(stored) == 1
     failed.get_by_test_id("doc-forget").click()
     expect(failed).to_have_count(0)
     expect(page.locator('[data-testid="doc-row"][data-status="done"]')).to_have_count(1)
-    assert list(uploads.glob("*.pdf")) == [], "the stored upload is deleted with its failure"
+    assert stored[0] not in kept_uploads(hanlin_home, KB), "deleted with its failure"
 
     # --- re-embed: pick a model that can run, follow the job to the end ----------------------
     page.get_by_test_id("kb-reembed").click()

@@ -1,8 +1,8 @@
 """Forgetting a file that failed to ingest: its failure record and, since the file was added by
 itself (an upload, a URL, one file), its source — so no later sync tries it again — and, for an
-upload, the bytes kept in ``HANLIN_HOME/uploads/<kb>/``. A failed file inside a folder or glob
-source cannot be forgotten alone (the next sync would find it again): that is a conflict whose
-hint says what to do instead."""
+upload, the bytes kept in ``HANLIN_HOME/uploads/<kb>/`` (in the shared database with
+``database_url``). A failed file inside a folder or glob source cannot be forgotten alone (the
+next sync would find it again): that is a conflict whose hint says what to do instead."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from hanlin.access import caller as access
 from hanlin.errors import ConflictError, InvalidInputError, NotFoundError
 from hanlin.knowledge.display import SourceNames
-from hanlin.knowledge.uploads import upload_dir
+from hanlin.knowledge.uploads import drop_upload, stored_upload_id, upload_dir
 
 if TYPE_CHECKING:
     from hanlin.knowledge.kb import KnowledgeBase
@@ -32,8 +32,7 @@ class ForgottenFile:
 def public_id(path: str, names: SourceNames, uploads: Path) -> str:
     """The name API clients use for a failed file: an upload's id (``up_…``, unique even when
     two uploads share a file name), otherwise its public name (:mod:`hanlin.knowledge.display`)."""
-    p = Path(path)
-    return p.stem if p.parent == uploads else names.source(path)
+    return stored_upload_id(path, uploads) or names.source(path)
 
 
 def forget_failed(kb: KnowledgeBase, key: str) -> ForgottenFile:
@@ -60,9 +59,9 @@ def forget_failed(kb: KnowledgeBase, key: str) -> ForgottenFile:
                 params={"file": shown, "source": names.source(root)},
             )
         store.remove_source(record.path)
-        deleted = Path(record.path).parent == uploads
+        deleted = stored_upload_id(record.path, uploads) is not None
         if deleted:
-            Path(record.path).unlink(missing_ok=True)
+            drop_upload(kb.settings, kb.name, record.path)
         store.flush()
     return ForgottenFile(record.path, shown, deleted)
 

@@ -137,6 +137,32 @@ def store_upload(settings: Settings, kb: str, upload_id: str, filename: str, dat
     return upload_uri(kb, upload_id, filename)
 
 
+def stored_upload_id(key: str, uploads: Path) -> str | None:
+    """The upload id (``up_…``) of a source that is a kept upload: its file in ``uploads``
+    (:func:`upload_dir`) or its ``upload://`` URI; None for any other source."""
+    if key.startswith(UPLOAD_SCHEME):
+        parts = key[len(UPLOAD_SCHEME) :].split("/")
+        return parts[1] if len(parts) == 3 else None
+    path = Path(key)
+    return path.stem if path.parent == uploads else None
+
+
+def drop_upload(settings: Settings, kb: str, key: str) -> None:
+    """Delete a kept upload (its job was cancelled before reaching it, or its failure was
+    forgotten): the file under :func:`upload_dir`, or the bytes of an ``upload://`` source of
+    ``kb`` in the database."""
+    if not key.startswith(UPLOAD_SCHEME):
+        Path(key).unlink(missing_ok=True)
+        return
+    parts = key[len(UPLOAD_SCHEME) :].split("/")
+    if len(parts) != 3 or parts[0] != kb or not settings.database_url:
+        return
+    from hanlin.db.postgres import database
+
+    with database(settings.database_url).connection() as conn:
+        conn.execute("DELETE FROM hanlin_uploads WHERE kb = %s AND upload_id = %s", (kb, parts[1]))
+
+
 def read_upload(settings: Settings, kb: str, uri: str) -> bytes:
     """The bytes of an ``upload://`` source of knowledge base ``kb`` (never another's)."""
     from hanlin.db.postgres import database

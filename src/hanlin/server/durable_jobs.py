@@ -20,23 +20,40 @@ from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import Settings
+from hanlin.db.locks import SharedLock
 from hanlin.db.postgres import Database, database
 from hanlin.db.queue import defer, deferrer
-from hanlin.errors import DatabaseUnavailableError, Reason
+from hanlin.errors import DatabaseUnavailableError, Reason, reason_fields
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.knowledge.uploads import store_upload
-from hanlin.server.jobs import KEEP_JOBS, FileState, Job, JobKind, JobManager
+from hanlin.server.jobs import KEEP_JOBS, FileState, Job, JobKind, JobManager, WriterLock
 
 log = logging.getLogger("hanlin.server.jobs")
 CHANNEL = "hanlin_jobs"
+#: seconds a listener waits for notifications before it looks whether it should stop
+_LISTEN_POLL = 0.25
+#: advisory-lock namespace of the knowledge bases' writer locks ("jb"; the key hashes the name)
+_WRITER_NAMESPACE = 0x6A62
 _JOB_COLUMNS = (
     "id, kb, kind, status, error, model, chunk_done, chunk_total, cancel_requested, stopped, "
     "created_at, finished_at"
 )
 
 
-def _reason(text: str | None, code: str | None) -> str | None:
-    return None if text is None else Reason(text, code)
+def _encode(reason: str | None) -> str | None:
+    """A reason as its column holds it: JSON of its text, code and params (what a client
+    words it with)."""
+    if reason is None:
+        return None
+    fields = reason_fields(reason)
+    return json.dumps([reason, fields["reason_code"], fields["reason_params"]], default=str)
+
+
+def _decode(column: str | None) -> str | None:
+    if column is None:
+        return None
+    text, code, *params = json.loads(column)  # [text, code] before the params were kept
+    return None if text is None else Reason(text, code, params[0] if params else None)
 
 
 class JobRecords:
@@ -69,6 +86,13 @@ class JobRecords:
             )
             for idx, f in enumerate(job.files):
                 self._upsert_file(conn, job.id, idx, f)
+            # like the embedded job list: the last KEEP_JOBS finished jobs per knowledge
+            # base are kept (never a running one), so the tables do not grow without end
+            conn.execute(
+                "DELETE FROM hanlin_jobs WHERE id IN (SELECT id FROM hanlin_jobs "
+                "WHERE kb = %s AND status <> 'running' ORDER BY created_at DESC OFFSET %s)",
+                (job.kb, KEEP_JOBS),
+            )
             notify(conn, job.kb, "job", job.summary())
 
     @staticmethod
@@ -84,9 +108,7 @@ class JobRecords:
                 f.upload_id,
                 f.filename,
                 f.status,
-                None
-                if f.reason is None
-                else json.dumps([f.reason, getattr(f.reason, "code", None)]),
+                _encode(f.reason),
                 f.chunks,
                 f.key,
                 f.forgotten,
@@ -106,9 +128,7 @@ class JobRecords:
                 "chunk_total = %s, stopped = %s, finished_at = %s WHERE id = %s",
                 (
                     job.status,
-                    None
-                    if job.error is None
-                    else json.dumps([job.error, getattr(job.error, "code", None)]),
+                    _encode(job.error),
                     job.model,
                     done,
                     total,
@@ -151,12 +171,12 @@ class JobRecords:
                 "FROM hanlin_job_files WHERE job_id = ANY(%s) ORDER BY job_id, idx",
                 (ids,),
             ).fetchall():
-                reason = None if fr[4] is None else _reason(*json.loads(fr[4]))
+                reason = _decode(fr[4])
                 files[fr[0]].append(FileState(fr[1], fr[2], fr[3], reason, fr[5], fr[6], fr[7]))
         jobs = []
         for r in rows:
             job = Job(r[0], r[1], r[2], files[r[0]], status=r[3], created_at=r[10])
-            job.error = None if r[4] is None else _reason(*json.loads(r[4]))
+            job.error = _decode(r[4])
             job.model, job.stopped, job.finished_at = r[5], r[9], r[11]
             if r[6] is not None:
                 job.chunk_progress = (r[6], r[7])
@@ -198,6 +218,14 @@ class JobRecords:
             conn.execute("DELETE FROM hanlin_uploads WHERE kb = %s", (kb,))
 
 
+def _cancelled(payload: str) -> str | None:
+    """The job a notification asks to cancel (None: another event)."""
+    if '"cancel"' not in payload:  # file and job events, most of them: not parsed
+        return None
+    event = json.loads(payload)
+    return str(event["data"].get("job")) if event["name"] == "cancel" else None
+
+
 def notify(conn: Any, kb: str, name: str, data: dict[str, Any]) -> None:
     """Announce a change to every replica (sent when the transaction commits)."""
     payload = json.dumps({"kb": kb, "name": name, "data": data}, default=str)
@@ -226,6 +254,11 @@ class DurableJobManager(JobManager):
             )
             self._listener.start()
 
+    def _new_writer_lock(self, kb: str) -> WriterLock:
+        # one job writes a knowledge base at a time across every worker, and a replica
+        # deleting the knowledge base waits for that job (or answers 409)
+        return SharedLock(self.records.db, _WRITER_NAMESPACE, kb)
+
     def _listen(self) -> None:
         import psycopg
 
@@ -234,7 +267,7 @@ class DurableJobManager(JobManager):
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
-                        for n in conn.notifies(timeout=1.0):
+                        for n in conn.notifies(timeout=_LISTEN_POLL):
                             event = json.loads(n.payload)
                             if event["name"] in ("job", "file"):
                                 self._publish(event["kb"], event["name"], event["data"])
@@ -281,7 +314,9 @@ class DurableJobManager(JobManager):
         self.records.delete_kb(kb)
 
     def join(self, timeout: float) -> None:
-        self._stop.set()
+        self._stop.set()  # the jobs run on, in the workers
+        if self._listener is not None:
+            self._listener.join(timeout)
 
 
 class JobRunner(JobManager):
@@ -291,8 +326,11 @@ class JobRunner(JobManager):
     def __init__(self, settings: Settings, kbs: KnowledgeBases) -> None:
         super().__init__(settings, kbs)
         assert settings.database_url
-        self.records = JobRecords(database(settings.database_url))
+        self.url = settings.database_url
+        self.records = JobRecords(database(self.url))
         self._running: dict[str, Job] = {}
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def run(self, job_id: str) -> None:
         """Run (or, after a crash, resume) job ``job_id``; raises
@@ -304,26 +342,72 @@ class JobRunner(JobManager):
             if f.status in ("parsing", "embedding"):
                 f.status = "queued"
         self._running[job.id] = job
-        stop = threading.Event()
-        watcher = threading.Thread(target=self._watch_cancel, args=(job, stop), daemon=True)
-        watcher.start()
+        self._watch()
         try:
             with access.acting_as(self.records.access_of(job_id)):
                 self._run(job)
         finally:
-            stop.set()
             self._running.pop(job.id, None)
         if getattr(job.error, "code", None) == "database_unavailable":
             raise DatabaseUnavailableError(str(job.error))
 
-    def _watch_cancel(self, job: Job, stop: threading.Event) -> None:
-        while not stop.wait(0.5):
+    def _new_writer_lock(self, kb: str) -> WriterLock:
+        return SharedLock(self.records.db, _WRITER_NAMESPACE, kb)
+
+    def cancel_running(self) -> None:
+        """Cancel the jobs this runner is running: each stops after its current file."""
+        for job in list(self._running.values()):
+            job.cancel.set()
+
+    def _ingest(self, job: Job) -> None:
+        self._cancel_if_requested(job)
+        super()._ingest(job)
+
+    def _reembed(self, job: Job) -> None:
+        self._cancel_if_requested(job)
+        super()._reembed(job)
+
+    def _cancel_if_requested(self, job: Job) -> None:
+        """Read the job's cancel flag now (as its work starts: a job cancelled while it
+        waited for the writer lock must not start on a notification not yet seen)."""
+        if self.records.cancel_requested(job.id):
+            job.cancel.set()
+
+    def close(self) -> None:
+        """Stop watching for cancels (the worker stops)."""
+        self._closed.set()
+        with self._mutex:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.join()
+
+    def _watch(self) -> None:
+        with self._mutex:
+            if self._watcher is None and not self._closed.is_set():
+                self._watcher = threading.Thread(
+                    target=self._watch_cancels, name="hanlin-job-cancels", daemon=True
+                )
+                self._watcher.start()
+
+    def _watch_cancels(self) -> None:
+        """Cancel a running job as soon as a replica announces it (``NOTIFY``), or at the
+        latest when the flags are next read (a notification missed while not listening)."""
+        import psycopg
+
+        while not self._closed.is_set():
             try:
-                if self.records.cancel_requested(job.id):
-                    job.cancel.set()
-                    return
-            except DatabaseUnavailableError:
-                continue
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._closed.is_set():
+                        for job in list(self._running.values()):
+                            if not job.cancel.is_set():
+                                self._cancel_if_requested(job)
+                        for n in conn.notifies(timeout=_LISTEN_POLL):
+                            cancelled = self._running.get(_cancelled(n.payload) or "")
+                            if cancelled is not None:
+                                cancelled.cancel.set()
+            except (psycopg.Error, DatabaseUnavailableError):  # the database went away
+                self._closed.wait(2.0)
 
     def _set(self, job: Job, f: FileState, status: str, reason: str | None = None) -> None:
         if status == "failed" and getattr(job.error, "code", None) == "database_unavailable":

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hanlin.config import Settings
 from hanlin.errors import HanlinError, Reason, reason_fields
@@ -36,6 +36,7 @@ from hanlin.knowledge.loaders import LoaderOptions
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.knowledge.reembed import ReembedCancelled, reembed
 from hanlin.knowledge.scan import normalize_uri
+from hanlin.knowledge.uploads import drop_upload
 
 log = logging.getLogger("hanlin.server.jobs")
 JobKind = Literal["files", "urls", "sync", "reembed"]
@@ -43,6 +44,19 @@ JobKind = Literal["files", "urls", "sync", "reembed"]
 KEEP_JOBS = 50
 _UNFINISHED = ("queued", "parsing", "embedding")
 _FINISHED = ("done", "failed", "cancelled")
+
+
+class WriterLock(Protocol):
+    """A knowledge base's writer lock: a :class:`threading.Lock` in embedded mode, one shared
+    by every replica and worker with ``database_url``."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
 
 
 @dataclass(slots=True)
@@ -129,7 +143,7 @@ class JobManager:
         self.settings = settings
         self.kbs = kbs
         self._jobs: dict[str, list[Job]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, WriterLock] = {}
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._threads: set[threading.Thread] = set()
         self._mutex = threading.Lock()
@@ -139,9 +153,17 @@ class JobManager:
         """The event loop subscribers live on (set at server start)."""
         self._loop = loop
 
-    def writer_lock(self, kb: str) -> threading.Lock:
+    def writer_lock(self, kb: str) -> WriterLock:
+        """Held by a job while it writes ``kb`` (one job at a time), and by routes that must
+        not run beside one (deleting the knowledge base)."""
         with self._mutex:
-            return self._locks.setdefault(kb, threading.Lock())
+            lock = self._locks.get(kb)
+            if lock is None:
+                lock = self._locks[kb] = self._new_writer_lock(kb)
+            return lock
+
+    def _new_writer_lock(self, kb: str) -> WriterLock:
+        return threading.Lock()
 
     # -- jobs ------------------------------------------------------------------------------
     def submit(
@@ -255,7 +277,7 @@ class JobManager:
                     job.stopped = True
                     self._set(job, f, "cancelled")
                     if job.kind == "files" and f.key:  # an upload never ingested: not kept
-                        Path(f.key).unlink(missing_ok=True)
+                        drop_upload(self.settings, job.kb, f.key)
                 elif f.status in _UNFINISHED:
                     self._set(job, f, "failed", job.error or "not ingested")
             ok = any(f.status == "done" for f in job.files) or (not job.files and job.error is None)
@@ -305,7 +327,7 @@ class JobManager:
                 if job.kind == "files":  # an upload the job never reached is not kept
                     for key in report.cancelled:
                         kb.store.remove_source(normalize_uri(key))
-                        Path(key).unlink(missing_ok=True)
+                        drop_upload(self.settings, job.kb, key)
                 self._settle(job, todo, report)
             elif job.kind == "sync":
                 self._cancelled(job, by_key, kb.sync(on_file=on_file, stop=stop).cancelled)
@@ -392,4 +414,4 @@ def abspath(path: Path) -> str:
     return os.path.abspath(path)
 
 
-__all__ = ["FileState", "Job", "JobManager", "abspath"]
+__all__ = ["FileState", "Job", "JobManager", "WriterLock", "abspath"]
