@@ -10,7 +10,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from hanlin.knowledge.base import SkippedFile
 from hanlin.knowledge.catalog import catalog
 from hanlin.knowledge.display import SourceNames
 from hanlin.knowledge.filters import Filter, parse_filter
+from hanlin.knowledge.info import KBInfo
 from hanlin.knowledge.ingest import (
     FileStatusCallback,
     Ingestor,
@@ -45,11 +45,9 @@ from hanlin.knowledge.search import Fusion, Mode, SearchResult, fuse
 from hanlin.knowledge.stores.base import (
     STORES,
     DocumentRecord,
-    FileRecord,
     SourceRecord,
     Store,
     StoredChunk,
-    StoreStats,
 )
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.knowledge.traced import traced_search
@@ -61,59 +59,6 @@ from hanlin.tracing.setup import configure as configure_tracing
 _NAME_RE = re.compile(r"^[\w][\w.\-]{0,63}$")
 #: dense weight in weighted fusion, per embedding model, from bench/retrieval.py measurements
 DEFAULT_DENSE_WEIGHT = {"fast-use": 0.3, "e5-small": 0.5, "minilm-l6": 0.5}
-
-
-@dataclass(slots=True)
-class KBInfo:
-    """What ``kb show`` prints."""
-
-    name: str
-    path: Path
-    embedding_model: str
-    embedding_space: str
-    analyzer: str
-    created_at: float
-    stats: StoreStats
-    sources: list[SourceRecord]
-    failures: list[FileRecord]
-
-    def summary(self) -> dict[str, Any]:
-        """The knowledge base in a list (``kb ls --json``, ``GET /api/kb``)."""
-        s = self.stats
-        return {
-            "name": self.name,
-            "documents": s.documents,
-            "chunks": s.chunks,
-            "embedding_model": self.embedding_model,
-            "size_bytes": s.size_bytes,
-            "created_at": self.created_at,
-        }
-
-    def to_dict(self, *, public: bool = True) -> dict[str, Any]:
-        """The knowledge base with its sources and failed files (``kb show --json``,
-        ``GET /api/kb/{name}``). ``public``: sources by the names API clients see
-        (:mod:`hanlin.knowledge.display`); the CLI, on the same machine, passes False for full
-        paths, and gets the knowledge base's folder as ``path`` too."""
-        s = self.stats
-        names = SourceNames(self.sources) if public else None
-        shown = names.source if names is not None else str
-        local = {} if public else {"path": str(self.path)}
-        return (
-            self.summary()
-            | local
-            | {
-                "embedding_space": self.embedding_space,
-                "analyzer": self.analyzer,
-                "files": s.files,
-                "failed_files": s.failed_files,
-                "vectors": s.vectors,
-                "sources": [
-                    {"id": src.id, "uri": shown(src.uri), "kind": src.kind, "name": shown(src.uri)}
-                    for src in self.sources
-                ],
-                "failures": [f.to_dict(names) for f in self.failures],
-            }
-        )
 
 
 def _check_name(name: str) -> str:

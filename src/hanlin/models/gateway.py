@@ -8,16 +8,12 @@ core; the sync ones run them on a private event-loop thread for scripts and the 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from hanlin.access import caller as access
@@ -30,6 +26,7 @@ from hanlin.models.cache import ResponseCache, cache_key
 from hanlin.models.catalog import AliasStore, Catalog, ConnectionStore, Deployment, Route
 from hanlin.models.errors import ModelError, UnsupportedFeatureError
 from hanlin.models.keys import KeyStore, resolve_key
+from hanlin.models.portal import Portal, SyncChatStream
 from hanlin.models.pricing import CallRecord, call_cost
 from hanlin.models.routing import Router
 from hanlin.models.types import (
@@ -143,7 +140,7 @@ class Gateway:
         self._retired: list[ChatProvider] = []
         self._secrets: list[str] = []
         self._http_client = http_client
-        self._portal: _Portal | None = None
+        self._portal: Portal | None = None
 
     # -- providers ---------------------------------------------------------------------------
 
@@ -480,9 +477,9 @@ class Gateway:
 
     # -- sync wrappers -----------------------------------------------------------------------
 
-    def _loop(self) -> _Portal:
+    def _loop(self) -> Portal:
         if self._portal is None:
-            self._portal = _Portal()
+            self._portal = Portal()
         return self._portal
 
     def run_sync(self, coro: Awaitable[T]) -> T:
@@ -554,60 +551,6 @@ def _replay(resp: ChatResponse) -> Iterator[StreamEvent]:
     yield Finish(resp.finish_reason)
 
 
-class SyncChatStream:
-    """A :class:`ChatStream` for sync code: iterate it; ``response`` is set when it ends."""
-
-    def __init__(self, portal: _Portal, stream: ChatStream) -> None:
-        self._portal = portal
-        self._stream = stream
-
-    @property
-    def response(self) -> ChatResponse | None:
-        return self._stream.response
-
-    @property
-    def served_by(self) -> str:
-        return self._stream.served_by
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        try:
-            while True:
-                try:
-                    yield self._portal.run(self._stream.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._portal.run(self._stream.aclose())
-
-
-class _Portal:
-    """An event loop on a daemon thread, for calling async code from sync code."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="gateway")
-        self._thread.start()
-
-    def run(self, coro: Any) -> Any:
-        # the loop's thread has its own context: hand it the caller's access
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(
-            _as_current(access.current(), otel_context.get_current(), coro), self.loop
-        )
-        try:
-            return future.result()
-        except BaseException:
-            # Ctrl-C (or any interruption here): cancel the task on the loop and let it unwind,
-            # so the stream's cleanup can run afterwards.
-            if not future.done():
-                future.cancel()
-                wait([future], timeout=5)
-            raise
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-
-
 def _as_caller(options: ChatOptions) -> ChatOptions:
     """Check that the caller may spend a model; record the call as theirs unless ``user`` is
     set explicitly."""
@@ -616,13 +559,3 @@ def _as_caller(options: ChatOptions) -> ChatOptions:
     if options.user is None and who.user is not None:
         return options.model_copy(update={"user": who.user})
     return options
-
-
-async def _as_current(who: access.Access, ctx: otel_context.Context, coro: Awaitable[T]) -> T:
-    # ... and the caller's trace context, so spans opened here nest under the caller's
-    token = otel_context.attach(ctx)
-    try:
-        with access.acting_as(who):
-            return await coro
-    finally:
-        otel_context.detach(token)
