@@ -8,11 +8,7 @@ import json
 import math
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +25,7 @@ from hanlin.conversations.base import (
     NewMessage,
 )
 from hanlin.errors import InvalidInputError, NotFoundError
-from hanlin.sqlite_migrations import apply_migrations
+from hanlin.sqlite_migrations import SqliteFile
 
 FILENAME = "conversations.sqlite"
 
@@ -61,65 +57,19 @@ _COLUMNS += "(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)"
 _SETTINGS = ("model", "system_prompt", "temperature", "max_tokens")
 
 
-class SqliteConversations:
+class SqliteConversations(SqliteFile):
     """Conversations in one SQLite file. Cheap to construct; the file opens on first use.
     Safe to share between threads (one connection behind a lock) and between processes
     (WAL, a busy timeout, ``BEGIN IMMEDIATE`` for every change)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.RLock()
+    migrations = MIGRATIONS
+    synchronous = "FULL"  # a sent message survives a power cut
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteConversations:
         return cls(settings.home / FILENAME)
 
     # --- plumbing ------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a sent message survives a power cut
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            apply_migrations(conn, MIGRATIONS)
-            self._conn = conn
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error), under the lock."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for reads that take several statements."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     # --- reads ---------------------------------------------------------------------------
 
