@@ -1,7 +1,7 @@
-"""Named migrations for the small SQLite files in the app directory (conversations, traces,
-prompts, evaluations, workflow runs), and :class:`SqliteFile`, the base of their stores:
-each applied once, in its own ``BEGIN IMMEDIATE`` transaction, recorded in a ``migrations``
-table, so two processes opening one file at once apply each migration once."""
+"""The small SQLite files in the app directory (conversations, traces, prompts, evaluations,
+workflow runs): named migrations, each applied once in its own ``BEGIN IMMEDIATE`` transaction
+and recorded in a ``migrations`` table (two processes opening one file at once apply each
+migration once), and :class:`SqliteFile`, the base of their stores."""
 
 from __future__ import annotations
 
