@@ -73,6 +73,13 @@ def test_csv_answers_split_on_bars_or_read_as_json(tmp_path: Path) -> None:
         "qa.csv:6: 'should_refuse' must be true or false, not 'maybe'",
         "qa.csv:7: more cells than columns",
     ]
+    # a crafted file: a cell past the csv module's limit is named, the rows before it used
+    huge = tmp_path / "huge.csv"
+    huge.write_text(f"question,answers\nok?,yes\nbig?,{'x' * 200_000}\nlater?,no\n", "utf-8")
+    crafted = load_dataset(huge)
+    assert [e.question for e in crafted.examples] == ["ok?"]
+    (problem,) = crafted.problems
+    assert str(problem).startswith("huge.csv:3: not readable as CSV (field larger than field limit")
     no_question = tmp_path / "bad.csv"
     no_question.write_text("prompt,answer\nhi,there\n", "utf-8")
     with pytest.raises(InvalidInputError, match="no 'question' column"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,22 @@ def _load_jsonl(path: Path) -> LoadedDataset:
     return out
 
 
+def _csv_rows(
+    reader: csv.DictReader[str], name: str, out: LoadedDataset
+) -> Iterator[dict[str, Any]]:
+    """The reader's rows until one cannot be parsed at all (a cell past the csv module's size
+    limit, a NUL byte): that one is named and the rest of the file is not read."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            why = f"not readable as CSV ({exc}); the rows after it are skipped"
+            out.problems.append(Problem(f"{name}:{reader.line_num + 1}", why))
+            return
+
+
 def _load_csv(path: Path) -> LoadedDataset:
     out = LoadedDataset([], [], str(path.resolve()), "csv", dataset_name(path))
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
@@ -248,7 +265,7 @@ def _load_csv(path: Path) -> LoadedDataset:
                 "id, context, should_refuse, expected_tools",
             )
         reader.fieldnames = header
-        for n, raw in enumerate(reader, 2):
+        for n, raw in enumerate(_csv_rows(reader, path.name, out), 2):
             where = f"{path.name}:{reader.line_num}"
             if None in raw:
                 out.problems.append(Problem(where, "more cells than columns"))
