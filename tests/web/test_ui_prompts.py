@@ -171,6 +171,8 @@ def test_a_new_prompt_starts_in_the_playground(
     from playwright.sync_api import expect
 
     page.goto(prompt_server + "/#/prompts")
+    # the page draws its list first: wait for it, so the form is the one the page wired up
+    expect(page.get_by_test_id("prompt-new").locator("button")).to_be_enabled()
     page.get_by_test_id("prompt-new-name").fill("support.reply")
     page.get_by_test_id("prompt-new").locator("button").click()
     expect(page.get_by_test_id("prompt-new-note")).to_contain_text("support.reply")
