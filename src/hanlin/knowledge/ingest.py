@@ -20,7 +20,7 @@ from typing import Literal
 
 import xxhash
 
-from hanlin.errors import HanlinError, LoaderError, Reason
+from hanlin.errors import DatabaseUnavailableError, HanlinError, LoaderError, Reason
 from hanlin.guard.detect import Detector
 from hanlin.knowledge.base import LoadedDocument, SkippedFile
 from hanlin.knowledge.chunking import chunk_document
@@ -206,6 +206,8 @@ class Ingestor:
             self._emit(str(path), "parsing")
             try:
                 self._one_file(path, source_id, options, report)
+            except DatabaseUnavailableError:
+                raise  # not the file's fault: the whole job is retried once the database is back
             except HanlinError as exc:
                 self._fail(str(path), source_id, _reason(exc), exc.hint or "", report)
             except OSError as exc:
@@ -268,6 +270,8 @@ class Ingestor:
                 f"{exc.hint}; then run `hanlin kb sync`" if exc.hint else "run `hanlin kb sync`",
                 report,
             )
+        except DatabaseUnavailableError:
+            raise  # not the page's fault: the whole job is retried once the database is back
         except HanlinError as exc:
             self._fail(url, source_id, _reason(exc), exc.hint or "", report)
         self._write_pending(report)
