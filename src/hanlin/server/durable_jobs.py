@@ -330,6 +330,7 @@ class JobRunner(JobManager):
         self.records = JobRecords(database(self.url))
         self._running: dict[str, Job] = {}
         self._closed = threading.Event()
+        self._handing_back = threading.Event()
         self._watcher: threading.Thread | None = None
 
     def run(self, job_id: str) -> None:
@@ -342,6 +343,8 @@ class JobRunner(JobManager):
             if f.status in ("parsing", "embedding"):
                 f.status = "queued"
         self._running[job.id] = job
+        if self._handing_back.is_set():
+            job.hand_back.set()
         self._watch()
         try:
             with access.acting_as(self.records.access_of(job_id)):
@@ -350,6 +353,16 @@ class JobRunner(JobManager):
             self._running.pop(job.id, None)
         if getattr(job.error, "code", None) == "database_unavailable":
             raise DatabaseUnavailableError(str(job.error))
+        if job.handed_back and job.status == "running":
+            defer(deferrer(self.url), job.id)  # queued again, for the next worker
+            log.info("job %s: handed back to the queue (the worker is stopping)", job.id)
+
+    def hand_back(self) -> None:
+        """The worker is stopping: each running job stops after its current file and goes
+        back to the queue with the files it did not reach; no job starts any more."""
+        self._handing_back.set()
+        for job in list(self._running.values()):
+            job.hand_back.set()
 
     def _new_writer_lock(self, kb: str) -> WriterLock:
         return SharedLock(self.records.db, _WRITER_NAMESPACE, kb)

@@ -122,6 +122,7 @@ class JobWorker:
         with self._mutex:
             self._wake = lambda: loop.call_soon_threadsafe(stop.set)
             if self._stopping.is_set():
+                runner.hand_back()
                 stop.set()
         try:
             async with app.open_async():
@@ -134,9 +135,8 @@ class JobWorker:
                         update_heartbeat_interval=self.heartbeat,
                         stalled_worker_timeout=self.stalled_after,
                         fetch_job_polling_interval=self.polling,
-                        # signals are the main thread's; a worker in a thread is stopped by stop()
-                        install_signal_handlers=threading.current_thread()
-                        is threading.main_thread(),
+                        # `hanlin worker` maps Ctrl-C and SIGTERM to stop() itself
+                        install_signal_handlers=False,
                     )
                 )
                 stopped = asyncio.create_task(stop.wait())
@@ -179,12 +179,21 @@ class JobWorker:
         self._thread.start()
         return self
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop taking jobs; the job in hand finishes first. From another thread than the
-        worker's, this waits for a :meth:`start`-ed worker at most ``timeout`` s (None: as
-        long as the job takes). False when it is still running then."""
+        """Stop taking jobs; the job in hand stops after its current file and goes back to
+        the queue with the files it did not reach (another worker goes on with them). From
+        another thread than the worker's, this waits for a :meth:`start`-ed worker at most
+        ``timeout`` s (None: as long as the current file takes). False when it is still
+        running then."""
         with self._mutex:
             self._stopping.set()
+            if self.runner is not None:
+                self.runner.hand_back()
             if self._wake is not None:
                 self._wake()
         thread = self._thread

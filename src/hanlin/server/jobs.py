@@ -97,6 +97,11 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     #: the cancel took effect (files were left, or the job never started)
     stopped: bool = False
+    #: set when the worker running the job stops (``hanlin worker`` got Ctrl-C): the job stops
+    #: after the current file and its other files stay queued, for the next worker
+    hand_back: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    #: the hand-back took effect: the job is unfinished and must be queued again
+    handed_back: bool = False
     #: a re-embed job's model (None: the recorded model's current version)
     model: str | None = None
     #: a re-embed job's (chunks done, chunks in all)
@@ -264,6 +269,9 @@ class JobManager:
                 if job.cancel.is_set():
                     job.stopped = True
                     break
+                if job.hand_back.is_set():
+                    job.handed_back = True
+                    break
             if locked:
                 (self._reembed if job.kind == "reembed" else self._ingest)(job)
         except Exception as exc:  # never let a job thread die silently
@@ -272,23 +280,36 @@ class JobManager:
         finally:
             if locked:
                 lock.release()
-            for f in job.files:
-                if f.status == "queued" and job.cancel.is_set():
-                    job.stopped = True
-                    self._set(job, f, "cancelled")
-                    if job.kind == "files" and f.key:  # an upload never ingested: not kept
-                        drop_upload(self.settings, job.kb, f.key)
-                elif f.status in _UNFINISHED:
-                    self._set(job, f, "failed", job.error or "not ingested")
-            ok = any(f.status == "done" for f in job.files) or (not job.files and job.error is None)
-            if job.stopped and job.error is None:
-                job.status = "cancelled"
+            if job.handed_back and not job.cancel.is_set() and job.error is None:
+                self._hand_back(job)
             else:
-                job.status = "done" if ok and job.error is None else "failed"
-            job.finished_at = time.time()
-            self._publish(job.kb, "job", job.summary())
+                self._finish(job)
             with self._mutex:
                 self._threads.discard(threading.current_thread())
+
+    def _finish(self, job: Job) -> None:
+        for f in job.files:
+            if f.status == "queued" and job.cancel.is_set():
+                job.stopped = True
+                self._set(job, f, "cancelled")
+                if job.kind == "files" and f.key:  # an upload never ingested: not kept
+                    drop_upload(self.settings, job.kb, f.key)
+            elif f.status in _UNFINISHED:
+                self._set(job, f, "failed", job.error or "not ingested")
+        ok = any(f.status == "done" for f in job.files) or (not job.files and job.error is None)
+        if job.stopped and job.error is None:
+            job.status = "cancelled"
+        else:
+            job.status = "done" if ok and job.error is None else "failed"
+        job.finished_at = time.time()
+        self._publish(job.kb, "job", job.summary())
+
+    def _hand_back(self, job: Job) -> None:
+        """Leave an interrupted job unfinished, its files not done queued again."""
+        for f in job.files:
+            if f.status in _UNFINISHED and f.status != "queued":
+                self._set(job, f, "queued")
+        self._publish(job.kb, "job", job.summary())
 
     def _ingest(self, job: Job) -> None:
         by_key = {f.key: f for f in job.files if f.key}
@@ -308,7 +329,10 @@ class JobManager:
         except HanlinError as exc:
             job.error = Reason.of(exc)
             return
-        stop = job.cancel.is_set
+
+        def stop() -> bool:
+            return job.cancel.is_set() or job.hand_back.is_set()
+
         try:
             todo = [f for f in job.files if f.status == "queued"]
             if job.kind == "files" and stop():
@@ -323,6 +347,8 @@ class JobManager:
                     stop=stop,
                     per_item=named if job.kind == "files" else None,
                 )
+                if self._left_for_next(job, report.cancelled):
+                    return
                 self._cancelled(job, by_key, report.cancelled)
                 if job.kind == "files":  # an upload the job never reached is not kept
                     for key in report.cancelled:
@@ -330,7 +356,9 @@ class JobManager:
                         drop_upload(self.settings, job.kb, key)
                 self._settle(job, todo, report)
             elif job.kind == "sync":
-                self._cancelled(job, by_key, kb.sync(on_file=on_file, stop=stop).cancelled)
+                left = kb.sync(on_file=on_file, stop=stop).cancelled
+                if not self._left_for_next(job, left):
+                    self._cancelled(job, by_key, left)
         except HanlinError as exc:
             job.error = Reason.of(exc, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         finally:
@@ -348,15 +376,29 @@ class JobManager:
             job.error = Reason.of(exc)
             return
         try:
-            reembed(kb, job.model, progress, stop=job.cancel.is_set)
+            reembed(
+                kb,
+                job.model,
+                progress,
+                stop=lambda: job.cancel.is_set() or job.hand_back.is_set(),
+            )
             job.model = kb.embedding_model
         except ReembedCancelled:
-            job.stopped = True
+            # handed back: the knowledge base is as it was, the next worker starts it again
+            job.handed_back = not job.cancel.is_set()
+            job.stopped = not job.handed_back
         except HanlinError as exc:
             job.error = Reason.of(exc, exc.message + (f" ({exc.hint})" if exc.hint else ""))
         finally:
             kb.close()
             self.kbs.invalidate(job.kb)
+
+    @staticmethod
+    def _left_for_next(job: Job, left: list[str]) -> bool:
+        """Whether the files ``left`` were left for the next worker (not cancelled)."""
+        if left and job.hand_back.is_set() and not job.cancel.is_set():
+            job.handed_back = True
+        return job.handed_back
 
     def _cancelled(self, job: Job, by_key: dict[str, FileState], keys: list[str]) -> None:
         """Mark the files a stopped ingest did not reach (sync jobs learn them here)."""
