@@ -1,6 +1,7 @@
-"""Ctrl-C on `hanlin worker` in the middle of a long job: the worker stops after the file in
-hand (not after the whole job), the job stays running with its other files queued, and the next
-worker finishes it — every file stored once."""
+"""Stopping work without losing any. Ctrl-C on `hanlin worker` in the middle of a long job: the
+worker stops after the file in hand (not after the whole job), the job stays running with its
+other files queued, and the next worker finishes it — every file stored once. A job no worker
+has taken yet is cancelled at once by the replica, its uploads dropped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hanlin.db.postgres import database
 from tests.server.test_replicas_postgres import Proc, Replica, _wait_job, _worker, procs
 
 __all__ = ["procs"]  # the fixture
@@ -48,3 +50,31 @@ def test_ctrl_c_hands_the_rest_of_the_job_to_the_next_worker(
     per_doc = {d["chunks"] for d in docs}
     assert len(per_doc) == 1
     assert a.get("/api/kb/long")["chunks"] == 24 * per_doc.pop()
+
+
+def _uploads(url: str) -> int:
+    with database(url).connection() as conn:
+        row = conn.execute("SELECT count(*) FROM hanlin_uploads").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_queued_job_no_worker_took_is_cancelled_at_once_and_never_runs(
+    pg_url: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    a = Replica(tmp_path / "a", pg_url)  # no worker yet: the job waits in the queue
+    procs.append(a)
+    assert a.post("/api/kb", json={"name": "later"}).status_code == 201
+    files = [("files", (f"n{i}.md", f"# Note {i}\n\nText {i}.\n".encode())) for i in range(3)]
+    job_id = a.post("/api/kb/later/files", files=files).json()["job"]
+    assert _uploads(pg_url) == 3
+
+    r = a.post(f"/api/kb/later/jobs/{job_id}/cancel")
+    assert r.status_code in (200, 202), r.text
+    page = a.get(f"/api/kb/later/jobs/{job_id}")  # at once: no worker had to pick it up
+    assert page["status"] == "cancelled" and page["counts"] == {"cancelled": 3}, page
+    assert _uploads(pg_url) == 0  # the uploads are not kept
+
+    procs.append(_worker(tmp_path / "w", pg_url))  # a worker now finds nothing to run
+    time.sleep(6)
+    assert a.get(f"/api/kb/later/jobs/{job_id}")["status"] == "cancelled"
+    assert a.get("/api/kb/later")["documents"] == 0

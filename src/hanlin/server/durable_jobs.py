@@ -22,7 +22,7 @@ from hanlin.access import caller as access
 from hanlin.config import Settings
 from hanlin.db.locks import SharedLock
 from hanlin.db.postgres import Database, database
-from hanlin.db.queue import defer, deferrer
+from hanlin.db.queue import QUEUE, TASK, defer, deferrer
 from hanlin.errors import DatabaseUnavailableError, Reason, reason_fields
 from hanlin.knowledge.pool import KnowledgeBases
 from hanlin.knowledge.uploads import store_upload
@@ -194,6 +194,26 @@ class JobRecords:
             if row:
                 notify(conn, row[0], "cancel", {"job": job_id})
 
+    def unqueue(self, job_id: str) -> bool:
+        """Take job ``job_id`` off the queue if no worker has taken it yet (True: it will
+        never run). A worker takes a job by moving it out of ``todo`` under a row lock, so a
+        job is either taken or cancelled here, never both."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT procrastinate_cancel_job_v1(id, false, false) FROM procrastinate_jobs "
+                "WHERE queue_name = %s AND task_name = %s AND status = 'todo' "
+                "AND args->>'job_id' = %s",
+                (QUEUE, TASK, job_id),
+            ).fetchall()
+        return any(r[0] is not None for r in rows)
+
+    def save_all(self, job: Job) -> None:
+        """The job and all its files, in one transaction."""
+        with self.db.connection() as conn:
+            for idx, f in enumerate(job.files):
+                self._upsert_file(conn, job.id, idx, f)
+        self.save_job(job)
+
     def cancel_requested(self, job_id: str) -> bool:
         with self.db.connection() as conn:
             row = conn.execute(
@@ -302,7 +322,11 @@ class DurableJobManager(JobManager):
             return False
         self.records.request_cancel(job.id)
         job.cancel.set()
-        self._publish(job.kb, "job", job.summary())
+        if self.records.unqueue(job.id):  # no worker has it: cancelled now, not on pickup
+            self._finish(job)  # its files cancelled, its uploads dropped
+            self.records.save_all(job)
+        else:  # the worker running it stops after its current file
+            self._publish(job.kb, "job", job.summary())
         return True
 
     def forget_failed(
