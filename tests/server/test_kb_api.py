@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from hanlin.access.auth import open_apikeys
 from hanlin.config import Settings
 from hanlin.server.app import create_app
+from tests.conftest import kept_uploads
 from tests.server.conftest import GARDEN, TEA, LiveServer, build_kb, wait_job
 
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 64
@@ -95,6 +96,7 @@ def test_upload_poll_documents_search_and_delete(
 
     tea_doc = rows["tea.md"]["doc"]
     assert tea_doc == "tea.md"  # the public key: no stored path on the server
+    assert len(kept_uploads(home, "kb1")) == 2  # the refused .pdf was never kept
     assert client.delete(f"/api/kb/kb1/documents/{tea_doc}").status_code == 204
     garden_doc = rows["garden.txt"]["doc"]
     assert client.delete("/api/kb/kb1/documents", params={"doc": garden_doc}).status_code == 204
@@ -102,6 +104,7 @@ def test_upload_poll_documents_search_and_delete(
     assert missing.status_code == 404
     after = client.get("/api/kb/kb1/documents").json()["data"]
     assert [r["status"] for r in after] == ["failed"]
+    assert kept_uploads(home, "kb1") == []  # a deleted upload's bytes go with it
     assert not client.post("/api/kb/kb1/search", json={"query": "oolong"}).json()["data"]
 
     assert client.delete("/api/kb/kb1").status_code == 204

@@ -51,7 +51,13 @@ from hanlin.knowledge.stores.base import (
 )
 from hanlin.knowledge.tokenize import Analyzer
 from hanlin.knowledge.traced import traced_search
-from hanlin.knowledge.uploads import UPLOAD_SCHEME, read_upload, upload_dir
+from hanlin.knowledge.uploads import (
+    UPLOAD_SCHEME,
+    drop_upload,
+    read_upload,
+    stored_upload_id,
+    upload_dir,
+)
 from hanlin.models.embeddings.base import EmbeddingModel, get_embedder
 from hanlin.net.ssrf import FetchedURL, safe_fetch
 from hanlin.tracing.setup import configure as configure_tracing
@@ -418,11 +424,21 @@ class KnowledgeBase:
 
     def delete_document(self, key: str) -> bool:
         """Delete one document (by key as ``kb docs`` shows it). A later ``sync`` brings it
-        back only if its file changes."""
+        back only if its file changes. The last document of an upload takes the upload with
+        it: its source and its stored bytes (nothing would ever read them again)."""
         access.require("kb:write", kb=self.name)
         key = self._stored_key(key)
         with self.store.locked():
+            record = self.store.get_document(key)
             n = self.store.delete_documents([key])
+            source = record.source if record else ""
+            if (
+                stored_upload_id(source, upload_dir(self.settings, self.name))
+                and not self.store.document_hashes(source)
+                and source in {s.uri for s in self.store.list_sources()}
+            ):
+                self.store.remove_source(source)
+                drop_upload(self.settings, self.name, source)
             self.store.flush()
         return n > 0
 
