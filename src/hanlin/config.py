@@ -257,9 +257,17 @@ class WorkflowSettings(BaseModel):
     resume_on_start: bool = True
     #: how many of those it drives at once
     resume_concurrency: int = Field(default=4, ge=1, le=64)
+    #: ``hanlin serve`` (and ``hanlin worker`` on PostgreSQL) start the workflows' schedule
+    #: triggers
+    schedules: bool = True
+    #: folders whose files ``document_extractor`` nodes may read by path (none: only files
+    #: given as bytes in the run's inputs)
+    file_roots: list[str] = Field(default_factory=list)
 
 
 MaskMode = Literal["remote", "always", "never"]
+#: what happens to a retrieved chunk or tool result the injection scanner flags
+InjectionMode = Literal["off", "flag", "strip", "drop"]
 
 
 class GuardRule(BaseModel):
@@ -272,6 +280,8 @@ class GuardRule(BaseModel):
     mask_pii: MaskMode | None = None
     #: the entity types to mask (``ID_CARD``, ``PHONE`` …); unset: the level above's
     entities: list[str] | None = None
+    #: injection found in retrieved chunks / tool results: off | flag | strip | drop
+    injection: InjectionMode | None = None
 
 
 class KbGuardRule(GuardRule):
@@ -302,6 +312,17 @@ class GuardSettings(BaseModel):
     #: tool calls in a masked answer get the real values back (Hanlin's agents run tools
     #: locally; off: the caller sees the placeholders)
     restore_tool_arguments: bool = True
+    #: injection patterns in retrieved chunks and tool results: off, flag (record only),
+    #: strip (remove the offending text), drop (replace the chunk / result by a notice)
+    injection: InjectionMode = "flag"
+    #: hosts answers may link to or show images from (subdomains included; ``"*"``: any);
+    #: other links and images in answers are neutralised
+    allowed_link_hosts: list[str] = Field(default_factory=list)
+    #: sensitive-term banks: files or folders of ``.txt`` / ``.yaml`` banks, ``"sample"`` for
+    #: the one Hanlin ships (docs/guard.md)
+    term_banks: list[str] = Field(default_factory=list)
+    #: what a blocked answer says instead
+    refusal_text: str = "抱歉，我无法提供这方面的内容。Sorry, I can't help with that."
     #: overrides by route or alias name, endpoint name or ``endpoint/model``
     routes: dict[str, GuardRule] = Field(default_factory=dict)
     #: overrides by API key id

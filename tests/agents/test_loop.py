@@ -82,7 +82,10 @@ def test_a_tool_call_round_trip_shows_the_result_to_the_model(
     assert second[0] == {"role": "system", "content": "Be brief."}
     assert second[2]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert second[3]["role"] == "tool" and second[3]["tool_call_id"] == "call_0_get_weather"
-    assert second[3]["content"] == "18 °C and sunny in Paris"
+    # the result is untrusted: delimited so the model reads it as data, not instructions
+    assert second[3]["content"] == (
+        '<untrusted source="tool:get_weather">\n18 °C and sunny in Paris\n</untrusted>'
+    )
     assert sent_messages(upstream, 0)[-1]["content"] == "What is the weather in Paris?"
     assert result.usage.total_tokens == 58
     assert [type(e).__name__ for e in result.events][:3] == [

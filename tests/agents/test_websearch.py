@@ -505,7 +505,11 @@ def test_an_agent_searches_the_web_and_cites_the_source(server: FakeSearchServer
     assert len(asked) == 1 and asked[0].tool == "web_search"  # network: asked before running
     tool_message = bodies[1]["messages"][-1]
     assert tool_message["role"] == "tool"
-    shown = json.loads(tool_message["content"])
+    block = tool_message["content"]  # an untrusted block around the tool's JSON
+    assert block.startswith('<untrusted source="tool:web_search">\n')
+    shown = json.loads(
+        block.removeprefix('<untrusted source="tool:web_search">\n')[: -len("\n</untrusted>")]
+    )
     assert shown["sources"][0]["n"] == 1
     assert (
         shown["sources"][0]["url"] == "https://en.wikipedia.org/wiki/Retrieval-augmented_generation"

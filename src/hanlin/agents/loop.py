@@ -36,7 +36,9 @@ from hanlin.agents.events import (
 )
 from hanlin.agents.repair import repair_json
 from hanlin.agents.tools.base import AgentTool, ToolResult, bounded
+from hanlin.agents.untrusted import untrusted_result
 from hanlin.errors import StepError
+from hanlin.guard.policy import user_facing
 from hanlin.models.gateway import Gateway, MessagesLike, as_messages
 from hanlin.models.types import (
     ChatOptions,
@@ -109,6 +111,8 @@ class _Call:
     arguments: dict[str, Any] | None = None
     result: ToolResult | None = None
     seconds: float = 0.0
+    #: the result as the model reads it: screened for injection, in an untrusted block
+    sent: str | None = None
 
 
 @dataclass(slots=True)
@@ -296,7 +300,7 @@ class Agent:
         streamed = 0
         try:
             # the agent's own model; the call's span starts here, under the run's
-            with spans.current(run.span), access.configured_model("agents"):
+            with spans.current(run.span), access.configured_model("agents"), user_facing():
                 stream = self.gateway.astream(messages, self.model, self.options, **overrides)
             try:
                 async for event in events_within(stream, lambda: run.deadline - time.monotonic()):
@@ -368,7 +372,7 @@ class Agent:
             return
         for p in pending:
             result = p.result or ToolResult("the call produced no result", True)
-            messages.append(Message.tool(p.call.id, result.content, p.call.name))
+            messages.append(Message.tool(p.call.id, p.sent or result.content, p.call.name))
             yield ToolResultEvent(
                 p.call.id, p.call.name, result.content, result.is_error, p.seconds, run.step
             )
@@ -448,6 +452,8 @@ class Agent:
             spans.record(sp, TOOL_RESULT, p.result.content)
             if p.result.is_error:
                 spans.fail(sp, RuntimeError(p.result.content[:500]))
+            else:
+                p.sent = untrusted_result(self.gateway.settings.guard, p.tool.name, p.result, sp)
         p.seconds = time.monotonic() - started
 
 

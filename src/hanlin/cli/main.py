@@ -121,6 +121,12 @@ def _workflow() -> TyperGroup:
     return typer.main.get_group(workflow.app)
 
 
+def _guard() -> TyperGroup:
+    from hanlin.cli import guard
+
+    return typer.main.get_group(guard.app)
+
+
 def _single(name: str, function: Callable[..., Any]) -> TyperCommand:
     one = typer.Typer(add_completion=False)
     one.command(name)(function)
@@ -169,6 +175,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Fine-tuning: check data; run CPT / SFT / LoRA / DPO; evaluate, export, deploy.", _tune
     ),
     "traces": LazyCommand("Traces of model calls, searches, answers and tool calls.", _traces),
+    "guard": LazyCommand("The guard: personal data, injection, term banks.", _guard),
     "prompt": LazyCommand(
         "Prompts: versions, labels, diffs, the optimiser; RAG and agents read them by label.",
         _prompt,

@@ -25,6 +25,7 @@ from hanlin.guard.detect import Detector, detector
 IN_PROCESS_PROVIDERS = frozenset({"llamacpp", "local_embed"})
 
 _kb: ContextVar[str | None] = ContextVar("hanlin_guard_kb", default=None)
+_facing: ContextVar[bool] = ContextVar("hanlin_guard_user_facing", default=False)
 
 
 @contextmanager
@@ -40,6 +41,36 @@ def kb_scope(name: str | None) -> Iterator[None]:
 
 def current_kb() -> str | None:
     return _kb.get()
+
+
+@contextmanager
+def user_facing() -> Iterator[None]:
+    """Model calls made inside write answers a person reads (a RAG answer, an agent's step,
+    ``/v1/chat/completions``): their links and images to hosts outside
+    ``guard.allowed_link_hosts`` are neutralised. Calls whose output code reads (a plan, a
+    rewritten question, a workflow node) keep their links."""
+    token = _facing.set(True)
+    try:
+        yield
+    finally:
+        _facing.reset(token)
+
+
+def is_user_facing() -> bool:
+    return _facing.get()
+
+
+def injection_mode(
+    settings: GuardSettings, *, kb: str | None = None, key: str | None = None
+) -> str:
+    """What to do with injection found in retrieved chunks or tool results: the API key's
+    rule, then the knowledge base's (default: the one :func:`kb_scope` set), then ``[guard]``."""
+    kb = kb if kb is not None else current_kb()
+    mode: str = settings.injection
+    for rule in (settings.kbs.get(kb) if kb else None, settings.keys.get(key) if key else None):
+        if rule is not None and rule.injection is not None:
+            mode = rule.injection
+    return mode
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
-from hanlin.guard.policy import current_kb
+from hanlin.guard.policy import current_kb, is_user_facing
 from hanlin.models import guarding
 from hanlin.models.base import ChatProvider
 from hanlin.models.cache import ResponseCache, cache_key
@@ -258,7 +258,9 @@ class Gateway:
         self.ledger.check(key, self._projected(route, msgs, opts))
         sp = genai.call_span("chat", route.name, msgs, opts)
         try:
-            resp = await self._achat(route, msgs, opts, key, cache, sp, current_kb())
+            resp = await self._achat(
+                route, msgs, opts, key, cache, sp, current_kb(), is_user_facing()
+            )
         except BaseException as exc:
             spans.finish(sp, exc)
             raise
@@ -274,6 +276,7 @@ class Gateway:
         cache: bool | None,
         sp: Any,
         kb: str | None,
+        facing: bool = False,
     ) -> ChatResponse:
         started = time.perf_counter()
         use_cache = self.models.cache if cache is None else cache
@@ -297,6 +300,7 @@ class Gateway:
                 guarding.restore_response(
                     masker, resp, tool_arguments=self.settings.guard.restore_tool_arguments
                 )
+            guarding.police_response(self.settings.guard, resp, sp, facing)
             return resp
 
         try:
@@ -333,7 +337,17 @@ class Gateway:
         stream: ChatStream = ChatStream(
             self._traced_stream(
                 sp,
-                self._stream(route, msgs, opts, key, use_cache, sp, lambda: stream, current_kb()),
+                self._stream(
+                    route,
+                    msgs,
+                    opts,
+                    key,
+                    use_cache,
+                    sp,
+                    lambda: stream,
+                    current_kb(),
+                    is_user_facing(),
+                ),
             )
         )
         return stream
@@ -360,6 +374,7 @@ class Gateway:
         sp: Any,
         handle: Any,
         kb: str | None,
+        facing: bool = False,
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
@@ -383,10 +398,10 @@ class Gateway:
                 self.settings.guard, dep, route.name, key, kb, msgs, guarded
             )
             events = self.provider(dep).stream(dep.model, sent, opts)
-            if masker is None:
-                return events
-            restore_args = self.settings.guard.restore_tool_arguments
-            return guarding.restore_stream(masker, events, tool_arguments=restore_args)
+            if masker is not None:
+                restore_args = self.settings.guard.restore_tool_arguments
+                events = guarding.restore_stream(masker, events, tool_arguments=restore_args)
+            return guarding.police_stream(self.settings.guard, events, sp, facing)
 
         try:
             async for event in self.router.stream(route, open_stream, served.append):

@@ -5,6 +5,10 @@ The policy is decided per deployment (:func:`hanlin.guard.policy.decide`), so a 
 fails over from a local model to a remote one masks exactly the attempts that leave. What was
 masked is recorded on the call's span as counts per type (``hanlin.guard.masked.PHONE``), never
 the values.
+
+The output policy (:mod:`hanlin.guard.output`: term banks, links) runs on the restored answer;
+every rule that fired is recorded on the span as ``hanlin.guard.output.rules`` and a
+``hanlin.guard.<action>`` event naming the rule — never the text.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from hanlin.access import caller as access
 from hanlin.config import GuardSettings
 from hanlin.guard.masking import Masker, StreamRestorer
+from hanlin.guard.output import OutputHit, output_policy
 from hanlin.guard.policy import Decision, Target, current_kb, decide
 from hanlin.models.catalog import Deployment
 from hanlin.models.types import (
@@ -191,3 +196,73 @@ def record(sp: Any, decided: Decision | None, masker: Masker | None) -> None:
     sp.set_attribute(MASKED, sum(masker.counts.values()))
     for kind, n in sorted(masker.counts.items()):
         sp.set_attribute(f"{MASKED}.{kind}", n)
+
+
+def police_response(settings: GuardSettings, resp: ChatResponse, sp: Any, facing: bool) -> None:
+    """The output policy on a whole answer, in place: a ``block`` term replaces the answer (and
+    its tool calls) by the refusal text, with finish reason ``content_filter``."""
+    policy = output_policy(settings)
+    if not policy.active(facing) or not resp.text:
+        return
+    checked = policy.check(resp.text, links=facing)
+    resp.text = checked.text
+    if checked.blocked:
+        resp.tool_calls = []
+        resp.finish_reason = "content_filter"
+    record_output(sp, checked.hits, checked.blocked)
+
+
+def police_stream(
+    settings: GuardSettings, events: AsyncIterator[StreamEvent], sp: Any, facing: bool
+) -> AsyncIterator[StreamEvent]:
+    """``events`` under the output policy (``events`` itself when it changes nothing)."""
+    policy = output_policy(settings)
+    if not policy.active(facing):
+        return events
+    return _policed(policy.stream(links=facing), events, sp)
+
+
+async def _policed(
+    out: Any, events: AsyncIterator[StreamEvent], sp: Any
+) -> AsyncIterator[StreamEvent]:
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                shown = out.feed(event.text)
+                # a delta's logprobs pass with it even while its text is held back
+                if shown or event.logprobs:
+                    yield dataclasses.replace(event, text=shown)
+                if out.blocked:
+                    yield Finish("content_filter")
+                    return
+            elif isinstance(event, ToolCallDelta) and out.blocked:
+                continue
+            else:
+                if isinstance(event, Finish):
+                    rest = out.flush()
+                    if rest:
+                        yield TextDelta(rest)
+                    if out.blocked:
+                        yield Finish("content_filter")
+                        return
+                yield event
+        rest = out.flush()
+        if rest:
+            yield TextDelta(rest)
+        if out.blocked:
+            yield Finish("content_filter")
+    finally:
+        record_output(sp, out.hits, out.blocked)
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def record_output(sp: Any, hits: list[OutputHit], blocked: bool) -> None:
+    """The output policy's hits on the call's span: rule ids and actions, no text."""
+    if not hits:
+        return
+    sp.set_attribute("hanlin.guard.output.rules", sorted({h.rule for h in hits}))
+    sp.set_attribute("hanlin.guard.blocked", blocked)
+    for h in hits:
+        sp.add_event(f"hanlin.guard.{h.action}", {"hanlin.guard.rule": h.rule})

@@ -13,12 +13,13 @@ from typing import Any
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import InvalidInputError
-from hanlin.guard.policy import kb_scope
+from hanlin.guard.policy import kb_scope, user_facing
 from hanlin.models.gateway import Gateway
 from hanlin.models.types import Message, TextDelta, Usage
 from hanlin.rag.base import Answer, AnswerDelta, AnswerDone, Evidence, RagEvent, RetrievalEvent
 from hanlin.rag.citations import CitationFilter
 from hanlin.rag.retrieval import Retrieved, evidence, where
+from hanlin.rag.screen import screen_retrieved
 from hanlin.rag.select import pack, truncate
 from hanlin.rag.templates import Language, Templates
 from hanlin.text import count_tokens as estimate_tokens
@@ -126,10 +127,13 @@ async def generate(
     s = gen.settings
     t0 = time.perf_counter()
     with spans.current(gen.span), spans.span("pack", operation="pack") as sp:
+        # retrieved text is untrusted: screened for injection before the model reads it
+        found, screening = screen_retrieved(found, gen.gateway.settings.guard, gen.kb, gen.user)
+        screening.record(sp)
         packed = await asyncio.to_thread(plan_context, gen, question, turns, found, lang)
         sp.set_attribute("hanlin.rag.evidence", len(packed.items))
     timings = {"pack": (time.perf_counter() - t0) * 1000}
-    notes: list[str] = []
+    notes: list[str] = screening.notes
     if len(packed.items) < len(found.results):
         notes.append(
             f"{len(packed.items)} of {len(found.results)} evidence chunks fit the context budget "
@@ -142,7 +146,7 @@ async def generate(
     t1 = time.perf_counter()
     step = spans.start("generate", operation="generate", parent=gen.span)
     # the checks run (and the model call's span starts) when the stream is made
-    with spans.current(step), access.configured_model("kb:read"), kb_scope(gen.kb):
+    with spans.current(step), access.configured_model("kb:read"), kb_scope(gen.kb), user_facing():
         stream = gen.gateway.astream(
             messages,
             gen.model,

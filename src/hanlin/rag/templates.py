@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from hanlin.guard.untrusted import escape, wrap
 from hanlin.prompts.base import ModelConfig
 from hanlin.prompts.builtin import BUILTINS, bundled_text
 from hanlin.prompts.library import PromptLibrary, Resolved
@@ -153,8 +154,10 @@ class Templates:
         return fill(self.text(name), defaults | fields)
 
     def source_block(self, n: int, where: str, text: str) -> str:
-        """One numbered source as the answer prompt shows it (``rag.source``)."""
-        return self.render("source", n=n, where=where, text=text.strip())
+        """One numbered source as the answer prompt shows it (``rag.source``): its text is an
+        untrusted block (:mod:`hanlin.guard.untrusted`) whatever the template, and its label
+        cannot imitate a delimiter either."""
+        return self.render("source", n=n, where=escape(where), text=wrap(text.strip()))
 
 
 def template(name: str, lang: Language, home: Path | None = None) -> str:

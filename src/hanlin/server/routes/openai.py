@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from hanlin.access.auth import Principal
 from hanlin.errors import HanlinError, InvalidInputError
+from hanlin.guard.policy import user_facing
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.base_models import is_base_model
 from hanlin.models.catalog import AliasStore
@@ -204,11 +205,14 @@ async def _chat(
         return await cancel_on_disconnect(request, kb_chat)
     options = chat_options(req, caller.user)
     if not req.stream:
-        resp = await cancel_on_disconnect(
-            request, state.gateway.achat(req.messages, req.model, options)
-        )
+        # the answer goes to a person: links outside guard.allowed_link_hosts are neutralised
+        with user_facing():
+            resp = await cancel_on_disconnect(
+                request, state.gateway.achat(req.messages, req.model, options)
+            )
         return JSONResponse(gateway_completion(req.model, resp))
-    stream = state.gateway.astream(req.messages, req.model, options)
+    with user_facing():
+        stream = state.gateway.astream(req.messages, req.model, options)
     try:
         # fail with a proper status before the 200 is sent; a client that leaves while the
         # call waits for the model cancels it

@@ -2,6 +2,8 @@
 // nothing in a model's output can become markup; only the constructs below are then turned
 // into tags: fenced and inline code, headings, lists, quotes, rules, paragraphs, bold, italics,
 // links (http/https/mailto only, rel=noopener) and [n] citation markers as clickable chips.
+// Images are never rendered: `![alt](url)` shows as a link, so nothing loads from a remote host
+// by itself (the server has already neutralised links to hosts outside guard.allowed_link_hosts).
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
