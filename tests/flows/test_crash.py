@@ -51,7 +51,8 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 def test_kill_9_at_random_points_never_repeats_a_recorded_side_effect() -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    with CountingServer(delay=0.15) as server:
+    # slow enough (7 requests × 0.4 s after start-up) that a resume is always killed at least once
+    with CountingServer(delay=0.4) as server:
         host = server.url.removeprefix("http://")
         env = {**os.environ, "HANLIN_WORKFLOWS__ALLOWED_HOSTS": json.dumps([host])}
         settings = load_settings(workflows={"allowed_hosts": [host]})

@@ -8,6 +8,7 @@ without one the run pauses, and ``hanlin workflow answer RUN --data '{...}'`` re
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from hanlin.config import load_settings
 from hanlin.errors import InvalidInputError
-from hanlin.flows import NODES, FlowEngine, RunRecord, list_workflows, load_workflow
+from hanlin.flows import NODES, FlowEngine, RunRecord, Workflow, list_workflows, load_workflow
 from hanlin.flows.base import PendingInput
 from hanlin.flows.events import (
     FlowEvent,
@@ -70,7 +71,15 @@ def ls(as_json: JsonOpt = False) -> None:
     for path in list_workflows(settings):
         try:
             wf = load_workflow(str(path), settings, check_resources=False)
-            rows.append({"name": path.stem, "description": wf.spec.description, "ok": True})
+            schedules = [t.schedule for t in wf.spec.triggers]
+            rows.append(
+                {
+                    "name": path.stem,
+                    "description": wf.spec.description,
+                    "ok": True,
+                    "schedules": schedules,
+                }
+            )
         except Exception as exc:
             rows.append({"name": path.stem, "description": str(exc).split("\n")[0], "ok": False})
     if as_json:
@@ -80,7 +89,8 @@ def ls(as_json: JsonOpt = False) -> None:
         err.print(f"no workflows in {settings.home / 'workflows'} (put NAME.yaml there)")
     for row in rows:
         mark = "" if row["ok"] else "[red]invalid:[/] "
-        out.print(f"[bold]{row['name']}[/]  {mark}{escape(row['description'])}")
+        when = "".join(f"  [cyan]⏱ {escape(c)}[/]" for c in row.get("schedules") or [])
+        out.print(f"[bold]{row['name']}[/]  {mark}{escape(row['description'])}{when}")
 
 
 @app.command()
@@ -109,6 +119,94 @@ def show(workflow: str, yaml_out: Annotated[bool, typer.Option("--yaml")] = Fals
         )
         table.add_row(n, node.type, shown, nxt)
     out.print(table)
+    if wf.spec.triggers:
+        _show_triggers(wf)
+
+
+def _show_triggers(wf: Workflow) -> None:
+    import time
+
+    from hanlin.flows.schedule import schedule_rows
+    from hanlin.flows.store import open_flow_store
+
+    store = open_flow_store(load_settings())
+    try:
+        rows = schedule_rows(wf, store, time.time())
+    finally:
+        store.close()
+    table = Table(title="triggers", title_justify="left")
+    for column in ("trigger", "schedule", "timezone", "next fire", "last fire", "inputs"):
+        table.add_column(column)
+    for row in rows:
+        last = row["last_fire"] and f"{row['last_fire']} ({row['last_outcome']})"
+        table.add_row(
+            row["trigger"],
+            row["schedule"],
+            row["timezone"],
+            row["next_fire"],
+            last or "-",
+            escape(json.dumps(row["inputs"], ensure_ascii=False)),
+        )
+    out.print(table)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="a Dify DSL export (app.yml)")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="where to write (default: workflows/NAME.yaml; - prints)"
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the workflow's name")] = None,
+    model: Annotated[str | None, typer.Option(help="use this model in every model node")] = None,
+    kb: Annotated[
+        list[str] | None, typer.Option(help="DATASET_ID=KB: a Dify dataset as a knowledge base")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Convert a Dify workflow or chatflow export into a Hanlin workflow; every node or field
+    that could not be carried over is named with the reason."""
+    from pathlib import Path
+
+    from hanlin.flows.definition import workflows_dir
+    from hanlin.flows.dify import import_dify
+
+    settings = load_settings()
+    kbs = dict(pair.split("=", 1) for pair in kb or [] if "=" in pair)
+    path = Path(source)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._") or "dify-app"
+    result = import_dify(path.read_text("utf-8"), name=name, model=model, kbs=kbs)
+    if name is None and result.definition["name"] == "dify-app":
+        result.definition["name"] = stem
+    text = result.to_yaml()
+    if output == "-":
+        print(text, end="")
+    else:
+        target = (
+            Path(output)
+            if output
+            else workflows_dir(settings) / f"{result.definition['name']}.yaml"
+        )
+        if target.exists() and not force:
+            raise InvalidInputError(f"{target} exists", hint="pass --force to overwrite it, or -o")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, "utf-8")
+        err.print(
+            f"wrote {target} ({len(result.definition['nodes'])} nodes, "
+            f"from a Dify {result.mode} app)"
+        )
+    for note in result.unconverted:
+        err.print(f"[red]not converted[/] {escape(note.line())}")
+    for note in result.notes:
+        err.print(f"[yellow]note[/] {escape(note.line())}")
+    try:
+        Workflow.from_dict(result.definition)
+    except InvalidInputError as exc:
+        err.print(f"[red]not valid yet[/] (fix the nodes above): {escape(exc.message)}")
+        return
+    err.print("[green]valid[/]")
 
 
 @app.command()

@@ -177,6 +177,7 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
     (51, "evaluation dataset import reports", lambda: EVALS_REPORT_SQL),
     (60, "workflow runs", lambda: FLOWS_SQL),
     (61, "who started each workflow run", lambda: FLOWS_STARTED_BY_SQL),
+    (62, "workflow schedule fires", lambda: FLOWS_SCHEDULE_FIRES_SQL),
 ]
 
 #: workflow runs, their steps and recorded side effects (hanlin.flows.postgres), the SQLite
@@ -206,6 +207,16 @@ CREATE TABLE flow_effects (
 FLOWS_STARTED_BY_SQL = """
 ALTER TABLE flow_runs ADD COLUMN started_by text;
 CREATE INDEX flow_runs_started_by ON flow_runs (started_by, created_at);
+"""
+
+#: the fires of workflow schedule triggers (hanlin.flows.sql.SCHEDULE_FIRES): the primary key
+#: is what lets only one replica start each fire
+FLOWS_SCHEDULE_FIRES_SQL = """
+CREATE TABLE flow_schedule_fires (
+    workflow text NOT NULL, trigger_key text NOT NULL, scheduled_at double precision NOT NULL,
+    outcome text NOT NULL, run_id text, fired_at double precision NOT NULL,
+    PRIMARY KEY (workflow, trigger_key, scheduled_at)
+);
 """
 
 #: versioned evaluation datasets, runs and per-example results (hanlin.evals.postgres), the

@@ -140,11 +140,32 @@ class GraphSpec(BaseModel):
         return data
 
 
+class TriggerSpec(BaseModel):
+    """A schedule that starts the workflow: a cron expression (five fields, or six with
+    seconds first) read in ``timezone``, and the inputs each run gets. ``catch_up``: after a
+    downtime, ``latest`` runs the most recent missed fire once, ``skip`` runs none. ``id``
+    names the trigger (default: its schedule); its last fire is kept under it."""
+
+    model_config = _FORBID
+
+    id: str | None = None
+    schedule: str
+    timezone: str = "UTC"
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    catch_up: Literal["latest", "skip"] = "latest"
+
+    @property
+    def key(self) -> str:
+        return self.id or self.schedule
+
+
 class WorkflowSpec(GraphSpec):
-    """A whole workflow: a named graph with one ``start`` node."""
+    """A whole workflow: a named graph with one ``start`` node, and the schedules that start
+    it (``triggers``)."""
 
     name: str
     description: str = ""
+    triggers: list[TriggerSpec] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -160,6 +181,8 @@ class WorkflowSpec(GraphSpec):
         data: dict[str, Any] = {"name": self.name}
         if self.description:
             data["description"] = self.description
+        if self.triggers:
+            data["triggers"] = [t.model_dump(exclude_defaults=True) for t in self.triggers]
         return {**data, **super().to_data()}
 
 
@@ -213,6 +236,19 @@ class StepRecord(BaseModel):
     attempts: int = 1
     started_at: float = 0.0
     finished_at: float = 0.0
+
+
+class ScheduleFire(BaseModel):
+    """A schedule trigger's fire as stored: when it was due, what became of it (``fired``: a
+    run started; ``armed``: the trigger was first seen, nothing ran; ``skipped``: missed and
+    not caught up), its run, and when it was recorded."""
+
+    workflow: str
+    trigger: str
+    scheduled_at: float
+    outcome: str
+    run_id: str | None = None
+    fired_at: float = 0.0
 
 
 class WorkflowInvalidError(InvalidInputError):

@@ -39,6 +39,18 @@ class NodeTextEvent:
 
 
 @dataclass(slots=True)
+class NodeProgressEvent:
+    """A step inside a node that works in steps (an agent node's tool call and its result, a
+    team's handoff to a role): ``kind`` says which (``tool_call``, ``tool_result``,
+    ``handoff``), ``data`` the details as plain JSON."""
+
+    node: str
+    kind: str
+    data: dict[str, Any]
+    type: Literal["node_progress"] = "node_progress"
+
+
+@dataclass(slots=True)
 class NodeRetryEvent:
     node: str
     attempt: int
@@ -85,6 +97,7 @@ FlowEvent = (
     RunStartedEvent
     | NodeStartedEvent
     | NodeTextEvent
+    | NodeProgressEvent
     | NodeRetryEvent
     | NodeFinishedEvent
     | RunPausedEvent

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ValidationError
 import hanlin.flows.refs as refs
 from hanlin.config import Settings
 from hanlin.errors import HanlinError, did_you_mean
-from hanlin.flows.base import NODE_ID, EdgeSpec, GraphSpec, NodeSpec, WorkflowInvalidError
+from hanlin.flows.base import (
+    NODE_ID,
+    EdgeSpec,
+    GraphSpec,
+    NodeSpec,
+    WorkflowInvalidError,
+    WorkflowSpec,
+)
 from hanlin.flows.nodes import NODES, NodeType
 from hanlin.flows.nodes.base import compatible
 
@@ -58,6 +65,10 @@ def check_workflow(spec: GraphSpec, name: str, settings: Settings | None = None)
     problem. With ``settings``, what they name is checked too (knowledge bases exist)."""
     problems: list[Problem] = []
     graph = _compile(spec, problems, top=True, outer={}, settings=settings)
+    if isinstance(spec, WorkflowSpec) and spec.triggers:
+        from hanlin.flows.triggers import trigger_problems
+
+        problems.extend(trigger_problems(spec, graph))
     if problems:
         raise WorkflowInvalidError(name, problems)
     assert graph is not None

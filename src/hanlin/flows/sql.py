@@ -17,6 +17,7 @@ from hanlin.flows.base import (
     PendingInput,
     RunInterruptedError,
     RunRecord,
+    ScheduleFire,
     StepRecord,
     run_not_found,
 )
@@ -46,6 +47,16 @@ SCHEMA = [
 STARTED_BY = [
     "ALTER TABLE flow_runs ADD COLUMN started_by TEXT",
     "CREATE INDEX flow_runs_started_by ON flow_runs (started_by, created_at)",
+]
+
+#: the fires of schedule triggers, one row per (workflow, trigger, scheduled time): the key
+#: that lets one scheduler, and only one, start a fire; the newest row is the trigger's last fire
+SCHEDULE_FIRES = [
+    """CREATE TABLE flow_schedule_fires (
+        workflow TEXT NOT NULL, trigger_key TEXT NOT NULL, scheduled_at REAL NOT NULL,
+        outcome TEXT NOT NULL, run_id TEXT, fired_at REAL NOT NULL,
+        PRIMARY KEY (workflow, trigger_key, scheduled_at)
+    )""",
 ]
 
 _RUN_COLUMNS = (
@@ -80,29 +91,33 @@ class SqlFlowStore:
         now = time.time()
         run = run.model_copy(update={"created_at": now, "updated_at": now, "steps": 0})
         with self._write() as conn:
-            self._exec(
-                conn,
-                f"INSERT INTO flow_runs ({_RUN_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.id,
-                    run.workflow,
-                    _dump(run.definition),
-                    _dump(run.inputs),
-                    run.status,
-                    _dump(run.state),
-                    None if run.outputs is None else _dump(run.outputs),
-                    run.error,
-                    None,
-                    None,
-                    run.parent,
-                    now,
-                    now,
-                    0,
-                    run.started_by,
-                ),
-            )
+            self._insert_run(conn, run)
         return run
+
+    def _insert_run(self, conn: Any, run: RunRecord) -> None:
+        now = run.created_at
+        self._exec(
+            conn,
+            f"INSERT INTO flow_runs ({_RUN_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                run.workflow,
+                _dump(run.definition),
+                _dump(run.inputs),
+                run.status,
+                _dump(run.state),
+                None if run.outputs is None else _dump(run.outputs),
+                run.error,
+                None,
+                run.owner,
+                run.parent,
+                now,
+                now,
+                0,
+                run.started_by,
+            ),
+        )
 
     def _row(self, conn: Any, run_id: str, lock: bool = False) -> RunRecord:
         row = self._exec(
@@ -312,6 +327,71 @@ class SqlFlowStore:
                 "ON CONFLICT (run_id, key) DO NOTHING",
                 (run_id, key, _dump(value), time.time()),
             )
+
+    # --- schedule fires --------------------------------------------------------------------
+
+    def last_fire(self, workflow: str, trigger: str) -> ScheduleFire | None:
+        """The newest fire recorded for ``trigger`` of ``workflow`` (None: never armed)."""
+        with self._read() as conn:
+            row = self._exec(
+                conn,
+                "SELECT scheduled_at, outcome, run_id, fired_at FROM flow_schedule_fires "
+                "WHERE workflow = ? AND trigger_key = ? ORDER BY scheduled_at DESC LIMIT 1",
+                (workflow, trigger),
+            ).fetchone()
+        if row is None:
+            return None
+        return ScheduleFire(
+            workflow=workflow,
+            trigger=trigger,
+            scheduled_at=float(row[0]),
+            outcome=row[1],
+            run_id=row[2],
+            fired_at=float(row[3]),
+        )
+
+    def claim_fire(
+        self,
+        workflow: str,
+        trigger: str,
+        scheduled_at: float,
+        outcome: str,
+        run: RunRecord | None = None,
+    ) -> bool:
+        """Record the fire of ``trigger`` at ``scheduled_at`` and, in the same transaction,
+        create its ``run``. False (nothing written) when this fire, or a later one, was
+        recorded already: two schedulers on one store never both start a fire, and a lagging
+        one never goes back in time. Older fires of the trigger are forgotten."""
+        now = time.time()
+        with self._write() as conn:
+            newer = self._exec(
+                conn,
+                "SELECT 1 FROM flow_schedule_fires WHERE workflow = ? AND trigger_key = ? "
+                "AND scheduled_at >= ?",
+                (workflow, trigger, scheduled_at),
+            ).fetchone()
+            if newer is not None:
+                return False
+            cursor = self._exec(
+                conn,
+                "INSERT INTO flow_schedule_fires "
+                "(workflow, trigger_key, scheduled_at, outcome, run_id, fired_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workflow, trigger_key, scheduled_at) DO NOTHING",
+                (workflow, trigger, scheduled_at, outcome, run.id if run else None, now),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._exec(
+                conn,
+                "DELETE FROM flow_schedule_fires WHERE workflow = ? AND trigger_key = ? "
+                "AND scheduled_at < ?",
+                (workflow, trigger, scheduled_at),
+            )
+            if run is not None:
+                stamped = {"created_at": now, "updated_at": now, "steps": 0}
+                self._insert_run(conn, run.model_copy(update=stamped))
+        return True
 
 
 def _dump(value: Any) -> str:

@@ -4,12 +4,13 @@ schema as named migrations (:mod:`hanlin.sqlite_migrations`)."""
 
 from __future__ import annotations
 
-from hanlin.flows.sql import SCHEMA, STARTED_BY, SqlFlowStore
+from hanlin.flows.sql import SCHEDULE_FIRES, SCHEMA, STARTED_BY, SqlFlowStore
 from hanlin.sqlite_migrations import SqliteFile
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0001_initial", SCHEMA),
     ("0002_started_by", STARTED_BY),
+    ("0003_schedule_fires", SCHEDULE_FIRES),
 ]
 
 

@@ -1,5 +1,5 @@
 """Where runs live: the :class:`FlowStore` protocol and :func:`open_flow_store` — the app
-directory's ``workflows.sqlite``, or PostgreSQL with ``database_url`` (migration 60); both
+directory's ``workflows.sqlite``, or PostgreSQL with ``database_url`` (migrations 60–62); both
 share the SQL of :mod:`hanlin.flows.sql`."""
 
 from __future__ import annotations
@@ -8,13 +8,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hanlin.config import Settings
-from hanlin.flows.base import PendingInput, RunInterruptedError, RunRecord, StepRecord
+from hanlin.flows.base import (
+    PendingInput,
+    RunInterruptedError,
+    RunRecord,
+    ScheduleFire,
+    StepRecord,
+)
 
 __all__ = ["FlowStore", "RunInterruptedError", "open_flow_store"]
 
 
 class FlowStore(Protocol):
-    """Runs, their steps and their recorded effects (see :class:`SqlFlowStore`)."""
+    """Runs, their steps, their recorded effects and the fires of schedule triggers (see
+    :class:`SqlFlowStore`)."""
 
     def create_run(self, run: RunRecord) -> RunRecord: ...
     def get_run(self, run_id: str) -> RunRecord: ...
@@ -48,6 +55,15 @@ class FlowStore(Protocol):
     def steps(self, run_id: str) -> list[StepRecord]: ...
     def get_effect(self, run_id: str, key: str) -> dict[str, Any] | None: ...
     def record_effect(self, run_id: str, key: str, value: dict[str, Any]) -> None: ...
+    def last_fire(self, workflow: str, trigger: str) -> ScheduleFire | None: ...
+    def claim_fire(
+        self,
+        workflow: str,
+        trigger: str,
+        scheduled_at: float,
+        outcome: str,
+        run: RunRecord | None = None,
+    ) -> bool: ...
     def close(self) -> None: ...
 
 

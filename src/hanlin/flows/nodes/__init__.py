@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from hanlin.flows.nodes import basic, control, effects, llm
+from hanlin.flows.nodes import (
+    agents,
+    basic,
+    classify,
+    control,
+    documents,
+    effects,
+    lists,
+    llm,
+    teams,
+)
 from hanlin.flows.nodes.base import NODES, NodeContext, NodeOutput, NodeType, PauseRun, register
 
 __all__ = [
@@ -11,9 +21,14 @@ __all__ = [
     "NodeOutput",
     "NodeType",
     "PauseRun",
+    "agents",
     "basic",
+    "classify",
     "control",
+    "documents",
     "effects",
+    "lists",
     "llm",
     "register",
+    "teams",
 ]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hanlin.flows.events import FlowEvent
     from hanlin.flows.store import FlowStore
     from hanlin.knowledge.kb import KnowledgeBase
+    from hanlin.knowledge.parsing import ParsePool
     from hanlin.models.gateway import Gateway
 
 FORBID = ConfigDict(extra="forbid")
@@ -83,6 +84,7 @@ class Services:
         self._gateway = gateway
         self._own_gateway = gateway is None
         self._kbs: dict[str, KnowledgeBase] = {}
+        self._parser: ParsePool | None = None
         self._lock = threading.Lock()
         self.find_workflow = find_workflow
 
@@ -104,7 +106,21 @@ class Services:
                 self._kbs[name] = KnowledgeBase(name, self.settings)
             return self._kbs[name]
 
+    @property
+    def parser(self) -> ParsePool:
+        """The knowledge bases' file parser (worker processes under the ``knowledge.parse_*``
+        limits), started on first use and kept for the engine's life."""
+        with self._lock:
+            if self._parser is None:
+                from hanlin.knowledge.parsing import ParseLimits, ParsePool
+
+                self._parser = ParsePool(ParseLimits.from_settings(self.settings.knowledge))
+            return self._parser
+
     def close(self) -> None:
+        if self._parser is not None:
+            self._parser.close()
+            self._parser = None
         for kb in self._kbs.values():
             kb.close()
         self._kbs.clear()

@@ -1,6 +1,7 @@
 """The nodes with side effects: ``code`` (the agents' Python sandbox), ``http_request`` (through
-the SSRF guard) and ``tool`` (any Hanlin agent tool by name). Their results are recorded
-before the run moves on, and a resumed run replays the record (see the engine)."""
+the SSRF guard) and ``tool`` (any Hanlin agent tool, or a configured MCP server's tool). Their
+results are recorded before the run moves on, and a resumed run replays the record (see the
+engine)."""
 
 from __future__ import annotations
 
@@ -166,8 +167,12 @@ class HttpRequest(NodeType):
 class ToolConfig(BaseModel):
     model_config = FORBID
 
-    #: an agent tool's name (`hanlin agent tools` lists them)
+    #: an agent tool's name (`hanlin agent tools` lists them), or with ``server`` the name of
+    #: one of that MCP server's tools
     tool: str
+    #: an MCP server configured under ``[mcpServers.<name>]`` in hanlin.toml (a workflow
+    #: names servers, it does not start commands of its own)
+    server: str | None = None
     #: the tool's options, as in an agent definition (``kb`` for kb_search …)
     options: dict[str, Any] = Field(default_factory=dict)
     arguments: dict[str, Any] = Field(default_factory=dict)
@@ -176,7 +181,7 @@ class ToolConfig(BaseModel):
 @register
 class Tool(NodeType):
     name = "tool"
-    summary = "call any Hanlin agent tool by name"
+    summary = "call any Hanlin agent tool, or an MCP server's tool, by name"
     Config = ToolConfig
     side_effects = True
 
@@ -186,6 +191,8 @@ class Tool(NodeType):
     def check(self, config: ToolConfig, settings: Any) -> list[tuple[str, str]]:
         from hanlin.agents.tool_kinds import TOOLS
 
+        if config.server is not None:
+            return _mcp_problems(config, settings)
         try:
             TOOLS.lookup(config.tool)
         except HanlinError as exc:
@@ -195,16 +202,68 @@ class Tool(NodeType):
     async def run(self, ctx: NodeContext, config: ToolConfig) -> NodeOutput:
         from hanlin.agents.tool_kinds import TOOLS, BuildContext, ToolSpec
 
-        spec = ToolSpec(name=config.tool, options=ctx.resolve(config.options))
-        build = BuildContext(
-            agent=f"workflow-{ctx.node.id}", settings=ctx.settings, workspace=None, long_term=None
-        )
-        tools = TOOLS.lookup(config.tool).build(spec, build)
-        tool = next((t for t in tools if t.name == config.tool), tools[0])
-        result = await tool.run(ctx.resolve(config.arguments))
+        if config.server is not None:
+            result = await _call_mcp(ctx, config)
+        else:
+            spec = ToolSpec(name=config.tool, options=ctx.resolve(config.options))
+            build = BuildContext(
+                agent=f"workflow-{ctx.node.id}",
+                settings=ctx.settings,
+                workspace=None,
+                long_term=None,
+            )
+            tools = TOOLS.lookup(config.tool).build(spec, build)
+            tool = next((t for t in tools if t.name == config.tool), tools[0])
+            result = await tool.run(ctx.resolve(config.arguments))
         if result.is_error:
             raise InvalidInputError(
                 f"tool {config.tool} failed: {result.content[:500]}",
                 hint="check the tool's arguments (`hanlin agent tools`)",
             )
         return NodeOutput({"result": result.content, "data": result.data})
+
+
+def _mcp_problems(config: ToolConfig, settings: Any) -> list[tuple[str, str]]:
+    if config.options:
+        return [("an MCP tool takes no `options`", "pass its inputs under `arguments`")]
+    if settings is None:
+        return []
+    from hanlin.agents.mcp.config import configured_servers
+
+    known = configured_servers(settings)
+    if config.server not in known:
+        return [
+            (
+                f"MCP server '{config.server}' is not configured",
+                f"add [mcpServers.{config.server}] to hanlin.toml "
+                f"(configured: {', '.join(known) or 'none'})",
+            )
+        ]
+    return []
+
+
+async def _call_mcp(ctx: NodeContext, config: ToolConfig) -> Any:
+    """Call one tool of a configured MCP server (connected for this call, then closed)."""
+    try:
+        from hanlin.agents.mcp import McpToolset, configured_servers
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"node '{ctx.node.id}' calls an MCP tool, but the MCP client is not available ({exc})",
+            hint="pip install 'hanlin[mcp]'",
+        ) from None
+    known = configured_servers(ctx.settings)
+    server = str(config.server)
+    if server not in known:
+        problem = _mcp_problems(config, ctx.settings)[0]
+        raise InvalidInputError(problem[0], hint=problem[1])
+    async with McpToolset({server: known[server]}, strict=True) as toolset:
+        tool = next(
+            (t for t in toolset.tools if getattr(t, "remote_name", "") == config.tool), None
+        )
+        if tool is None:
+            names = ", ".join(getattr(t, "remote_name", t.name) for t in toolset.tools)
+            raise InvalidInputError(
+                f"MCP server '{server}' has no tool '{config.tool}' (its tools: {names or 'none'})",
+                hint="name one of its tools in `tool`",
+            )
+        return await tool.run(ctx.resolve(config.arguments))

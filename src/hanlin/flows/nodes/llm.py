@@ -91,11 +91,37 @@ class Llm(NodeType):
             "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens},
         }
         if config.output_schema:
-            outputs["structured"] = _parse_json(response.text, config.output_schema)
+            outputs["structured"] = parse_json(response.text, config.output_schema)
         return NodeOutput(outputs)
 
 
-def _parse_json(text: str, schema: dict[str, Any]) -> Any:
+async def ask_json(
+    ctx: NodeContext,
+    model: str | None,
+    system: str,
+    prompt: str,
+    schema: dict[str, Any],
+    *,
+    temperature: float | None = None,
+    name: str = "response",
+    validate: bool = True,
+) -> tuple[Any, Any]:
+    """One gateway call asking for JSON matching ``schema`` (``response_format``), as the
+    ``llm`` node makes it: ``(the parsed answer, the gateway response)``. Raises
+    :class:`InvalidInputError` when the answer is not JSON or does not match."""
+    from hanlin.models.types import ChatOptions, Message, ResponseFormat
+
+    fmt = ResponseFormat(type="json_schema", json_schema=schema, name=name)
+    options = ChatOptions(temperature=temperature, response_format=fmt)
+    messages = [Message.system(system), Message.user(prompt)]
+    with configured_model("workflows"):
+        response = await ctx.services.gateway.achat(messages, model, options)
+    return parse_json(response.text, schema if validate else None), response
+
+
+def parse_json(text: str, schema: dict[str, Any] | None) -> Any:
+    """A model's JSON answer checked against ``schema`` (repaired when it is almost JSON; not
+    checked when ``schema`` is None)."""
     import jsonschema
 
     from hanlin.agents.repair import repair_json
@@ -110,13 +136,17 @@ def _parse_json(text: str, schema: dict[str, Any]) -> Any:
                 f"the model did not answer JSON: {text[:200]!r}",
                 hint="use a model that supports structured output, or retry the node "
                 "(retry: {max_attempts: 3})",
+                params={"text": text[:4000]},
             ) from None
+    if schema is None:
+        return value
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
         raise InvalidInputError(
             f"the model's JSON does not match output_schema: {exc.message}",
             hint="retry the node, or loosen the schema",
+            params={"text": text[:4000]},
         ) from None
     return value
 
