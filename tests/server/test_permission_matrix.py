@@ -43,6 +43,7 @@ KEYS: dict[str, tuple[list[str], list[str]]] = {
     "agents_only": (["agents"], []),
     "agents_reader_alpha": (["agents", "chat", "kb:read"], ["alpha"]),
     "agents_reader": (["agents", "chat", "kb:read"], []),
+    "workflows": (["workflows"], []),
     "admin": (["admin"], []),
 }
 SNOOP = f"""
@@ -309,3 +310,46 @@ def test_kb_page_actions_follow_the_key(world: World, route: str, key: str) -> N
             assert response.status_code == 403, (route, key, kb, response.text)
             assert response.json()["error"]["code"] in ("insufficient_scope", "kb_not_allowed")
             assert SECRET not in response.text
+
+
+# the workflow editor's routes: no knowledge base, so `kb` is not sent; saving is an admin's act
+# (a saved workflow is what every `workflows` key runs, with the models its llm nodes choose)
+SHOUT = {
+    "nodes": [
+        {"id": "start", "type": "start", "inputs": {"q": "string"}},
+        {"id": "out", "type": "answer", "answer": "{{start.q}}"},
+    ]
+}
+EDITOR: dict[str, tuple[set[str], Callable[[World, str], Any]]] = {
+    "node_palette": (
+        {"workflows"},
+        lambda w, key: w.client.get("/v1/workflows/nodes", headers=w.headers(key)),
+    ),
+    "validate": (
+        {"workflows"},
+        lambda w, key: w.client.post(
+            "/v1/workflows/validate", json={"yaml": json.dumps(SHOUT)}, headers=w.headers(key)
+        ),
+    ),
+    "save": (
+        {"admin"},
+        lambda w, key: w.client.put(
+            f"/v1/workflows/by-{key}", json={"definition": SHOUT}, headers=w.headers(key)
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("route", sorted(EDITOR))
+@pytest.mark.parametrize("key", sorted(KEYS))
+def test_workflow_editor_routes_follow_the_key(world: World, route: str, key: str) -> None:
+    needs, send = EDITOR[route]
+    response = send(world, key)
+    saved = world.settings.home / "workflows" / f"by-{key}.yaml"
+    if may(key, needs, None):
+        assert response.status_code < 300, (route, key, response.text)
+    else:
+        assert response.status_code == 403, (route, key, response.text)
+        assert response.json()["error"]["code"] == "insufficient_scope"
+        if route == "save":
+            assert not saved.exists()

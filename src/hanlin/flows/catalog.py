@@ -80,9 +80,10 @@ def named_workflow(name: str, settings: Settings) -> Workflow:
     return load_workflow(name, settings)
 
 
-def parse_submitted(text: str, settings: Settings) -> Workflow:
-    """Check a definition a client sent (YAML). YAML aliases are refused: a few lines of
-    nested aliases expand into billions of values wherever the definition is walked."""
+def parse_submitted(text: str, settings: Settings, *, name: str | None = None) -> Workflow:
+    """Check a definition a client sent (YAML; ``name`` when it names none). YAML aliases are
+    refused: a few lines of nested aliases expand into billions of values wherever the
+    definition is walked."""
     try:
         aliased = any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text))
     except yaml.YAMLError:
@@ -96,7 +97,7 @@ def parse_submitted(text: str, settings: Settings) -> Workflow:
             code="workflow_invalid",
         )
     try:
-        return Workflow.from_yaml(text, settings)
+        return Workflow.from_yaml(text, settings, name=name)
     except RecursionError:
         raise _too_deep() from None
 

@@ -41,6 +41,7 @@ from hanlin.server.routes import (
     openai,
     prompts,
     traces,
+    workflow_authoring,
     workflows,
 )
 from hanlin.server.state import ServerState
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(traces.router)
     app.include_router(prompts.router)
     app.include_router(evals.router)
+    app.include_router(workflow_authoring.router)  # before /{name}: /nodes is no name
     app.include_router(workflows.router)
 
     @app.get("/api/health", tags=["health"], summary="Liveness, version and local model load")

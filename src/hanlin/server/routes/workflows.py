@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from hanlin.access.auth import Principal
 from hanlin.errors import ConflictError, InvalidInputError
 from hanlin.flows import RunRecord, StepRecord, Workflow
-from hanlin.flows.base import RunFailedError
+from hanlin.flows.authoring import read_draft, read_layout
+from hanlin.flows.base import RunFailedError, WorkflowInvalidError
 from hanlin.flows.catalog import (
     catalog,
     input_schema,
@@ -30,9 +31,11 @@ from hanlin.flows.catalog import (
     inputs_from_payload,
     named_workflow,
     parse_submitted,
+    problem_dicts,
     reply_text,
 )
 from hanlin.flows.events import FlowEvent, NodeFinishedEvent, RunPausedEvent, event_dict
+from hanlin.flows.palette import submitted_ports
 from hanlin.models.types import Usage
 from hanlin.server import sse
 from hanlin.server.auth import scope
@@ -177,13 +180,14 @@ async def list_workflows(
 @router.post(
     "/validate",
     summary="Check a workflow definition (YAML) without saving or running it: every problem, "
-    "each with its node and fix",
+    "each with its node and fix, and each node's ports (branches) and outputs",
 )
 async def validate_workflow(
     body: ValidateRequest,
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("workflows")),
 ) -> dict[str, Any]:
+    ports = await asyncio.to_thread(submitted_ports, body.yaml)
     try:
         wf = await asyncio.to_thread(parse_submitted, body.yaml, state.settings)
     except InvalidInputError as exc:
@@ -193,6 +197,7 @@ async def validate_workflow(
             "name": exc.params.get("workflow"),
             "error": exc.message,
             "problems": [{"node": p[0], "message": p[1], "fix": p[2]} for p in problems],
+            "ports": ports,
         }
     return {
         "valid": True,
@@ -202,6 +207,7 @@ async def validate_workflow(
         "nodes": len(wf.graph.order),
         "edges": len(wf.graph.edges),
         "inputs": input_schema(wf),
+        "ports": ports,
     }
 
 
@@ -315,13 +321,28 @@ async def answer_form(
 @router.get("/{name}", summary="One workflow: its definition, nodes, edges and input schema")
 async def show_workflow(
     name: str,
+    draft: bool = Query(
+        False, description="an invalid workflow answers with its definition and problems"
+    ),
     state: ServerState = Depends(get_state),
     caller: Principal = Depends(scope("workflows")),
 ) -> dict[str, Any]:
-    wf = await asyncio.to_thread(named_workflow, name, state.settings)
+    try:
+        wf = await asyncio.to_thread(named_workflow, name, state.settings)
+    except WorkflowInvalidError as exc:
+        if not draft:
+            raise
+        return {
+            "name": name,
+            "valid": False,
+            "problems": problem_dicts(exc),
+            "definition": await asyncio.to_thread(read_draft, name, state.settings),
+            "layout": await asyncio.to_thread(read_layout, name, state.settings),
+        }
     graph = wf.graph
     return {
         "name": wf.name,
+        "valid": True,
         "description": wf.spec.description,
         "inputs": input_schema(wf),
         "nodes": [
@@ -330,6 +351,7 @@ async def show_workflow(
         "edges": [str(e) for e in graph.edges],
         "definition": wf.spec.to_data(),
         "yaml": wf.to_yaml(),
+        "layout": await asyncio.to_thread(read_layout, name, state.settings),
     }
 
 

@@ -1,6 +1,6 @@
 // Entry point: wires the sidebar (chats, knowledge bases, compute, traces, evaluations), the hash
 // router (#/chat/<id>, #/kb/<name>, #/compute/<tab>, #/traces?filters, #/traces/<id>,
-// #/dashboard, #/evals/…), the citation side panel, the language toggle and the API-key dialog.
+// #/dashboard, #/evals/…, #/workflows/<name>), the citation side panel, the language toggle and the API-key dialog.
 
 import { AgentView } from "./agent.js";
 import { api, getApiKey, request, setApiKey, sourceNames } from "./api.js";
@@ -16,6 +16,7 @@ import { KbView } from "./kb.js";
 import { PromptsView } from "./prompts.js";
 import { TraceDetailView } from "./trace-detail.js";
 import { TracesView } from "./traces.js";
+import { WorkflowsView } from "./workflows.js";
 
 const state = { kbs: [], models: [], agents: [], route: { view: "chat", id: null } };
 const store = new ConversationStore();
@@ -72,6 +73,7 @@ const traceDetail = new TraceDetailView();
 const dashboard = new DashboardView();
 const evals = new EvalsView();
 const prompts = new PromptsView();
+const workflows = new WorkflowsView();
 
 /** Show the chat view with no conversation selected (a new chat starts on the first message). */
 function goNewChat() {
@@ -303,7 +305,7 @@ function setSidebar(open) {
 function parseHash() {
   const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/");
-  const views = ["kb", "compute", "agent", "settings", "traces", "dashboard", "evals", "prompts"];
+  const views = ["kb", "compute", "agent", "settings", "traces", "dashboard", "evals", "prompts", "workflows"];
   const view = views.includes(parts[0]) ? parts[0] : "chat";
   const id = parts[1] ? decodeURIComponent(parts.slice(1).join("/")) : null;
   return { view, id, query };
@@ -334,6 +336,7 @@ function route() {
   dashboard.el.hidden = view !== "dashboard";
   evals.el.hidden = view !== "evals";
   prompts.el.hidden = view !== "prompts";
+  workflows.el.hidden = view !== "workflows";
   markTraceNav(view);
   if (view !== "compute") compute.markNav(null);
   if (view === "agent" && id) {
@@ -353,6 +356,8 @@ function route() {
     evals.show(id, state.route.query);
   } else if (view === "prompts") {
     prompts.show(id);
+  } else if (view === "workflows") {
+    workflows.show(id, state.route.query);
   } else if (view === "compute") {
     compute.show(id);
   } else if (view === "kb" && id) {
@@ -441,7 +446,7 @@ async function reloadAll() {
   if (state.route.view === "chat" && state.route.id && !chat.streaming) chat.show(state.route.id);
   if (state.route.view === "kb" && state.route.id) kb.refresh();
   if (state.route.view === "compute") compute.loadLists(true);
-  if (["traces", "dashboard", "evals", "prompts"].includes(state.route.view)) route();
+  if (["traces", "dashboard", "evals", "prompts", "workflows"].includes(state.route.view)) route();
 }
 
 // --- wiring --------------------------------------------------------------------------------
