@@ -260,6 +260,7 @@ def test_a_paused_run_is_answered_in_the_page(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "review.yaml").write_text(REVIEW, "utf-8")
     page.goto(server_url + "/#/workflows/review")
+    expect(node(page, "ask")).to_be_visible()  # the workflow is drawn before its inputs are filled
     page.get_by_test_id("input-draft").fill("the report")
     page.get_by_test_id("flow-run").click()
     form = page.get_by_test_id("flow-form")

@@ -236,7 +236,12 @@ def test_agent_uses_mcp_tools_and_survives_a_server_dying(
     assert result.stop_reason == "answer"
     assert result.text == "The echo worked; the other tool crashed."
     tool_messages = [m for m in sent_messages(upstream, 2) if m["role"] == "tool"]
-    assert tool_messages[0]["content"] == "echo: hi"
+    # the model reads the result as data, in an untrusted block (docs/guard.md)
+    assert (
+        tool_messages[0]["content"]
+        == '<untrusted source="tool:flaky__echo">\necho: hi\n</untrusted>'
+    )
+
     assert "closed the connection during the call" in tool_messages[1]["content"]
     names = [t["function"]["name"] for t in upstream.app.requests[0][2]["tools"]]
     assert names == ["flaky__echo", "flaky__crash", "flaky__sleep"]
@@ -268,7 +273,7 @@ def test_sync_agent_run_with_the_toolset_on_the_gateway_loop(
         result = Agent(gw, "fake/m", toolset.tools).run("echo")
         assert result.stop_reason == "answer"
         tool_messages = [m for m in sent_messages(upstream, 1) if m["role"] == "tool"]
-        assert tool_messages[0]["content"] == "echo: sync"
+        assert tool_messages[0]["content"].splitlines()[1:] == ["echo: sync", "</untrusted>"]
         echo = next(t for t in toolset.tools if t.name == "flaky__echo")
         from_elsewhere = run(echo.run({"text": "other loop"}))  # handed over to its loop
         assert from_elsewhere.content == "echo: other loop"

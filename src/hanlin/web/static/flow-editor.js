@@ -326,7 +326,17 @@ export class FlowEditor {
 
   renderRunBox() {
     const schema = this.inputsSchema || { properties: {} };
-    const controls = Object.entries(schema.properties || {}).map(([name, prop]) => formControl(name, prop, prop.default, "", "input"));
+    // what was typed survives a redraw (a check that came back, a save)
+    const typed = {};
+    for (const c of this.runControls || []) {
+      try {
+        typed[c.name] = c.read();
+      } catch {
+        /* unreadable JSON: the default instead */
+      }
+    }
+    const controls = Object.entries(schema.properties || {}).map(([name, prop]) => formControl(name, prop, typed[name] ?? prop.default, "", "input"));
+    this.runControls = controls;
     const go = h("button", { type: "submit", class: "btn btn-primary btn-small", testid: "flow-run" }, wt("run.start"));
     this.runOut = h("div", { class: "flow-run-out", testid: "flow-run-out", "aria-live": "polite" });
     this.formSlot = h("div", { testid: "flow-form-slot" });
