@@ -84,14 +84,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def settings_for(home: Path, upstream: str | None = None, hosts: list[str] | None = None) -> Any:
+def settings_for(
+    home: Path,
+    upstream: str | None = None,
+    hosts: list[str] | None = None,
+    synchronous: str = "full",
+) -> Any:
     from hanlin.config import load_settings
 
     extra: dict[str, Any] = {"tracing": {"enabled": False}}
     if upstream:
         extra["models"] = {"endpoints": {"fake": {"base_url": upstream}}, "retries": 0}
+    extra["workflows"] = {} if synchronous == "full" else {"sqlite_synchronous": synchronous}
     if hosts:
-        extra["workflows"] = {"allowed_hosts": hosts}
+        extra["workflows"]["allowed_hosts"] = hosts
     return load_settings(home=home, **extra)
 
 

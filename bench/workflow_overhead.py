@@ -140,7 +140,14 @@ async def lg_commits(
         return round((wal_commits(path) - before) / runs, 1)
 
 
-async def overhead(home: Path, upstream: str, runs: int, use_lg: bool) -> dict[str, Any]:
+async def overhead(
+    home: Path,
+    upstream: str,
+    runs: int,
+    use_lg: bool,
+    graphs: tuple[str, ...] = ("pass20", "rag"),
+    synchronous: str = "full",
+) -> dict[str, Any]:
     """Both graphs, through each framework's async API (on this loop) and its sync API (Hanlin:
     ``FlowEngine.run``, which drives the run on the gateway's loop thread; LangGraph:
     ``invoke`` with the sync ``SqliteSaver``), each against its own direct floor. The sync
@@ -149,7 +156,7 @@ async def overhead(home: Path, upstream: str, runs: int, use_lg: bool) -> dict[s
     from hanlin.knowledge.kb import KnowledgeBase
     from hanlin.models.gateway import Gateway
 
-    settings = settings_for(home, upstream)
+    settings = settings_for(home, upstream, synchronous=synchronous)
     docs = home / "docs"
     docs.mkdir()
     for i in range(20):
@@ -177,6 +184,9 @@ async def overhead(home: Path, upstream: str, runs: int, use_lg: bool) -> dict[s
         conn = sqlite3.connect(home / "langgraph-sync.sqlite", check_same_thread=False)
         saver_sync = SqliteSaver(conn)
         saver_sync.setup()
+        if synchronous != "full":  # the same setting on both sides
+            await saver.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
 
     async def sync_arm(fn: Callable[[], Any]) -> Any:
         return fn()  # blocks this loop: runs are one at a time
@@ -192,100 +202,106 @@ async def overhead(home: Path, upstream: str, runs: int, use_lg: bool) -> dict[s
         return dict(run.outputs or {})
 
     try:
-        # pass20
-        wf = hanlin_pass(20)
+        if "pass20" in graphs:
+            # pass20
+            wf = hanlin_pass(20)
 
-        async def direct_pass() -> dict[str, Any]:
-            state: dict[str, Any] = {"x": x}
-            for _ in range(20):
-                state = await _pass_node(state)
-            return state
+            async def direct_pass() -> dict[str, Any]:
+                state: dict[str, Any] = {"x": x}
+                for _ in range(20):
+                    state = await _pass_node(state)
+                return state
 
-        def direct_pass_sync() -> dict[str, Any]:
-            state: dict[str, Any] = {"x": x}
-            for _ in range(20):
-                state = _pass_node_sync(state)
-            return state
+            def direct_pass_sync() -> dict[str, Any]:
+                state: dict[str, Any] = {"x": x}
+                for _ in range(20):
+                    state = _pass_node_sync(state)
+                return state
 
-        arms: dict[str, Arm] = {
-            "direct": direct_pass,
-            "hanlin": lambda: hanlin_once(engine, wf, {"x": x}),
-            "direct (sync)": lambda: sync_arm(direct_pass_sync),
-            "hanlin (sync)": lambda: sync_arm(lambda: hanlin_sync(wf, {"x": x})),
-        }
-        if use_lg:
-            app, app_sync = lg_pass(saver, 20), lg_pass(saver_sync, 20, sync=True)
-            arms["langgraph"] = lambda: lg_once(app, {"x": x}, "sync")
-            arms["langgraph (durability=async)"] = lambda: lg_once(app, {"x": x}, "async")
-            arms["langgraph (sync)"] = lambda: sync_arm(lambda: sync_invoke(app_sync, {"x": x}))
+            arms: dict[str, Arm] = {
+                "direct": direct_pass,
+                "hanlin": lambda: hanlin_once(engine, wf, {"x": x}),
+                "direct (sync)": lambda: sync_arm(direct_pass_sync),
+                "hanlin (sync)": lambda: sync_arm(lambda: hanlin_sync(wf, {"x": x})),
+            }
+            if use_lg:
+                app, app_sync = lg_pass(saver, 20), lg_pass(saver_sync, 20, sync=True)
+                arms["langgraph"] = lambda: lg_once(app, {"x": x}, "sync")
+                arms["langgraph (durability=async)"] = lambda: lg_once(app, {"x": x}, "async")
+                arms["langgraph (sync)"] = lambda: sync_arm(lambda: sync_invoke(app_sync, {"x": x}))
 
-        def check_pass(name: str, out: Any) -> None:
-            if out.get("x") != x:
-                raise RuntimeError(f"{name}: wrong output {out!r}")
+            def check_pass(name: str, out: Any) -> None:
+                if out.get("x") != x:
+                    raise RuntimeError(f"{name}: wrong output {out!r}")
 
-        log(f"overhead: pass20, {len(arms)} arms × {runs} runs …")
-        measured = await interleave(arms, check_pass, runs)
-        result["pass20"] = {"arms": measured, "overhead": summarise(measured, 20)}
-        result["pass20"]["commits/run"] = {
-            "hanlin": await hanlin_commits(
-                settings, gateway, wf, {"x": x}, home / "c-h-pass.sqlite"
-            )
-        }
-        if use_lg:
-            result["pass20"]["commits/run"]["langgraph"] = await lg_commits(
-                lambda sv: lg_pass(sv, 20), {"x": x}, home / "c-l-pass.sqlite"
-            )
-        log("pass20", json.dumps(result["pass20"]["overhead"]))
+            log(f"overhead: pass20, {len(arms)} arms × {runs} runs …")
+            measured = await interleave(arms, check_pass, runs)
+            result["pass20"] = {"arms": measured, "overhead": summarise(measured, 20)}
+            result["pass20"]["commits/run"] = {
+                "hanlin": await hanlin_commits(
+                    settings, gateway, wf, {"x": x}, home / "c-h-pass.sqlite"
+                )
+            }
+            if use_lg:
+                result["pass20"]["commits/run"]["langgraph"] = await lg_commits(
+                    lambda sv: lg_pass(sv, 20), {"x": x}, home / "c-l-pass.sqlite"
+                )
+            log("pass20", json.dumps(result["pass20"]["overhead"]))
 
-        # rag
-        wf_rag = hanlin_rag()
-        q = {"question": QUESTION}
+        if "rag" in graphs:
+            # rag
+            wf_rag = hanlin_rag()
+            q = {"question": QUESTION}
 
-        async def direct_rag() -> dict[str, Any]:
-            results, text = await work.retrieve(QUESTION)
-            out = {"answer": await work.llm(QUESTION, text)}
-            if len(results) > 0:
-                out["calc"] = await work.tool(len(results))
-            return out
+            async def direct_rag() -> dict[str, Any]:
+                results, text = await work.retrieve(QUESTION)
+                out = {"answer": await work.llm(QUESTION, text)}
+                if len(results) > 0:
+                    out["calc"] = await work.tool(len(results))
+                return out
 
-        def direct_rag_sync() -> dict[str, Any]:
-            results, text = work_sync.search(QUESTION)
-            out = {"answer": work_sync.llm_sync(QUESTION, text)}
-            if len(results) > 0:
-                out["calc"] = work_sync.tool_sync(len(results))
-            return out
+            def direct_rag_sync() -> dict[str, Any]:
+                results, text = work_sync.search(QUESTION)
+                out = {"answer": work_sync.llm_sync(QUESTION, text)}
+                if len(results) > 0:
+                    out["calc"] = work_sync.tool_sync(len(results))
+                return out
 
-        expected: dict[str, Any] = await direct_rag()
-        rag_arms: dict[str, Arm] = {
-            "direct": direct_rag,
-            "hanlin": lambda: hanlin_once(engine, wf_rag, q),
-            "direct (sync)": lambda: sync_arm(direct_rag_sync),
-            "hanlin (sync)": lambda: sync_arm(lambda: hanlin_sync(wf_rag, q)),
-        }
-        if use_lg:
-            app_rag = lg_rag(saver, work)
-            app_rag_sync = lg_rag(saver_sync, work_sync, sync=True)
-            rag_arms["langgraph"] = lambda: lg_once(app_rag, q, "sync")
-            rag_arms["langgraph (durability=async)"] = lambda: lg_once(app_rag, q, "async")
-            rag_arms["langgraph (sync)"] = lambda: sync_arm(lambda: sync_invoke(app_rag_sync, q))
+            expected: dict[str, Any] = await direct_rag()
+            rag_arms: dict[str, Arm] = {
+                "direct": direct_rag,
+                "hanlin": lambda: hanlin_once(engine, wf_rag, q),
+                "direct (sync)": lambda: sync_arm(direct_rag_sync),
+                "hanlin (sync)": lambda: sync_arm(lambda: hanlin_sync(wf_rag, q)),
+            }
+            if use_lg:
+                app_rag = lg_rag(saver, work)
+                app_rag_sync = lg_rag(saver_sync, work_sync, sync=True)
+                rag_arms["langgraph"] = lambda: lg_once(app_rag, q, "sync")
+                rag_arms["langgraph (durability=async)"] = lambda: lg_once(app_rag, q, "async")
+                rag_arms["langgraph (sync)"] = lambda: sync_arm(
+                    lambda: sync_invoke(app_rag_sync, q)
+                )
 
-        def check_rag(name: str, out: Any) -> None:
-            got = {"answer": out.get("answer"), "calc": out.get("calc")}
-            if got != expected:
-                raise RuntimeError(f"{name}: {got!r} != {expected!r}")
+            def check_rag(name: str, out: Any) -> None:
+                got = {"answer": out.get("answer"), "calc": out.get("calc")}
+                if got != expected:
+                    raise RuntimeError(f"{name}: {got!r} != {expected!r}")
 
-        log(f"overhead: rag, {len(rag_arms)} arms × {runs} runs …")
-        measured = await interleave(rag_arms, check_rag, runs)
-        result["rag"] = {"arms": measured, "overhead": summarise(measured, 4)}
-        result["rag"]["expected output"] = expected
-        result["rag"]["commits/run"] = {
-            "hanlin": await hanlin_commits(settings, gateway, wf_rag, q, home / "c-h-rag.sqlite")
-        }
-        if use_lg:
-            result["rag"]["commits/run"]["langgraph"] = await lg_commits(
-                lambda sv: lg_rag(sv, work), q, home / "c-l-rag.sqlite"
-            )
-        log("rag", json.dumps(result["rag"]["overhead"]))
+            log(f"overhead: rag, {len(rag_arms)} arms × {runs} runs …")
+            measured = await interleave(rag_arms, check_rag, runs)
+            result["rag"] = {"arms": measured, "overhead": summarise(measured, 4)}
+            result["rag"]["expected output"] = expected
+            result["rag"]["commits/run"] = {
+                "hanlin": await hanlin_commits(
+                    settings, gateway, wf_rag, q, home / "c-h-rag.sqlite"
+                )
+            }
+            if use_lg:
+                result["rag"]["commits/run"]["langgraph"] = await lg_commits(
+                    lambda sv: lg_rag(sv, work), q, home / "c-l-rag.sqlite"
+                )
+            log("rag", json.dumps(result["rag"]["overhead"]))
         conn = engine.store._connection()  # type: ignore[attr-defined]
         result["hanlin pragmas"] = {
             p: conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode", "synchronous")

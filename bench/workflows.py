@@ -3,6 +3,8 @@ LangGraph and its SQLite checkpointer, in one run on one machine.
 
     .bench-venv/bin/python bench/workflows.py [--out bench/out] [--runs 400]
     .bench-venv/bin/python bench/workflows.py --parts overhead,bytes --runs 50     # quick
+    .bench-venv/bin/python bench/workflows.py --parts overhead --graphs rag       # small graph
+    .bench-venv/bin/python bench/workflows.py --parts overhead --synchronous normal
 
 LangGraph never becomes a Hanlin dependency: it lives in the bench environment, which has
 Hanlin installed editable beside it (see bench/README.md)::
@@ -15,11 +17,14 @@ Without LangGraph (e.g. in ``.venv``) the script says so, prints that command, a
 Hanlin alone.
 
 Both frameworks checkpoint durably to SQLite in the same temporary directory: Hanlin's run store
-(WAL, ``synchronous=FULL``, one transaction per node) and LangGraph's ``AsyncSqliteSaver`` (WAL,
-SQLite's default ``synchronous=FULL``) with ``durability="sync"`` — each step's checkpoint is
-written before the next step starts, the guarantee Hanlin gives. LangGraph's default
-``durability="async"`` (the checkpoint written while the next step runs) is measured as a
-second LangGraph arm. Each framework is measured through both of its APIs: async
+(WAL, ``synchronous=FULL``, a transaction per node — quick nodes without effects ride in the
+next one, see docs/workflows.md) and LangGraph's ``AsyncSqliteSaver`` (WAL, SQLite's default
+``synchronous=FULL``) with ``durability="sync"`` — each step's checkpoint is written before the
+next step starts, the guarantee Hanlin gives. ``--synchronous normal`` sets
+``synchronous=NORMAL`` on both sides for the overhead part (Hanlin:
+``workflows.sqlite_synchronous``): a commit survives the process being killed, not a power cut.
+LangGraph's default ``durability="async"`` (the checkpoint written while the next step runs) is
+measured as a second LangGraph arm. Each framework is measured through both of its APIs: async
 (``FlowEngine.start`` + ``astream``; ``ainvoke`` with ``AsyncSqliteSaver`` and ``async def``
 nodes) and sync (``FlowEngine.run``; ``invoke`` with ``SqliteSaver`` and plain nodes), each
 against a direct floor of the same API.
@@ -251,6 +256,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--runs", type=int, default=400, help="runs per arm and graph (overhead)")
     ap.add_argument("--parts", default="overhead,bytes,concurrent,crash")
+    ap.add_argument(
+        "--graphs", default="pass20,rag", help="overhead: pass20 (20 nodes), rag (small graph)"
+    )
+    ap.add_argument(
+        "--synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="overhead: SQLite synchronous on both sides (Hanlin: workflows.sqlite_synchronous)",
+    )
     ap.add_argument("--payload", type=int, default=1024, help="bytes per state item (bytes)")
     ap.add_argument("--bytes-runs", type=int, default=20)
     ap.add_argument("--concurrent", type=int, default=1000)
@@ -305,7 +319,14 @@ def main() -> None:
             home = tmp / "overhead"
             home.mkdir()
             result["overhead"] = asyncio.run(
-                overhead(home, f"http://127.0.0.1:{port}/v1", args.runs, use_lg)
+                overhead(
+                    home,
+                    f"http://127.0.0.1:{port}/v1",
+                    args.runs,
+                    use_lg,
+                    tuple(args.graphs.split(",")),
+                    args.synchronous,
+                )
             )
             if args.profile:
                 (tmp / "profile").mkdir()

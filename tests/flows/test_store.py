@@ -106,3 +106,25 @@ def test_runs_keep_who_started_them_and_page(store: FlowStore) -> None:
     left = store.get_run("k0")
     assert left.status == "running" and left.owner is None
     assert store.claim("k0", "you", lambda owner, at: owner is None).owner == "you"
+
+
+def test_a_checkpoint_writes_several_steps_an_effect_and_the_end_at_once(
+    store: FlowStore,
+) -> None:
+    store.create_run(_run("r3"))
+    store.claim("r3", "me", lambda owner, at: False)
+    steps = [
+        StepRecord(node="start", type="start", status="done", outputs={"q": "问题"}),
+        StepRecord(node="send", type="http_request", status="done", outputs={"status": 200}),
+    ]
+    state = {n.node: {"status": "done", "outputs": n.outputs, "branch": None} for n in steps}
+    effect = ("node:send", {"outputs": {"status": 200}, "branch": None})
+    assert store.checkpoint("r3", "me", steps, state, effect) == 2
+    assert store.get_effect("r3", "node:send") == effect[1]
+    assert [s.node for s in store.steps("r3")] == ["start", "send"]
+    end = StepRecord(node="out", type="end", status="done", outputs={"a": 1})
+    assert store.checkpoint("r3", "me", [end], state, done={"a": 1}) == 3
+    run = store.get_run("r3")
+    assert run.status == "done" and run.outputs == {"a": 1} and run.owner is None
+    with pytest.raises(RunInterruptedError):  # a finished run takes no more checkpoints
+        store.checkpoint("r3", "me", end, state)

@@ -1,5 +1,6 @@
-"""The engine: runs a workflow's nodes in order, checkpointing after each one, and resumes a run
-from its last checkpoint after a crash, a pause or a failure.
+"""The engine: runs a workflow's nodes (walked by :class:`~hanlin.flows.walker.Walker`,
+parallel branches at once), checkpointing after each one, and resumes a run from its last
+checkpoint after a crash, a pause or a failure.
 
 Guarantees (docs/workflows.md): a node that finished is never run again in the same run (its
 outputs are in the checkpoint); a node with side effects (``code``, ``http_request``, ``tool``)
@@ -24,14 +25,14 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import jsonschema
 
 from hanlin.access.caller import current, require
 from hanlin.config import Settings, load_settings
-from hanlin.errors import ConflictError, HanlinError, InvalidInputError, StepError
+from hanlin.errors import ConflictError, InvalidInputError
 from hanlin.flows.base import (
     FormAnswerError,
     GraphSpec,
@@ -42,43 +43,21 @@ from hanlin.flows.base import (
 from hanlin.flows.definition import Workflow, load_workflow
 from hanlin.flows.events import (
     FlowEvent,
-    NodeFinishedEvent,
-    NodeRetryEvent,
-    NodeStartedEvent,
     RunFinishedEvent,
     RunPausedEvent,
     RunStartedEvent,
 )
-from hanlin.flows.graph import Graph, check_workflow, workflow_outputs
-from hanlin.flows.nodes.base import NodeContext, PauseRun, Services
+from hanlin.flows.graph import Graph, workflow_outputs
+from hanlin.flows.nodes.base import PauseRun, Services
 from hanlin.flows.nodes.basic import check_inputs
 from hanlin.flows.store import FlowStore, RunInterruptedError, open_flow_store
+from hanlin.flows.walker import Emit, Walker, collect, io
 
-Emit = Callable[[FlowEvent], Awaitable[None]]
 _END = object()
-P = ParamSpec("P")
-T = TypeVar("T")
 #: the owner names of this process's open engines. A run marked by this process's pid under
 #: another name was left by an engine since closed, or by an earlier process that had the same
 #: pid (a container's pid 1 after a restart): it is stale although the pid is alive.
 _OPEN_OWNERS: set[str] = set()
-
-
-async def _io(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A store call on a worker thread (the caller's context goes with it)."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
-def _join(prefix: str, node: str) -> str:
-    if not prefix or prefix.endswith("/"):
-        return prefix + node
-    return f"{prefix}.{node}"
-
-
-def _describe(exc: BaseException, timeout: float | None) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {timeout:g} s"
-    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
 
 
 class FlowEngine:
@@ -300,16 +279,20 @@ class FlowEngine:
         return False
 
     async def _drive(self, run_id: str, emit: Emit) -> None:
-        await _io(self.get_run, run_id)
-        require("workflows")
         try:
-            run = await _io(self.store.claim, run_id, self.owner, self._stale)
+            run = await io(self._claim, run_id)
             await self._drive_claimed(run, emit)
         except asyncio.CancelledError:
             # stopped from outside (a server shutting down, a caller's timeout): let go of the
             # run, so a resume here or in the next process continues it at once
             self.store.release(run_id, self.owner)
             raise
+
+    def _claim(self, run_id: str) -> RunRecord:
+        """Take a run the caller may see and drive (one hop to a worker thread)."""
+        self.get_run(run_id)
+        require("workflows")
+        return self.store.claim(run_id, self.owner, self._stale)
 
     def _workflow(self, definition: dict[str, Any]) -> Workflow:
         """The checked form of a stored definition (up to 64 kept; runs on several threads'
@@ -327,175 +310,33 @@ class FlowEngine:
         run_id = run.id
         workflow = self._workflow(run.definition)
         bodies: dict[int, Graph] = {}
-        _collect(workflow.graph, bodies)
+        collect(workflow.graph, bodies)
         await emit(RunStartedEvent(run_id, run.workflow, resumed=bool(run.state)))
         state = dict(run.state)
+        walker = Walker(
+            self.store, self.owner, self.services, run, emit, bodies,
+            max_parallel=self.settings.workflows.max_parallel,
+        )  # fmt: skip
         try:
-            scope = await self._walk(
-                workflow.graph, run, "", {}, state, run.inputs, emit, bodies, top=True
-            )
-        except PauseRun as pause:
-            await _io(self.store.finish, run_id, self.owner, "paused", pending=pause.pending)
-            await emit(RunPausedEvent(run_id, pause.pending))
-            return
+            try:
+                scope = await walker.walk(workflow.graph, "", {}, state, run.inputs, top=True)
+            except PauseRun as pause:
+                await walker.flush()
+                await io(self.store.finish, run_id, self.owner, "paused", pending=pause.pending)
+                await emit(RunPausedEvent(run_id, pause.pending))
+                return
+            outputs = workflow_outputs(workflow.graph, scope)
+            await walker.finish(outputs)
         except RunInterruptedError as exc:
-            now = await _io(self.store.get_run, run_id)
+            now = await io(self.store.get_run, run_id)
             await emit(RunFinishedEvent(run_id, now.status, error=exc.message))
             return
         except Exception as exc:
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            await _io(self.store.finish, run_id, self.owner, "failed", error=message)
+            await io(self.store.finish, run_id, self.owner, "failed", error=message)
             await emit(RunFinishedEvent(run_id, "failed", error=message))
             return
-        outputs = workflow_outputs(workflow.graph, scope)
-        await _io(self.store.finish, run_id, self.owner, "done", outputs=outputs)
         await emit(RunFinishedEvent(run_id, "done", outputs=outputs))
-
-    async def _walk(
-        self,
-        graph: Graph,
-        run: RunRecord,
-        prefix: str,
-        scope: dict[str, Any],
-        state: dict[str, Any],
-        inputs: dict[str, Any],
-        emit: Emit,
-        bodies: dict[int, Graph],
-        *,
-        top: bool = False,
-    ) -> dict[str, Any]:
-        """Run a graph's undecided nodes in order; returns the scope (node → outputs)."""
-        for name, decided in state.items():
-            if decided["status"] != "skipped":
-                scope[name] = decided["outputs"]
-
-        async def run_body(
-            spec: GraphSpec, inner: dict[str, Any], where: str, given: dict[str, Any]
-        ) -> dict[str, Any]:
-            body = bodies.get(id(spec))
-            if body is None:  # a sub-workflow
-                body = check_workflow(spec, getattr(spec, "name", where))
-                _collect(body, bodies)
-            return await self._walk(body, run, where, dict(inner), {}, given, emit, bodies)
-
-        for node_id in graph.order:
-            if node_id in state:
-                continue
-            node = graph.nodes[node_id]
-            path = _join(prefix, node_id)
-            now = time.time()
-            if not _reached(graph, node_id, state):
-                state[node_id] = {"status": "skipped", "outputs": {}, "branch": None}
-                step = StepRecord(
-                    node=path, type=node.type, status="skipped", started_at=now, finished_at=now
-                )
-                await _io(self.store.checkpoint, run.id, self.owner, step, state if top else None)
-                await emit(NodeFinishedEvent(path, node.type, "skipped", {}))
-                continue
-            ctx = NodeContext(
-                run.id, path, node, dict(scope), self.services, emit, run_body, {"inputs": inputs}
-            )
-            decided, step = await self._execute(graph, node_id, ctx, run.workflow)
-            state[node_id] = decided
-            scope[node_id] = decided["outputs"]
-            await _io(self.store.checkpoint, run.id, self.owner, step, state if top else None)
-        return scope
-
-    async def _execute(
-        self, graph: Graph, node_id: str, ctx: NodeContext, workflow: str
-    ) -> tuple[dict[str, Any], StepRecord]:
-        """One node with its timeout, retries and error strategy."""
-        node, kind, config = graph.nodes[node_id], graph.types[node_id], graph.configs[node_id]
-        path, started = ctx.path, time.time()
-        key = f"node:{path}"
-        found = await _io(self.store.get_effect, ctx.run_id, key) if kind.side_effects else None
-        if found is not None:
-            outputs, branch = found["outputs"], found["branch"]
-            await ctx.emit(NodeFinishedEvent(path, node.type, "replayed", outputs, 0.0, branch))
-            step = StepRecord(
-                node=path, type=node.type, status="replayed", outputs=found["outputs"],
-                branch=found["branch"], started_at=started, finished_at=time.time(),
-            )  # fmt: skip
-            return {"status": "done", **found}, step
-        attempt = 0
-        while True:
-            attempt += 1
-            await ctx.emit(NodeStartedEvent(path, node.type, attempt))
-            try:
-                work = kind.run(ctx, config)
-                out = await (asyncio.wait_for(work, node.timeout_s) if node.timeout_s else work)
-                break
-            except (PauseRun, RunInterruptedError):
-                raise
-            except Exception as exc:
-                error = _describe(exc, node.timeout_s)
-                if attempt < node.retry.max_attempts:
-                    wait = node.retry.wait(attempt)
-                    await ctx.emit(NodeRetryEvent(path, attempt, error, wait))
-                    await asyncio.sleep(wait)
-                    continue
-                return await self._failed(
-                    ctx, node_id, graph, exc, error, attempt, started, workflow
-                )
-        if kind.side_effects:
-            effect = {"outputs": out.outputs, "branch": out.branch}
-            await _io(self.store.record_effect, ctx.run_id, key, effect)
-        seconds = time.time() - started
-        await ctx.emit(NodeFinishedEvent(path, node.type, "done", out.outputs, seconds, out.branch))
-        step = StepRecord(
-            node=path, type=node.type, status="done", outputs=out.outputs, branch=out.branch,
-            attempts=attempt, started_at=started, finished_at=time.time(),
-        )  # fmt: skip
-        return {"status": "done", "outputs": out.outputs, "branch": out.branch}, step
-
-    async def _failed(
-        self,
-        ctx: NodeContext,
-        node_id: str,
-        graph: Graph,
-        exc: Exception,
-        error: str,
-        attempts: int,
-        started: float,
-        workflow: str,
-    ) -> tuple[dict[str, Any], StepRecord]:
-        node = graph.nodes[node_id]
-        seconds = time.time() - started
-        outputs: dict[str, Any] = {}
-        branch = None
-        if node.on_error == "default":
-            outputs = dict(node.default or {})
-        elif node.on_error == "branch":
-            outputs, branch = {"error": error}, "error"
-        await ctx.emit(
-            NodeFinishedEvent(ctx.path, node.type, "failed", outputs, seconds, branch, error)
-        )
-        step = StepRecord(
-            node=ctx.path, type=node.type, status="failed", outputs=outputs, branch=branch,
-            error=error, attempts=attempts, started_at=started, finished_at=time.time(),
-        )  # fmt: skip
-        if node.on_error == "fail":
-            await _io(self.store.checkpoint, ctx.run_id, self.owner, step, None)
-            if isinstance(exc, StepError):
-                raise exc
-            if isinstance(exc, TimeoutError):
-                exc = HanlinError(error, hint="raise the node's timeout_s, or add retries")
-            raise StepError(f"workflow '{workflow}'", ctx.path, exc) from exc
-        decided = {"status": "failed", "outputs": outputs, "branch": branch, "error": error}
-        return decided, step
-
-
-def _reached(graph: Graph, node_id: str, state: dict[str, Any]) -> bool:
-    """A node runs when it has no incoming edge (the start, a body's first nodes) or one of
-    its incoming edges was taken: its source ran and left by that edge's branch."""
-    incoming = graph.incoming[node_id]
-    if not incoming:
-        return True
-    for edge in incoming:
-        source = state.get(edge.source)
-        if source and source["status"] != "skipped" and source.get("branch") == edge.handle:
-            return True
-    return False
 
 
 def _form_problem(schema: dict[str, Any], data: Any) -> tuple[str | None, str] | None:
@@ -514,12 +355,6 @@ def _form_problem(schema: dict[str, Any], data: Any) -> tuple[str | None, str] |
         known = error.schema.get("properties") or {} if isinstance(error.schema, dict) else {}
         path += [str(k) for k in instance if k not in known][:1]
     return (".".join(path) or None), error.message
-
-
-def _collect(graph: Graph, found: dict[int, Graph]) -> None:
-    for key, body in graph.bodies.items():
-        found[key] = body
-        _collect(body, found)
 
 
 __all__ = ["FlowEngine"]

@@ -207,41 +207,54 @@ class SqlFlowStore:
         return int(row[2])
 
     def checkpoint(
-        self, run_id: str, owner: str, step: StepRecord, state: dict[str, Any] | None
+        self,
+        run_id: str,
+        owner: str,
+        step: StepRecord | list[StepRecord],
+        state: dict[str, Any] | None,
+        effect: tuple[str, dict[str, Any]] | None = None,
+        *,
+        done: dict[str, Any] | None = None,
     ) -> int:
-        """Record a finished node and (top-level nodes) the run's new state, atomically."""
+        """Record finished nodes (one step, or several in order), (top-level nodes) the run's
+        new state, (nodes with side effects) a recorded result ``(key, value)`` and, with
+        ``done`` (the run's outputs), the run's end — atomically. Returns the last step's seq."""
+        steps = step if isinstance(step, list) else [step]
         with self._write() as conn:
-            seq = self._owned(conn, run_id, owner) + 1
+            seq = self._owned(conn, run_id, owner)
+            if effect is not None:
+                self._insert_effect(conn, run_id, *effect)
+            for one in steps:
+                seq += 1
+                self._exec(
+                    conn,
+                    f"INSERT INTO flow_steps (run_id, {_STEP_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        seq,
+                        one.node,
+                        one.type,
+                        one.status,
+                        _dump(one.outputs),
+                        one.branch,
+                        one.error,
+                        one.attempts,
+                        one.started_at,
+                        one.finished_at,
+                    ),
+                )
+            sets = ["steps = ?", "updated_at = ?"]
+            args: list[Any] = [seq, time.time()]
+            if state is not None:
+                sets.append("state = ?")
+                args.append(_dump(state))
+            if done is not None:
+                sets += ["status = 'done'", "outputs = ?", "error = NULL", "owner = NULL"]
+                args.append(_dump(done))
             self._exec(
-                conn,
-                f"INSERT INTO flow_steps (run_id, {_STEP_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    seq,
-                    step.node,
-                    step.type,
-                    step.status,
-                    _dump(step.outputs),
-                    step.branch,
-                    step.error,
-                    step.attempts,
-                    step.started_at,
-                    step.finished_at,
-                ),
+                conn, f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*args, run_id)
             )
-            if state is None:
-                self._exec(
-                    conn,
-                    "UPDATE flow_runs SET steps = ?, updated_at = ? WHERE id = ?",
-                    (seq, time.time(), run_id),
-                )
-            else:
-                self._exec(
-                    conn,
-                    "UPDATE flow_runs SET steps = ?, state = ?, updated_at = ? WHERE id = ?",
-                    (seq, _dump(state), time.time(), run_id),
-                )
         return seq
 
     def finish(
@@ -321,12 +334,15 @@ class SqlFlowStore:
     def record_effect(self, run_id: str, key: str, value: dict[str, Any]) -> None:
         """Keep the first value recorded under ``key`` (a second is ignored)."""
         with self._write() as conn:
-            self._exec(
-                conn,
-                "INSERT INTO flow_effects (run_id, key, value, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (run_id, key) DO NOTHING",
-                (run_id, key, _dump(value), time.time()),
-            )
+            self._insert_effect(conn, run_id, key, value)
+
+    def _insert_effect(self, conn: Any, run_id: str, key: str, value: dict[str, Any]) -> None:
+        self._exec(
+            conn,
+            "INSERT INTO flow_effects (run_id, key, value, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO NOTHING",
+            (run_id, key, _dump(value), time.time()),
+        )
 
     # --- schedule fires --------------------------------------------------------------------
 

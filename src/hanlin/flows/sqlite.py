@@ -1,8 +1,11 @@
 """The SQLite run store: ``HANLIN_HOME/workflows.sqlite`` in WAL mode with ``synchronous=FULL``
-(a checkpoint survives a power cut), one ``BEGIN IMMEDIATE`` transaction per change, the
-schema as named migrations (:mod:`hanlin.sqlite_migrations`)."""
+(a checkpoint survives a power cut; ``workflows.sqlite_synchronous = "normal"``: it survives the
+process being killed), one ``BEGIN IMMEDIATE`` transaction per change, the schema as named
+migrations (:mod:`hanlin.sqlite_migrations`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hanlin.flows.sql import SCHEDULE_FIRES, SCHEMA, STARTED_BY, SqlFlowStore
 from hanlin.sqlite_migrations import SqliteFile
@@ -20,3 +23,7 @@ class SqliteFlowStore(SqliteFile, SqlFlowStore):
 
     migrations = MIGRATIONS
     synchronous = "FULL"  # a checkpoint survives a power cut
+
+    def __init__(self, path: Path, *, synchronous: str = "full") -> None:
+        super().__init__(path)
+        self.synchronous = synchronous.upper()

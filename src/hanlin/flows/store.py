@@ -38,7 +38,14 @@ class FlowStore(Protocol):
         self, run_id: str, owner: str, stale: Callable[[str | None, float], bool]
     ) -> RunRecord: ...
     def checkpoint(
-        self, run_id: str, owner: str, step: StepRecord, state: dict[str, Any] | None
+        self,
+        run_id: str,
+        owner: str,
+        step: StepRecord | list[StepRecord],
+        state: dict[str, Any] | None,
+        effect: tuple[str, dict[str, Any]] | None = None,
+        *,
+        done: dict[str, Any] | None = None,
     ) -> int: ...
     def finish(
         self,
@@ -75,4 +82,6 @@ def open_flow_store(settings: Settings) -> FlowStore:
         return PostgresFlowStore(settings.database_url)
     from hanlin.flows.sqlite import SqliteFlowStore
 
-    return SqliteFlowStore(settings.home / "workflows.sqlite")
+    return SqliteFlowStore(
+        settings.home / "workflows.sqlite", synchronous=settings.workflows.sqlite_synchronous
+    )

@@ -87,6 +87,8 @@ class Services:
         self._parser: ParsePool | None = None
         self._lock = threading.Lock()
         self.find_workflow = find_workflow
+        #: ``tool`` nodes' built tools, by node, tool, options and caller
+        self.tools: dict[str, Any] = {}
 
     @property
     def gateway(self) -> Gateway:
@@ -118,6 +120,7 @@ class Services:
             return self._parser
 
     def close(self) -> None:
+        self.tools.clear()
         if self._parser is not None:
             self._parser.close()
             self._parser = None
@@ -181,7 +184,10 @@ class NodeType:
     - ``bodies(config)`` / ``body_scope(config)``: nested graphs and the variables they see
       under the node's id;
     - ``side_effects``: its result is recorded before the run moves on, and a resumed run
-      replays the record instead of running the node again.
+      replays the record instead of running the node again;
+    - ``replayable``: it is quick and acts on nothing outside the run (a branch, a template):
+      its step is checkpointed in the next node's transaction, and a run killed before that
+      computes it again on resume.
     """
 
     name: ClassVar[str] = ""
@@ -189,6 +195,7 @@ class NodeType:
     Config: ClassVar[type[BaseModel]]
     expects: ClassVar[dict[str, str]] = {}
     side_effects: ClassVar[bool] = False
+    replayable: ClassVar[bool] = False
 
     def outputs(self, config: Any) -> dict[str, str] | None:
         return {}

@@ -85,6 +85,7 @@ def check_inputs(config: StartConfig, given: dict[str, Any]) -> dict[str, Any]:
 @register
 class Start(NodeType):
     name = "start"
+    replayable = True
     summary = "the run's inputs, declared with their types"
     Config = StartConfig
 
@@ -104,6 +105,7 @@ class EndConfig(BaseModel):
 @register
 class End(NodeType):
     name = "end"
+    replayable = True
     summary = "the run's outputs, by reference"
     Config = EndConfig
 
@@ -123,6 +125,7 @@ class AnswerConfig(BaseModel):
 @register
 class Answer(NodeType):
     name = "answer"
+    replayable = True
     summary = "the run's answer text (a template)"
     Config = AnswerConfig
 
@@ -143,6 +146,7 @@ class TemplateConfig(BaseModel):
 @register
 class Template(NodeType):
     name = "template"
+    replayable = True
     summary = "text from a sandboxed Jinja2 template"
     Config = TemplateConfig
 
@@ -183,6 +187,7 @@ class IfElseConfig(BaseModel):
 @register
 class IfElse(NodeType):
     name = "if_else"
+    replayable = True
     summary = "branch on conditions: the first case that holds, else `else`"
     Config = IfElseConfig
 
@@ -215,6 +220,7 @@ class AssignerConfig(BaseModel):
 @register
 class VariableAssigner(NodeType):
     name = "variable_assigner"
+    replayable = True
     summary = "name values (references, templates or literals) for later nodes"
     Config = AssignerConfig
 
@@ -235,6 +241,7 @@ class AggregatorConfig(BaseModel):
 @register
 class VariableAggregator(NodeType):
     name = "variable_aggregator"
+    replayable = True
     summary = "join branches: the first of several references whose node ran"
     Config = AggregatorConfig
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from hanlin.access.caller import current
 from hanlin.errors import HanlinError, InvalidInputError
 from hanlin.flows.nodes.base import (
     FORBID,
@@ -72,9 +73,11 @@ class Code(NodeType):
             code=config.code,
             marker=marker,
         )
+        # the process must not outlive the attempt: the engine's timeout cannot stop a thread
+        wall = min(config.wall_seconds, ctx.node.timeout_s or config.wall_seconds)
         limits = SandboxLimits(
-            wall_seconds=config.wall_seconds,
-            cpu_seconds=max(1, int(config.wall_seconds) + 1),
+            wall_seconds=wall,
+            cpu_seconds=max(1, int(wall) + 1),
             memory_mb=config.memory_mb,
             max_output_chars=1_000_000,
             isolation=config.isolation,
@@ -205,15 +208,26 @@ class Tool(NodeType):
         if config.server is not None:
             result = await _call_mcp(ctx, config)
         else:
-            spec = ToolSpec(name=config.tool, options=ctx.resolve(config.options))
-            build = BuildContext(
-                agent=f"workflow-{ctx.node.id}",
-                settings=ctx.settings,
-                workspace=None,
-                long_term=None,
+            options = ctx.resolve(config.options)
+            # building a tool (its argument model, its checks) costs more than a quick call:
+            # built tools are kept per engine, for the caller they were built for
+            key = json.dumps(
+                [ctx.node.id, config.tool, options, current()], sort_keys=True, default=repr
             )
-            tools = TOOLS.lookup(config.tool).build(spec, build)
-            tool = next((t for t in tools if t.name == config.tool), tools[0])
+            tool = ctx.services.tools.get(key)
+            if tool is None:
+                spec = ToolSpec(name=config.tool, options=options)
+                build = BuildContext(
+                    agent=f"workflow-{ctx.node.id}",
+                    settings=ctx.settings,
+                    workspace=None,
+                    long_term=None,
+                )
+                tools = TOOLS.lookup(config.tool).build(spec, build)
+                tool = next((t for t in tools if t.name == config.tool), tools[0])
+                if len(ctx.services.tools) >= 256:
+                    ctx.services.tools.clear()
+                ctx.services.tools[key] = tool
             result = await tool.run(ctx.resolve(config.arguments))
         if result.is_error:
             raise InvalidInputError(

@@ -94,6 +94,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 @register
 class ListOperator(NodeType):
     name = "list_operator"
+    replayable = True
     summary = "filter, sort, slice or pick from a list; result, first_record, last_record"
     Config = ListOperatorConfig
     expects: ClassVar[dict[str, str]] = {"items": "array"}

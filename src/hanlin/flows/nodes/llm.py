@@ -32,6 +32,11 @@ class LlmConfig(BaseModel):
     #: the user message (a template); or ``messages`` for a whole conversation
     prompt: str | None = None
     messages: list[PromptMessage] | None = None
+    #: or a prompt of the registry (docs/prompts.md): ``NAME``, ``NAME@VERSION`` or
+    #: ``NAME:LABEL`` (default label: ``prompts.label``), filled with ``variables``
+    prompt_ref: str | None = None
+    #: the registry prompt's variables: name → value (templates over the node's inputs)
+    variables: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
     #: a JSON schema: the model is asked for JSON matching it (``response_format``), and the
@@ -53,8 +58,18 @@ class Llm(NodeType):
         return found
 
     def check(self, config: LlmConfig, settings: Any) -> list[tuple[str, str]]:
-        if (config.prompt is None) == (config.messages is None):
-            return [("an llm node needs `prompt` or `messages` (one of them)", "add `prompt:`")]
+        given = [config.prompt, config.messages, config.prompt_ref]
+        if sum(x is not None for x in given) != 1:
+            return [
+                (
+                    "an llm node needs one of `prompt`, `messages` or `prompt_ref`",
+                    "add `prompt:` (a template) or `prompt_ref:` (a registry prompt's name)",
+                )
+            ]
+        if config.variables and config.prompt_ref is None:
+            return [("`variables` fill a `prompt_ref`", "remove `variables`, or add `prompt_ref`")]
+        if config.prompt_ref is not None:
+            return registry_problems(config, settings)
         return []
 
     async def run(self, ctx: NodeContext, config: LlmConfig) -> NodeOutput:
@@ -63,7 +78,13 @@ class Llm(NodeType):
         messages: list[Message] = []
         if config.system:
             messages.append(Message.system(ctx.render(config.system)))
+        if config.prompt_ref is not None:
+            values = ctx.resolve(config.variables)
+            turns = await asyncio.to_thread(registry_turns, config, ctx.settings, values)
+            messages += [Message(role=role, content=text) for role, text in turns]
         for m in config.messages or [PromptMessage(role="user", content=config.prompt or "")]:
+            if config.prompt_ref is not None:
+                break
             messages.append(Message(role=m.role, content=ctx.render(m.content)))
         fmt = None
         if config.output_schema:
@@ -93,6 +114,80 @@ class Llm(NodeType):
         if config.output_schema:
             outputs["structured"] = parse_json(response.text, config.output_schema)
         return NodeOutput(outputs)
+
+
+def _registry_prompt(config: LlmConfig, settings: Any) -> tuple[str, str, tuple[Any, ...]]:
+    """``(name@version, text, variables)`` of the node's registry prompt (blocking); raises
+    :class:`~hanlin.errors.NotFoundError` when the registry does not have it."""
+    from hanlin.prompts import prompt_library
+    from hanlin.prompts.base import parse_ref
+
+    name, version, label = parse_ref(str(config.prompt_ref))
+    library = prompt_library(settings)
+    if version is not None:
+        found = library.get(name, version=version)
+        return f"{name}@{found.version}", found.text, tuple(found.variables)
+    resolved = library.resolve(name, label or settings.prompts.label)
+    return resolved.ref, resolved.text, resolved.variables
+
+
+def registry_turns(config: LlmConfig, settings: Any, values: dict[str, Any]) -> list[Any]:
+    """The registry prompt's turns ``(role, text)`` filled with ``values`` — a plain template
+    is one user message, one written as ``system:`` / ``user:`` turns is those (blocking).
+    A missing, unknown or mistyped variable is an :class:`InvalidInputError` naming it."""
+    from hanlin.prompts.messages import turns
+    from hanlin.prompts.template import check_values, fill
+
+    ref, text, variables = _registry_prompt(config, settings)
+    checked = check_values(ref, variables, values)
+    return [(role, fill(part, checked)) for role, part in turns(text)]
+
+
+def registry_problems(config: LlmConfig, settings: Any) -> list[tuple[str, str]]:
+    """Validation of ``prompt_ref``: its form always; with settings, that the registry has it
+    and that ``variables`` name its variables and give every required one."""
+    from hanlin.errors import HanlinError, NotFoundError
+    from hanlin.prompts.base import parse_ref
+
+    ref = str(config.prompt_ref)
+    try:
+        parse_ref(ref)
+    except HanlinError as exc:
+        return [(f"prompt_ref: {exc.message}", exc.hint or "")]
+    if settings is None:
+        return []
+    try:
+        _, _, variables = _registry_prompt(config, settings)
+    except NotFoundError as exc:
+        return [
+            (
+                f"prompt_ref: the prompt registry has no '{ref}' ({exc.message})",
+                f"create it with `hanlin prompt create {ref.split('@')[0].split(':')[0]} "
+                "--file FILE`, or fix the name (`hanlin prompt ls`)",
+            )
+        ]
+    except (HanlinError, OSError) as exc:
+        return [
+            (f"prompt_ref: the prompt registry cannot be read ({exc})", "see `hanlin prompt ls`")
+        ]
+    declared = {v.name: v for v in variables}
+    problems = [
+        (
+            f"variables: prompt '{ref}' has no variable '{k}'",
+            f"its variables: {', '.join(declared) or 'none'}",
+        )
+        for k in config.variables
+        if k not in declared
+    ]
+    problems += [
+        (
+            f"variables: prompt '{ref}' needs '{v.name}' ({v.type})",
+            f"add `variables: {{{v.name}: …}}`",
+        )
+        for v in variables
+        if v.required and v.name not in config.variables
+    ]
+    return problems
 
 
 async def ask_json(
@@ -167,6 +262,7 @@ class RetrievalConfig(BaseModel):
 @register
 class KnowledgeRetrieval(NodeType):
     name = "knowledge_retrieval"
+    replayable = True  # a read: searched again if the run is killed before the next node ends
     summary = "search one or more knowledge bases (hybrid, with filters)"
     Config = RetrievalConfig
     expects: ClassVar[dict[str, str]] = {"query": "string"}

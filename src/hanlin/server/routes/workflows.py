@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hanlin.access.auth import Principal
 from hanlin.errors import ConflictError, InvalidInputError
 from hanlin.flows import RunRecord, StepRecord, Workflow
+from hanlin.flows.answer_stream import AnswerStream
 from hanlin.flows.authoring import read_draft, read_layout
 from hanlin.flows.base import RunFailedError, WorkflowInvalidError
 from hanlin.flows.catalog import (
@@ -477,15 +478,15 @@ async def workflow_chat(
     """``model: "workflow:NAME"``: the last user message fills the start node (its first text
     input, or several from a JSON object); the reply is the run's answer. A run that pauses
     for a person answers with where to answer it (``hanlin.form_url``); a failed run is an
-    error (422 ``workflow_run_failed``), a stream's error event once streaming."""
+    error (422 ``workflow_run_failed``), a stream's error event once streaming. A stream sends
+    the answer's llm tokens as the model writes them (:mod:`hanlin.flows.answer_stream`)."""
     caller.require("workflows")
     wf = await asyncio.to_thread(named_workflow, name, state.settings)
     inputs = inputs_from_message(wf, _last_user_text(req.messages))
     run = await asyncio.to_thread(runs.engine.start, wf, inputs)
     follower = await runs.background.drive(run.id)
 
-    async def finish() -> tuple[RunRecord, Usage]:
-        events = [e async for e in follower]
+    async def settle(events: list[FlowEvent]) -> tuple[RunRecord, Usage]:
         done = await asyncio.to_thread(runs.engine.get_run, run.id)
         if done.status not in ("done", "paused"):
             raise RunFailedError(
@@ -506,18 +507,25 @@ async def workflow_chat(
         return reply_text(done) if done.status == "done" else _paused_text(done)
 
     if not req.stream:
-        done, usage = await finish()
+        done, usage = await settle([e async for e in follower])
         return JSONResponse(completion(req.model, text(done), usage, extra=extra(done)))
     chunks = Chunks(req.model, req.include_usage)
+    answer = AnswerStream(wf)
 
     async def body() -> AsyncIterator[bytes]:
         yield chunks.delta({"role": "assistant", "content": ""})
+        events: list[FlowEvent] = []
         try:
-            done, usage = await finish()
+            async for event in follower:
+                events.append(event)
+                if piece := answer.feed(event):
+                    yield chunks.delta({"content": piece})
+            done, usage = await settle(events)
         except Exception as exc:
             yield sse.event(error_event(exc))
             return
-        yield chunks.delta({"content": text(done)})
+        if rest := answer.rest(text(done)):
+            yield chunks.delta({"content": rest})
         yield chunks.delta({}, "stop", **extra(done))
         if chunks.include_usage:
             yield chunks.usage(usage)
