@@ -263,11 +263,19 @@ class WorkflowSettings(BaseModel):
     #: folders whose files ``document_extractor`` nodes may read by path (none: only files
     #: given as bytes in the run's inputs)
     file_roots: list[str] = Field(default_factory=list)
+    #: how many nodes of one graph (a workflow, a loop's or iteration item's body) run at once
+    #: when branches run in parallel
+    max_parallel: int = Field(default=8, ge=1, le=256)
+    #: the SQLite run store's ``synchronous``: ``full`` fsyncs every checkpoint (it survives a
+    #: power cut); ``normal`` leaves that to SQLite's WAL checkpoints — a checkpoint still
+    #: survives the process being killed, not a power cut or an OS crash
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
 
 MaskMode = Literal["remote", "always", "never"]
 #: what happens to a retrieved chunk or tool result the injection scanner flags
 InjectionMode = Literal["off", "flag", "strip", "drop"]
+GuardModelAction = Literal["block", "flag", "allow"]
 
 
 class GuardRule(BaseModel):
@@ -323,6 +331,15 @@ class GuardSettings(BaseModel):
     term_banks: list[str] = Field(default_factory=list)
     #: what a blocked answer says instead
     refusal_text: str = "抱歉，我无法提供这方面的内容。Sorry, I can't help with that."
+    #: a safety classifier served through the gateway (Llama Guard, Qwen3Guard): classifies
+    #: the input before a chat call and the answer after it
+    model: str | None = None
+    #: its labels and categories (``S1``, ``Violent``, ``Unsafe``, ``Controversial``) mapped
+    #: to block | flag | allow; unmapped: Unsafe blocks, Controversial flags
+    model_categories: dict[str, GuardModelAction] = Field(default_factory=dict)
+    #: when the guard model cannot answer: closed (the call fails, ``guard_unavailable``) or
+    #: open (it goes through, recorded); unset: closed when the call is masked, else open
+    model_failure: Literal["closed", "open"] | None = None
     #: overrides by route or alias name, endpoint name or ``endpoint/model``
     routes: dict[str, GuardRule] = Field(default_factory=dict)
     #: overrides by API key id

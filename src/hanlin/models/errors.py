@@ -110,6 +110,13 @@ class UpstreamUnavailableError(ModelError):
     retryable = True
 
 
+class GuardUnavailableError(ModelError):
+    """The guard model (``guard.model``) could not classify the call, and the policy fails
+    closed: the call was not made, or its answer not shown (503, ``guard_unavailable``)."""
+
+    code = "guard_unavailable"
+
+
 class BadRequestError(ModelError):
     """The provider says the request is invalid (400/404/422): fix the request, do not retry."""
 

@@ -20,7 +20,7 @@ from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
 from hanlin.errors import InvalidInputError
 from hanlin.guard.policy import current_kb, is_user_facing
-from hanlin.models import guarding
+from hanlin.models import guard_model, guarding
 from hanlin.models.base import ChatProvider
 from hanlin.models.cache import ResponseCache, cache_key
 from hanlin.models.catalog import AliasStore, Catalog, ConnectionStore, Deployment, Route
@@ -256,11 +256,10 @@ class Gateway:
         route = self.resolve(model)
         key = opts.user or ""
         self.ledger.check(key, self._projected(route, msgs, opts))
-        sp = genai.call_span("chat", route.name, msgs, opts)
+        g = self.settings.guard
+        sp, guarded = guarding.call_span(g, route, key, msgs, opts, current_kb())
         try:
-            resp = await self._achat(
-                route, msgs, opts, key, cache, sp, current_kb(), is_user_facing()
-            )
+            resp = await self._achat(route, msgs, opts, key, cache, sp, guarded, is_user_facing())
         except BaseException as exc:
             spans.finish(sp, exc)
             raise
@@ -275,41 +274,41 @@ class Gateway:
         key: str,
         cache: bool | None,
         sp: Any,
-        kb: str | None,
+        guarded: guarding.CallGuard,
         facing: bool = False,
     ) -> ChatResponse:
         started = time.perf_counter()
+        if r := await guard_model.screen_input(self, route, msgs, key, sp, guarded):
+            return r
         use_cache = self.models.cache if cache is None else cache
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
         if use_cache:
             hit = self.cache.get(ck)
             if hit is not None:
                 self._record(route.deployments[0], hit, key, started, hit=True)
-                genai.served(sp, route.deployments[0], hit, cached=True)
+                guarding.served(sp, guarded, route.deployments[0], hit, cached=True)
                 return hit
-
-        guarded: list[guarding.Guarded] = []
 
         async def attempt(dep: Deployment) -> ChatResponse:
             self._check(dep, msgs, opts)
             masker, sent = guarding.guard_messages(
-                self.settings.guard, dep, route.name, key, kb, msgs, guarded
+                self.settings.guard, dep, route.name, key, guarded.kb, msgs, guarded
             )
             resp = await self.provider(dep).complete(dep.model, sent, opts)
             if masker is not None:
                 guarding.restore_response(
                     masker, resp, tool_arguments=self.settings.guard.restore_tool_arguments
                 )
-            guarding.police_response(self.settings.guard, resp, sp, facing)
+            guarding.police_response(self.settings.guard, resp, sp, facing, guarded)
             return resp
 
         try:
             dep, resp = await self.router.call(route, attempt)
+            await guard_model.screen_output(self, route, msgs, resp, key, sp, guarded)
         except ModelError as exc:
             raise exc.redact(self._secrets) from exc.__cause__
         self._record(dep, resp, key, started)
-        genai.served(sp, dep, resp)
-        guarding.record(sp, *guarded[-1])
+        guarding.served(sp, guarded, dep, resp)
         if use_cache:
             self.cache.put(ck, resp)
         return resp
@@ -332,7 +331,7 @@ class Gateway:
         self.ledger.check(key, self._projected(route, msgs, opts))
         use_cache = self.models.cache if cache is None else cache
         # the span starts here, in the caller's context: the stream's steps may run elsewhere
-        sp = genai.call_span("chat", route.name, msgs, opts)
+        sp, guarded = guarding.call_span(self.settings.guard, route, key, msgs, opts, current_kb())
         sp.set_attribute("hanlin.stream", True)
         stream: ChatStream = ChatStream(
             self._traced_stream(
@@ -345,7 +344,7 @@ class Gateway:
                     use_cache,
                     sp,
                     lambda: stream,
-                    current_kb(),
+                    guarded,
                     is_user_facing(),
                 ),
             )
@@ -373,35 +372,34 @@ class Gateway:
         use_cache: bool,
         sp: Any,
         handle: Any,
-        kb: str | None,
+        guarded: guarding.CallGuard,
         facing: bool = False,
     ) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         ck = cache_key(route.name, msgs, opts) if use_cache else ""
-        if use_cache:
-            hit = self.cache.get(ck)
-            if hit is not None:
-                for event in _replay(hit):
-                    yield event
+        refused = await guard_model.screen_input(self, route, msgs, key, sp, guarded)
+        hit = refused or (self.cache.get(ck) if use_cache else None)
+        if hit is not None:
+            for event in _replay(hit):
+                yield event
+            if refused is None:
                 self._record(route.deployments[0], hit, key, started, hit=True)
-                genai.served(sp, route.deployments[0], hit, cached=True)
-                handle().response, handle().served_by = hit, hit.served_by
-                return
+                guarding.served(sp, guarded, route.deployments[0], hit, cached=True)
+            handle().response, handle().served_by = hit, hit.served_by
+            return
         acc = StreamAccumulator()
         served: list[Deployment] = []
-
-        guarded: list[guarding.Guarded] = []
 
         def open_stream(dep: Deployment) -> AsyncIterator[StreamEvent]:
             self._check(dep, msgs, opts)
             masker, sent = guarding.guard_messages(
-                self.settings.guard, dep, route.name, key, kb, msgs, guarded
+                self.settings.guard, dep, route.name, key, guarded.kb, msgs, guarded
             )
             events = self.provider(dep).stream(dep.model, sent, opts)
             if masker is not None:
                 restore_args = self.settings.guard.restore_tool_arguments
                 events = guarding.restore_stream(masker, events, tool_arguments=restore_args)
-            return guarding.police_stream(self.settings.guard, events, sp, facing)
+            return guarding.police_stream(self.settings.guard, events, sp, facing, guarded)
 
         try:
             async for event in self.router.stream(route, open_stream, served.append):
@@ -412,9 +410,7 @@ class Gateway:
         dep = served[-1] if served else route.deployments[0]
         resp = acc.response(dep.model)
         self._record(dep, resp, key, started)
-        genai.served(sp, dep, resp)
-        if guarded:
-            guarding.record(sp, *guarded[-1])
+        guarding.served(sp, guarded, dep, resp)
         handle().response, handle().served_by = resp, dep.label
         if use_cache:
             self.cache.put(ck, resp)
@@ -426,7 +422,7 @@ class Gateway:
         access.require("chat")
         route = self.resolve(model)
 
-        guarded: list[guarding.Guarded] = []
+        guarded = guarding.CallGuard()
 
         async def attempt(dep: Deployment) -> list[list[float]]:
             sent = guarding.guard_texts(self.settings.guard, dep, route.name, texts, guarded)
@@ -444,7 +440,7 @@ class Gateway:
         access.require("chat")
         route = self.resolve(model)
 
-        guarded: list[guarding.Guarded] = []
+        guarded = guarding.CallGuard()
 
         async def attempt(dep: Deployment) -> list[tuple[int, float]]:
             q, *docs = guarding.guard_texts(
@@ -463,7 +459,7 @@ class Gateway:
         route: Route,
         inputs: int,
         attempt: Any,
-        guarded: list[guarding.Guarded],
+        guarded: guarding.CallGuard,
     ) -> Any:
         """One routed embeddings or rerank call in its span; errors redacted."""
         with spans.span(f"{operation} {route.name}", operation=operation) as sp:

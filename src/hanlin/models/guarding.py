@@ -9,13 +9,20 @@ the values.
 The output policy (:mod:`hanlin.guard.output`: term banks, links) runs on the restored answer;
 every rule that fired is recorded on the span as ``hanlin.guard.output.rules`` and a
 ``hanlin.guard.<action>`` event naming the rule — never the text.
+
+A call's :class:`CallGuard` gathers what the guard did to it: the answer carries it as
+``ChatResponse.guard`` (the notice the server and the web UI show), and when any deployment of
+the route would be masked, the prompt and answer the span records (``tracing.capture_content``)
+are masked too, with the same placeholders the model saw.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from hanlin.access import caller as access
@@ -23,7 +30,7 @@ from hanlin.config import GuardSettings
 from hanlin.guard.masking import Masker, StreamRestorer
 from hanlin.guard.output import OutputHit, output_policy
 from hanlin.guard.policy import Decision, Target, current_kb, decide
-from hanlin.models.catalog import Deployment
+from hanlin.models.catalog import Deployment, Route
 from hanlin.models.types import (
     ChatResponse,
     Finish,
@@ -34,10 +41,105 @@ from hanlin.models.types import (
     ToolCall,
     ToolCallDelta,
 )
+from hanlin.tracing import genai
+from hanlin.tracing.setup import capturing
 
 MASKED = "hanlin.guard.masked"
 #: one attempt's decision and its masker (None: not masked), kept to record on the span
 Guarded = tuple[Decision, Masker | None]
+
+
+@dataclass(slots=True)
+class CallGuard:
+    """What the guard did to one gateway call: each attempt's decision and masker, the output
+    policy's hits, the guard model's verdicts — and the masker of the span's content."""
+
+    kb: str | None = None
+    attempts: list[Guarded] = field(default_factory=list)
+    hits: list[OutputHit] = field(default_factory=list)
+    #: the rule that replaced the answer by the refusal text (``TERM:x``, ``GUARD:S1``)
+    blocked: str = ""
+    #: guard-model rules that flagged the input or the answer
+    flags: list[str] = field(default_factory=list)
+    #: the guard model could not answer and the call went on (``model_failure = "open"``)
+    unchecked: bool = False
+    #: masks what the span records (None: the route is never masked, or no content captured)
+    trace: Masker | None = None
+
+    def append(self, attempt: Guarded) -> None:
+        self.attempts.append(attempt)
+
+    def __bool__(self) -> bool:
+        return bool(self.attempts)
+
+    def __getitem__(self, index: int) -> Guarded:
+        return self.attempts[index]
+
+    def notice(self) -> dict[str, Any] | None:
+        """What a person should be told, as a small dict (no values, no text); None if
+        nothing happened: ``masked`` counts per type, ``blocked`` the rule,
+        ``links_removed``, ``terms_masked``, ``flags`` and ``unchecked``."""
+        out: dict[str, Any] = {}
+        masker = self.attempts[-1][1] if self.attempts else None
+        if masker is not None and masker.counts:
+            out["masked"] = dict(sorted(masker.counts.items()))
+        if self.blocked:
+            out["blocked"] = self.blocked
+        links = sum(1 for h in self.hits if h.action == "neutralize")
+        if links:
+            out["links_removed"] = links
+        terms = Counter(h.rule for h in self.hits if h.action == "mask")
+        if terms:
+            out["terms_masked"] = dict(terms)
+        flags = sorted({h.rule for h in self.hits if h.action == "flag"} | set(self.flags))
+        if flags:
+            out["flags"] = flags
+        if self.unchecked:
+            out["unchecked"] = True
+        return out or None
+
+
+def call_span(
+    settings: GuardSettings,
+    route: Route,
+    key: str,
+    msgs: Sequence[Message],
+    opts: Any,
+    kb: str | None,
+) -> tuple[Any, CallGuard]:
+    """The chat call's span and its :class:`CallGuard`. The prompt the span records is masked
+    when the policy masks any deployment of the route (which one answers is not known yet), so
+    a trace never holds a value that a masked call kept from the model."""
+    guarded = CallGuard(kb)
+    shown: Sequence[Message] = msgs
+    if capturing():
+        for dep in route.deployments:
+            decided = decision(settings, dep, route.name, key, kb)
+            if decided.detector is not None:
+                guarded.trace = Masker(decided.detector)
+                shown = mask_messages(guarded.trace, msgs)
+                break
+    return genai.call_span("chat", route.name, shown, opts), guarded
+
+
+def masks_route(settings: GuardSettings, route: Route, key: str, kb: str | None) -> bool:
+    """Whether the policy masks any deployment of ``route`` for this caller."""
+    return any(
+        decision(settings, dep, route.name, key, kb).detector is not None
+        for dep in route.deployments
+    )
+
+
+def served(
+    sp: Any, guarded: CallGuard, dep: Deployment, resp: ChatResponse, *, cached: bool = False
+) -> None:
+    """What answered, on the span (the answer masked like the prompt), the policy's record,
+    and the notice on the answer (``resp.guard``)."""
+    trace = guarded.trace
+    genai.served(sp, dep, resp, cached=cached, mask=trace.mask if trace is not None else None)
+    if guarded:
+        record(sp, *guarded[-1])
+    resp.guard = guarded.notice()
 
 
 def decision(
@@ -56,7 +158,7 @@ def guard_messages(
     key: str,
     kb: str | None,
     msgs: list[Message],
-    guarded: list[Guarded],
+    guarded: CallGuard,
 ) -> tuple[Masker | None, list[Message]]:
     """The PII policy for one chat attempt: its masker (None: not masked) and what to send."""
     decided = decision(settings, dep, route, key, kb)
@@ -70,7 +172,7 @@ def guard_texts(
     dep: Deployment,
     route: str,
     texts: Sequence[str],
-    guarded: list[Guarded],
+    guarded: CallGuard,
 ) -> Sequence[str]:
     """Embeddings and rerank inputs, masked with bare ``<PHONE>`` placeholders (nothing to
     restore; numbering would only link texts) when the policy masks this deployment and
@@ -198,7 +300,9 @@ def record(sp: Any, decided: Decision | None, masker: Masker | None) -> None:
         sp.set_attribute(f"{MASKED}.{kind}", n)
 
 
-def police_response(settings: GuardSettings, resp: ChatResponse, sp: Any, facing: bool) -> None:
+def police_response(
+    settings: GuardSettings, resp: ChatResponse, sp: Any, facing: bool, guarded: CallGuard
+) -> None:
     """The output policy on a whole answer, in place: a ``block`` term replaces the answer (and
     its tool calls) by the refusal text, with finish reason ``content_filter``."""
     policy = output_policy(settings)
@@ -209,21 +313,31 @@ def police_response(settings: GuardSettings, resp: ChatResponse, sp: Any, facing
     if checked.blocked:
         resp.tool_calls = []
         resp.finish_reason = "content_filter"
+    guarded.hits = list(checked.hits)
+    guarded.blocked = _blocking(checked.hits) if checked.blocked else ""
     record_output(sp, checked.hits, checked.blocked)
 
 
+def _blocking(hits: Sequence[OutputHit]) -> str:
+    return next((h.rule for h in hits if h.action == "block"), "")
+
+
 def police_stream(
-    settings: GuardSettings, events: AsyncIterator[StreamEvent], sp: Any, facing: bool
+    settings: GuardSettings,
+    events: AsyncIterator[StreamEvent],
+    sp: Any,
+    facing: bool,
+    guarded: CallGuard,
 ) -> AsyncIterator[StreamEvent]:
     """``events`` under the output policy (``events`` itself when it changes nothing)."""
     policy = output_policy(settings)
     if not policy.active(facing):
         return events
-    return _policed(policy.stream(links=facing), events, sp)
+    return _policed(policy.stream(links=facing), events, sp, guarded)
 
 
 async def _policed(
-    out: Any, events: AsyncIterator[StreamEvent], sp: Any
+    out: Any, events: AsyncIterator[StreamEvent], sp: Any, guarded: CallGuard
 ) -> AsyncIterator[StreamEvent]:
     try:
         async for event in events:
@@ -252,6 +366,8 @@ async def _policed(
         if out.blocked:
             yield Finish("content_filter")
     finally:
+        guarded.hits = list(out.hits)
+        guarded.blocked = _blocking(out.hits) if out.blocked else ""
         record_output(sp, out.hits, out.blocked)
         aclose = getattr(events, "aclose", None)
         if aclose is not None:

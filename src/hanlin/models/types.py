@@ -294,6 +294,9 @@ class ChatResponse:
     latency_ms: float = 0.0
     #: per-token log probabilities (OpenAI's ``choices[0].logprobs.content``), when asked for
     logprobs: list[dict[str, Any]] | None = None
+    #: what the guard did (``hanlin.models.guarding.CallGuard.notice``): masked counts per
+    #: type, the rule that blocked, links removed, flags; None when nothing happened
+    guard: dict[str, Any] | None = None
 
     @property
     def message(self) -> Message:

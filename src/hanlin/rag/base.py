@@ -93,6 +93,9 @@ class Answer:
     notes: list[str] = field(default_factory=list)
     usage_estimated: bool = False
     finish_reason: Literal["stop", "length"] = "stop"
+    #: what the guard did: the generation call's notice (masked, blocked, links removed) and
+    #: ``injection`` (mode, rules) when sources held injected instructions; None: nothing
+    guard: dict[str, Any] | None = None
 
     @property
     def refused(self) -> bool:

@@ -197,5 +197,7 @@ async def generate(
             finish_reason="length"
             if resp is not None and resp.finish_reason == "length"
             else "stop",
+            guard={**((resp.guard or {}) if resp is not None else {}), **screening.notice()}
+            or None,
         )
     )

@@ -33,6 +33,13 @@ class Screening:
             f"({', '.join(rules)})"
         ]
 
+    def notice(self) -> dict[str, Any]:
+        """``{"injection": {"mode", "sources", "rules"}}`` for the answer's guard notice."""
+        if not self.flagged:
+            return {}
+        rules = sorted({r for found in self.flagged.values() for r in found})
+        return {"injection": {"mode": self.mode, "sources": len(self.flagged), "rules": rules}}
+
     def record(self, sp: Any) -> None:
         if not self.flagged:
             return

@@ -99,6 +99,7 @@ _TABLE: list[tuple[type[HanlinError], int, str, str | None]] = [
     (model_errors.UpstreamUnavailableError, 502, "upstream_error", "upstream_unavailable"),
     (model_errors.UnsupportedFeatureError, 400, "invalid_request_error", "unsupported"),
     (model_errors.BadRequestError, 400, "invalid_request_error", "upstream_bad_request"),
+    (model_errors.GuardUnavailableError, 503, "server_error", "guard_unavailable"),
     (model_errors.ModelError, 502, "upstream_error", None),
     (BlockedURLError, 400, "invalid_request_error", "blocked_url"),
     (FetchError, 400, "invalid_request_error", "fetch_failed"),

@@ -352,9 +352,15 @@ def gateway_completion(model: str, resp: ChatResponse) -> dict[str, Any]:
         resp.usage,
         finish_reason=resp.finish_reason,
         tool_calls=resp.tool_calls,
-        extra={"hanlin": {"served_by": resp.served_by}},
+        extra={"hanlin": {"served_by": resp.served_by} | guard_extra(resp.guard)},
         logprobs=resp.logprobs,
     )
+
+
+def guard_extra(notice: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"guard": notice}`` when the guard masked, blocked, removed or flagged something (what
+    the web UI's notice shows; counts and rule ids, never values)."""
+    return {"guard": notice} if notice else {}
 
 
 class Chunks:
@@ -441,7 +447,10 @@ async def gateway_chunks(
             usage = event.usage
         elif isinstance(event, Finish):
             finish = _finish(event.reason)
-    yield chunks.delta({}, finish)
+    # the gateway's stream has ended: its response says what the guard did
+    done = getattr(rest, "response", None)
+    notice = guard_extra(getattr(done, "guard", None))
+    yield chunks.delta({}, finish, **({"hanlin": notice} if notice else {}))
     if chunks.include_usage:
         yield chunks.usage(usage)
     yield sse.DONE
@@ -483,7 +492,8 @@ def answer_extra(answer: Answer) -> dict[str, Any]:
             "standalone_question": answer.standalone_question,
             "timings_ms": {k: round(v, 2) for k, v in answer.timings_ms.items()},
             "model": answer.model,
-        },
+        }
+        | guard_extra(answer.guard),
     }
 
 

@@ -4,7 +4,7 @@ answered)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
@@ -27,8 +27,16 @@ def call_span(operation: str, model: str, msgs: Sequence[Any] = (), opts: Any = 
     return sp
 
 
-def served(sp: Span, dep: Any, resp: Any = None, *, cached: bool = False) -> None:
-    """What answered: the deployment, its provider, usage and cost, the output message."""
+def served(
+    sp: Span,
+    dep: Any,
+    resp: Any = None,
+    *,
+    cached: bool = False,
+    mask: Callable[[str], str] | None = None,
+) -> None:
+    """What answered: the deployment, its provider, usage and cost, the output message (its
+    text and tool-call arguments through ``mask`` when given: personal data masked)."""
     if not sp.is_recording():
         return
     sp.set_attribute(r.PROVIDER, str(dep.endpoint.provider))
@@ -37,9 +45,10 @@ def served(sp: Span, dep: Any, resp: Any = None, *, cached: bool = False) -> Non
         sp.set_attribute("hanlin.cache_hit", True)
     if resp is not None:
         spans.usage(sp, resp, None if cached else resp.cost)
-        out: dict[str, Any] = {"role": "assistant", "content": resp.text}
+        shown = mask or str
+        out: dict[str, Any] = {"role": "assistant", "content": shown(resp.text)}
         if resp.tool_calls:
             out["tool_calls"] = [
-                {"name": c.name, "arguments": c.arguments} for c in resp.tool_calls
+                {"name": c.name, "arguments": shown(c.arguments)} for c in resp.tool_calls
             ]
         spans.record(sp, r.OUTPUT_MESSAGES, [out])

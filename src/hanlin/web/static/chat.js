@@ -7,6 +7,7 @@ import { copyText, h, toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { ChatSettingsPanel } from "./chatsettings.js";
 import { feedbackBar } from "./feedback.js";
+import { guardNotice } from "./guard-notice.js";
 import { renderMarkdown, stripFootnotes } from "./markdown.js";
 import { fillModelPicker } from "./model-picker.js";
 
@@ -250,6 +251,8 @@ export class ChatView {
     parts.push(body);
     if (msg.error) parts.push(h("div", { class: "msg-error", role: "alert", testid: "chat-error" }, msg.error));
     if (msg.stopped) parts.push(h("div", { class: "msg-note" }, t("chat.stopped")));
+    const notice = !msg.pending && msg.hanlin ? guardNotice(msg.hanlin.guard) : null;
+    if (notice) parts.push(notice);
 
     const sources = refused ? closestSources(msg) : msg.citations || [];
     if (sources.length && !msg.pending) {
