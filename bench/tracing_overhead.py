@@ -2,6 +2,9 @@
 off in the same run, and the writer's sustained rate with the process's RSS.
 
     .venv/bin/python bench/tracing_overhead.py [--spans 200000] [--out bench/out]
+    # the writer on a store that already holds 1M spans (bench/trace_store.py leaves it)
+    .venv/bin/python bench/tracing_overhead.py --only sustained --spans 150000 \
+        --traces-db bench/.cache/trace_store/traces.sqlite --retention-days 0
 
 - **span**: ``hanlin.tracing.spans.span`` around nothing, with GenAI attributes and a recorded
   message (create + attributes + end + hand-off to the writer's queue): p50/p99 over 20,000;
@@ -9,7 +12,8 @@ off in the same run, and the writer's sustained rate with the process's RSS.
 - **sustained**: ``--spans`` spans (5 per trace, realistic attributes) made at ``--rate``
   spans/s by one thread of the same process (the writer shares its GIL), then the time until
   the writer has stored them all → spans/s stored, spans dropped (must be 0), and RSS
-  before/after (the queue is bounded, so RSS stays flat);
+  before/after (the queue is bounded, so RSS stays flat). ``--traces-db`` starts from a copy
+  of that trace store (opening it applies any pending migration, timed apart);
 - **gateway call**: ``Gateway.chat`` to the fake upstream (:mod:`hanlin.testing.upstream`, a
   separate process on 127.0.0.1), 400 calls per arm, arms interleaved in blocks of 50;
 - **kb: answer**: ``RagEngine.ask`` on a small knowledge base (extractive: no model), 200 per arm,
@@ -50,13 +54,13 @@ def pct(xs: list[float], p: float) -> float:
     return round(float(np.percentile(np.asarray(xs) * 1000, p)), 4)
 
 
-def settings_for(home: Path, upstream: str, enabled: bool) -> Any:
+def settings_for(home: Path, upstream: str, enabled: bool, retention_days: int = 30) -> Any:
     from hanlin.config import load_settings
 
     return load_settings(
         home=home,
         models={"endpoints": {"fake": {"base_url": upstream}}, "retries": 0},
-        tracing={"enabled": enabled},
+        tracing={"enabled": enabled, "retention_days": retention_days},
     )
 
 
@@ -138,6 +142,15 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=200_000)
     ap.add_argument("--rate", type=int, default=5_000, help="spans/s offered in the sustained run")
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--traces-db", type=Path, help="start from a copy of this traces.sqlite")
+    ap.add_argument("--only", choices=["sustained"], help="run only this part")
+    ap.add_argument(
+        "--retention-days",
+        type=int,
+        default=30,
+        help="tracing.retention_days (bench/trace_store.py's spans are dated December 2025: "
+        "30 makes the writer delete all of them while it writes; 0 keeps them)",
+    )
     args = ap.parse_args()
     from hanlin.knowledge.kb import KnowledgeBase
     from hanlin.models.gateway import Gateway
@@ -155,13 +168,19 @@ def main() -> None:
     try:
         time.sleep(2.0)
         url = f"http://127.0.0.1:{port}/v1"
-        on, off = settings_for(home, url, True), settings_for(home, url, False)
+        on = settings_for(home, url, True, args.retention_days)
+        off = settings_for(home, url, False, args.retention_days)
         result: dict[str, Any] = {"machine": os.uname().nodename, "cpus": os.cpu_count()}
+        if args.traces_db is not None:
+            result["store"] = prefill(home, args.traces_db)
         setup.configure(on)
         result["span"] = span_cost(20_000)
         setup.flush(120)
         result["sustained"] = sustained(args.spans, args.rate)
         print(result, flush=True)
+        if args.only == "sustained":
+            report(args.out, result, ("store", "span", "sustained"))
+            return
 
         gw = Gateway(on)
         result["gateway call"] = interleaved(
@@ -188,13 +207,32 @@ def main() -> None:
         gw.close()
     finally:
         up.terminate()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tracing_overhead.json").write_text(json.dumps(result, indent=1))
+    report(args.out, result, ("span", "sustained", "gateway call", "kb: answer"))
+
+
+def prefill(home: Path, source: Path) -> dict[str, Any]:
+    """Copy a trace store into ``home`` and open it once (migrations included, timed)."""
+    import shutil
+
+    from hanlin.tracing.sqlite import FILENAME, SqliteTraceStore
+
+    shutil.copy(source, home / FILENAME)
+    store = SqliteTraceStore(home / FILENAME)
+    t0 = time.perf_counter()
+    spans = store.count()
+    opened = time.perf_counter() - t0
+    store.close()
+    return {"spans stored before": spans, "first open s (migrations)": round(opened, 1)}
+
+
+def report(out: Path, result: dict[str, Any], sections: tuple[str, ...]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tracing_overhead.json").write_text(json.dumps(result, indent=1))
     lines = ["| what | value |", "|---|---|"]
-    for section in ("span", "sustained", "gateway call", "kb: answer"):
+    for section in sections:
         for k, v in result[section].items():
             lines.append(f"| {section}: {k} | {v} |")
-    (args.out / "tracing_overhead.md").write_text("\n".join(lines) + "\n")
+    (out / "tracing_overhead.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

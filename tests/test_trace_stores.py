@@ -89,3 +89,22 @@ def test_open_trace_store_follows_database_url(
     assert store.path == hanlin_home / "traces.sqlite"
     monkeypatch.setenv("HANLIN_DATABASE_URL", "postgresql://u@localhost/db")
     assert isinstance(open_trace_store(load_settings()), PostgresTraceStore)
+
+
+def test_the_sqlite_text_index_stays_consistent_through_prunes(tmp_path: Path) -> None:
+    store = SqliteTraceStore(tmp_path / "traces.sqlite")
+    for n in range(1, 41):
+        store.write(chat_trace(n, n * 100, model=f"m{n % 3}"))
+        if n % 7 == 0:
+            store.index_text(limit=5)  # part of the spans, as an idle writer would
+    store.prune(max_spans=30, limit=4)
+    while store.index_text(limit=9):
+        pass
+    store.prune(older_than_ns=2**62, limit=1_000)  # everything: rowids start over
+    store.write(chat_trace(99, 0))
+    store.index_text()
+    conn = sqlite3.connect(tmp_path / "traces.sqlite")
+    conn.execute("INSERT INTO spans_text(spans_text, rank) VALUES ('integrity-check', 1)")
+    assert conn.execute("SELECT upto FROM spans_text_upto").fetchone()[0] == 2
+    assert [t.trace_id for t in store.list_traces(TraceQuery(text="POST /chat"))] == [f"{99:032x}"]
+    store.close()

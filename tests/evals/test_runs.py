@@ -19,6 +19,8 @@ from hanlin.evals.judge import Judge
 from hanlin.evals.runner import execute, prepare_run, reopen_run, resolve_dataset
 from hanlin.evals.targets import Output, Target
 from hanlin.models.gateway import Gateway
+from hanlin.prompts import prompt_library
+from hanlin.prompts.base import NewVersion
 from hanlin.testing.upstream import Reply, UpstreamServer
 from tests.agents.test_loop import answer, calls_stream
 from tests.evals.conftest import chat_reply
@@ -154,7 +156,10 @@ def test_a_judge_scores_citations_and_correctness(
     store = open_eval_store(eval_settings)
     run, results = _judged_run(store, fake_gateway(), tmp_path, "judged-qa")
     assert run.config["judge"] == "fake/judge"
-    assert run.config["judge_prompts"] == {"support": "support-v1", "correct": "correct-v1"}
+    assert run.config["judge_prompts"] == {
+        "support": "eval.judge.support@1",
+        "correct": "eval.judge.correct@1",
+    }
     assert "citation_recall_lexical" not in run.config["metrics"]  # the judge replaces the proxy
     by_id = {r.example_id: r for r in results}
     danube = by_id["da"]  # quotes two sentences; only the Black Sea one is "supported"
@@ -183,6 +188,37 @@ def test_a_judge_returning_garbage_leaves_examples_unjudged_never_passed(
     assert "citation_recall" not in run.aggregates["metrics"]
     assert "answer_correct" not in run.aggregates["metrics"]
     assert run.aggregates["metrics"]["contains"]["n"] == 2  # the rest is scored as usual
+
+
+def test_the_judge_reads_its_prompt_from_the_registry_at_the_production_label(
+    eval_settings: Settings,
+    fake_gateway: Callable[..., Gateway],
+    upstream: UpstreamServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    library = prompt_library(eval_settings)
+    original = library.get("eval.judge.correct", label="production")
+    stricter = original.text.replace("Extra correct detail is fine.", "Be strict: GRADE-V2.")
+    made, _ = library.create("eval.judge.correct", NewVersion(text=stricter), "test")
+    monkeypatch.setattr(upstream.app, "responder", _judge_by(lambda p: '{"correct": false}'))
+    store = open_eval_store(eval_settings)
+    try:
+        library.set_label("eval.judge.correct", "production", made.version, "test")
+        run, _ = _judged_run(store, fake_gateway(), tmp_path, "judge-v2-qa")
+    finally:
+        library.set_label("eval.judge.correct", "production", original.version, "test")
+    assert run.config["judge_prompts"]["correct"] == f"eval.judge.correct@{made.version}"
+    prompts = [body["messages"][-1]["content"] for _, _, body in upstream.app.requests if body]
+    graded = [p for p in prompts if "Gold answers" in p]
+    assert graded and all("GRADE-V2" in p and "Extra correct" not in p for p in graded)
+    # resuming keeps the versions the run started with, wherever the label points now
+    plan = reopen_run(store, run.id, fake_gateway())
+    try:
+        assert plan.judge is not None
+        assert plan.judge.versions["correct"] == f"eval.judge.correct@{made.version}"
+    finally:
+        plan.close()
 
 
 def test_a_base_model_cannot_judge(gateway: Gateway) -> None:

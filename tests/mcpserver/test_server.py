@@ -23,6 +23,8 @@ from hanlin.access.auth import open_apikeys
 from hanlin.agents.mcp import McpToolset
 from hanlin.config import load_settings
 from hanlin.mcpserver.server import build_server
+from hanlin.prompts import prompt_library
+from hanlin.prompts.base import NewVersion
 from tests.conftest import copy_home, database_url, use_database
 from tests.mcpserver.conftest import kb_settings
 
@@ -90,12 +92,38 @@ def test_in_memory_tools_resources_and_prompts(kb_home: Path) -> None:
                 "history",
                 "question",
                 "lang",
+                "label",
             ]
             got = await client.get_prompt(
                 "rag_rewrite", {"history": "user: tea?", "question": "and its price?", "lang": "zh"}
             )
             msg = got.messages[0].content.text  # type: ignore[union-attr]
             assert "改写" in msg and "and its price?" in msg and "user: tea?" in msg
+
+    run(go())
+
+
+def test_rag_prompts_come_from_the_registry_at_their_label(hanlin_home: Path) -> None:
+    settings = kb_settings(hanlin_home)
+    library = prompt_library(settings)
+    bundled = library.get("rag.answer.en", label="production")
+    made, _ = library.create(
+        "rag.answer.en", NewVersion(text="V2 ANSWER. Cite like [n].\n\n{sources}"), "test"
+    )
+    library.create("rag.answer.en", NewVersion(text="TRY ME.\n{sources}"), "test", label="staging")
+    server = build_server(settings)
+
+    async def go() -> None:
+        async with Client(server.server) as client:
+            before = await client.get_prompt("rag_answer", {"sources": "[1] tea"})
+            assert before.messages[0].content.text == bundled.text.format(sources="[1] tea")  # type: ignore[union-attr]
+            library.set_label("rag.answer.en", "production", made.version, "test")
+            after = await client.get_prompt("rag_answer", {"sources": "[1] tea"})
+            assert after.messages[0].content.text == "V2 ANSWER. Cite like [n].\n\n[1] tea"  # type: ignore[union-attr]
+            staged = await client.get_prompt("rag_answer", {"sources": "x", "label": "staging"})
+            assert staged.messages[0].content.text == "TRY ME.\nx"  # type: ignore[union-attr]
+            with pytest.raises(MCPError, match="not a label name"):
+                await client.get_prompt("rag_answer", {"sources": "x", "label": "Bad Label"})
 
     run(go())
 

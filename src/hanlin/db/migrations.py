@@ -172,6 +172,7 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[], str]]] = [
     ),
     (21, "keyword document frequencies; vectors stored inline", lambda: TERMS_SQL),
     (30, "traces", lambda: TRACES_SQL),
+    (31, "trace tags; trace text index where pg_trgm is", lambda: TRACE_TAGS_SQL),
     (35, "prompt registry", lambda: PROMPTS_SQL),
     (50, "evaluation datasets and runs", lambda: EVALS_SQL),
     (51, "evaluation dataset import reports", lambda: EVALS_REPORT_SQL),
@@ -280,6 +281,41 @@ CREATE TABLE trace_stats_cache (
     kind text NOT NULL, day bigint NOT NULL, version bigint NOT NULL, rows text NOT NULL,
     PRIMARY KEY (kind, day)
 );
+"""
+
+#: each trace's models, knowledge bases and API keys keyed by its start (hanlin.tracing.sql),
+#: in place of per-span indexes whose random trace ids made every write touch pages all over the
+#: table; and a trigram index for free-text search where the server has pg_trgm
+TRACE_TAGS_SQL = """
+CREATE TABLE trace_tags (
+    start_ns bigint NOT NULL, trace_id text COLLATE "C" NOT NULL, kind text NOT NULL,
+    value text NOT NULL, PRIMARY KEY (start_ns, trace_id, kind, value)
+);
+CREATE INDEX trace_tags_value ON trace_tags (kind, value, start_ns, trace_id);
+INSERT INTO trace_tags
+SELECT t.start_ns, t.trace_id, 'model', s.model FROM trace_spans s
+    JOIN traces t ON t.trace_id = s.trace_id WHERE s.model IS NOT NULL
+UNION SELECT t.start_ns, t.trace_id, 'kb', s.kb FROM trace_spans s
+    JOIN traces t ON t.trace_id = s.trace_id WHERE s.kb IS NOT NULL
+UNION SELECT t.start_ns, t.trace_id, 'key_id', s.key_id FROM trace_spans s
+    JOIN traces t ON t.trace_id = s.trace_id WHERE s.key_id IS NOT NULL;
+DROP INDEX trace_spans_model;
+DROP INDEX trace_spans_kb;
+DROP INDEX trace_spans_key;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pg_trgm needs a superuser: trace text search scans without it';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX trace_spans_text ON trace_spans USING gin ((attributes::text) gin_trgm_ops);
+    END IF;
+END
+$$;
 """
 
 #: prompts, their immutable versions, labels and every label move (hanlin.prompts.postgres): the

@@ -1,11 +1,14 @@
 """An LLM judge through the gateway, for the metrics that need one: whether a passage supports
 a claim (citation precision/recall) and whether an answer is correct against gold answers.
 
-Each judgement is one call with a versioned prompt (:data:`PROMPTS`; the run records the
-versions it used, so scores from different prompts are never compared unknowingly) at
-temperature 0, asking for a one-key JSON verdict. A reply that is not a clear verdict — or a
-failed call — is *no verdict* (``None``): the example is marked unjudged and left out of the
-judged means, never counted as a pass.
+Each judgement is one call at temperature 0, asking for a one-key JSON verdict, with a prompt
+from the prompt registry (``eval.judge.support`` and ``eval.judge.correct``, read at a label,
+``production`` by default): a new version can be tried on a run and promoted by moving the
+label. The judge reads its prompts once, when it is made, and the run records the versions it
+used (``eval.judge.support@2``), so a resumed run keeps them and scores from different prompts
+are never compared unknowingly. A reply that is not a clear verdict — or a failed call — is
+*no verdict* (``None``): the example is marked unjudged and left out of the judged means,
+never counted as a pass.
 """
 
 from __future__ import annotations
@@ -17,32 +20,18 @@ from typing import TYPE_CHECKING
 
 from hanlin.errors import HanlinError, InvalidInputError
 from hanlin.models.base_models import is_base_model
+from hanlin.prompts import prompt_library
+from hanlin.prompts.base import PRODUCTION
+from hanlin.prompts.builtin import bundled_text
+from hanlin.prompts.template import fill
 
 if TYPE_CHECKING:
     from hanlin.models.gateway import Gateway
 
-#: name → (version, template); change the text only together with the version
-PROMPTS: dict[str, tuple[str, str]] = {
-    "support": (
-        "support-v1",
-        "You check whether a passage supports a claim.\n\n"
-        'Passage:\n"""\n{premise}\n"""\n\n'
-        'Claim:\n"""\n{claim}\n"""\n\n'
-        "Does the passage support the claim — does it state the claim or directly imply it? "
-        "Background knowledge does not count; only the passage. "
-        'Reply with JSON only: {{"supported": true}} or {{"supported": false}}.',
-    ),
-    "correct": (
-        "correct-v1",
-        "You grade an answer to a question against the gold answers.\n\n"
-        "Question: {question}\n"
-        "Gold answers: {gold}\n"
-        'Answer:\n"""\n{answer}\n"""\n\n'
-        "Is the answer correct: does it give the information of one of the gold answers "
-        "without contradicting it? Extra correct detail is fine. "
-        'Reply with JSON only: {{"correct": true}} or {{"correct": false}}.',
-    ),
-}
+#: the judge's prompts: what :class:`Judge` calls them → their name in the registry
+PROMPTS = {"support": "eval.judge.support", "correct": "eval.judge.correct"}
+#: how runs recorded before the registry named their (bundled, version 1) prompts
+_LEGACY = {"support-v1", "correct-v1"}
 
 _OBJECT = re.compile(r"\{[^{}]*\}")
 _WORDS = {"yes": True, "true": True, "no": False, "false": False}
@@ -67,7 +56,14 @@ class Judge:
     once per judge). Raises :class:`InvalidInputError` for a base model, which cannot
     follow the instructions."""
 
-    def __init__(self, gateway: Gateway, model: str) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        model: str,
+        *,
+        label: str = PRODUCTION,
+        versions: dict[str, str] | None = None,
+    ) -> None:
         if is_base_model(gateway.settings, model, resolve=gateway.resolve):
             raise InvalidInputError(
                 f"the judge {model} is a base model: it cannot follow a grading instruction",
@@ -80,10 +76,16 @@ class Judge:
         self.failures = 0
         self._memo: dict[tuple[str, str], bool | None] = {}
         self._lock = threading.Lock()
+        #: prompt → (the version's reference, its text)
+        self._prompts = {
+            key: _prompt(gateway, name, label, (versions or {}).get(key))
+            for key, name in PROMPTS.items()
+        }
 
     @property
     def versions(self) -> dict[str, str]:
-        return {name: version for name, (version, _) in PROMPTS.items()}
+        """The prompt versions used, e.g. ``{"support": "eval.judge.support@1", …}``."""
+        return {key: ref for key, (ref, _) in self._prompts.items()}
 
     def describe(self) -> str:
         return f"{self.model} (prompts {', '.join(self.versions.values())})"
@@ -103,7 +105,12 @@ class Judge:
         )
 
     def _ask(self, prompt: str, key: str, **values: str) -> bool | None:
-        text = PROMPTS[prompt][1].format(**values)
+        try:
+            # a version that uses a field the judge does not fill cannot be labelled (the
+            # registry refuses): only one pinned by hand fails here, as no verdict
+            text = fill(self._prompts[prompt][1], values)
+        except InvalidInputError:
+            return None
         memo_key = (prompt, text)
         with self._lock:
             if memo_key in self._memo:
@@ -120,3 +127,18 @@ class Judge:
             self.failures += verdict is None
             self._memo[memo_key] = verdict
         return verdict
+
+
+def _prompt(gateway: Gateway, name: str, label: str, pinned: str | None) -> tuple[str, str]:
+    """``(reference, text)`` of the judge prompt ``name``: the version ``pinned`` names (a
+    resumed run's), else the one ``label`` points at (the bundled text when the registry
+    cannot be read). Raises :class:`~hanlin.errors.NotFoundError` for a pinned version that
+    no longer exists."""
+    if pinned in _LEGACY:
+        return f"{name}@1", bundled_text(name)
+    library = prompt_library(gateway.settings)
+    if pinned is not None and "@" in pinned:
+        version = library.get(name, version=int(pinned.rpartition("@")[2]))
+        return pinned, version.text
+    found = library.resolve(name, label)
+    return found.ref, found.text

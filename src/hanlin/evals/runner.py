@@ -108,13 +108,15 @@ def prepare_run(
     name: str | None = None,
     judge: str | None = None,
     model: str | None = None,
+    judge_label: str = "production",
 ) -> Plan:
-    """Record a new run of ``target_spec`` on ``dataset`` (nothing is answered yet)."""
+    """Record a new run of ``target_spec`` on ``dataset`` (nothing is answered yet). The
+    judge's prompts are read at ``judge_label`` in the prompt registry."""
     if limit is not None and limit < 1:
         raise InvalidInputError("--limit must be at least 1", hint="or leave it out for all")
     target = open_target(target_spec, gateway, model=model)
     try:
-        the_judge = Judge(gateway, judge) if judge else None
+        the_judge = Judge(gateway, judge, label=judge_label) if judge else None
         chosen, not_run = plan_metrics(metrics, target, the_judge)
     except BaseException:
         target.close()
@@ -152,7 +154,9 @@ def reopen_run(store: EvalStore, run_id: str, gateway: Gateway) -> Plan:
     cfg = run.config
     target = open_target(run.target, gateway, model=cfg.get("model"))
     try:
-        the_judge = Judge(gateway, cfg["judge"]) if cfg.get("judge") else None
+        # the prompt versions the run started with, wherever the labels point now
+        pinned = cfg.get("judge_prompts")
+        the_judge = Judge(gateway, cfg["judge"], versions=pinned) if cfg.get("judge") else None
     except BaseException:
         target.close()
         raise

@@ -33,7 +33,9 @@ from hanlin.config import Settings
 from hanlin.errors import HanlinError
 from hanlin.mcpserver.kb_service import KbService, doc_uri, dumps, parse_doc_uri
 from hanlin.mcpserver.workflows import PREFIX, WorkflowTools
-from hanlin.rag.templates import BundledTemplate, bundled_templates
+from hanlin.prompts import prompt_library
+from hanlin.prompts.base import PRODUCTION, check_label
+from hanlin.rag.templates import BundledTemplate, Language, Templates, bundled_templates
 
 RESOURCE_NOT_FOUND = -32002
 PAGE = 200
@@ -429,11 +431,17 @@ class HanlinMcp:
                         description=f"one of {', '.join(found.languages)} (default en)",
                     )
                 )
+            args.append(
+                mt.PromptArgument(
+                    name="label",
+                    description="the prompt registry label to read (default production)",
+                )
+            )
             prompts.append(
                 mt.Prompt(
                     name=name,
-                    description=f"Hanlin's RAG prompt template '{found.name}' "
-                    "(HANLIN_HOME/prompts/rag/ overrides apply)",
+                    description=f"Hanlin's RAG prompt template '{found.name}', the version "
+                    "its registry label points at (`hanlin prompt ls`)",
                     arguments=args,
                 )
             )
@@ -452,13 +460,25 @@ class HanlinMcp:
         lang = args.get("lang", "en")
         if found.languages and lang not in (*found.languages, "zh-Hant"):
             raise MCPError(mt.INVALID_PARAMS, f"lang must be one of {', '.join(found.languages)}")
-        text = found.text(lang, self.settings.home)  # type: ignore[arg-type]
-        for f in found.fields:
-            text = text.replace("{" + f + "}", args[f])
+        label = args.get("label") or PRODUCTION
+        try:
+            check_label(label)
+        except HanlinError as exc:
+            raise MCPError(mt.INVALID_PARAMS, exc.message) from None
+        values = {f: args[f] for f in found.fields}
+        text = await asyncio.to_thread(self._prompt_text, found.name, lang, label, values)
         return mt.GetPromptResult(
             description=f"Hanlin RAG prompt '{found.name}'",
             messages=[mt.PromptMessage(role="user", content=mt.TextContent(text=text))],
         )
+
+    def _prompt_text(self, name: str, lang: str, label: str, values: dict[str, str]) -> str:
+        """A RAG template from the prompt registry at ``label``, filled, as an answer reads it
+        (blocking: the registry may be read)."""
+        library = prompt_library(self.settings)
+        language: Language = lang if lang in ("zh", "zh-Hant") else "en"  # type: ignore[assignment]
+        templates = Templates.read(library, language, label, self.settings.home)
+        return templates.render(name, **values)
 
     async def _complete(
         self, ctx: ServerRequestContext[Any, Any], params: mt.CompleteRequestParams

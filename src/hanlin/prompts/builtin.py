@@ -1,7 +1,7 @@
-"""The prompts Hanlin ships: RAG's templates and the agents' prompts, one file each under
-``hanlin/prompts/builtin/<name>.txt`` (in the wheel). They are version 1 of their prompt in
-every registry (seeded on first use, label ``production``), and what a reader falls back to
-when the registry cannot be read.
+"""The prompts Hanlin ships: RAG's templates, the agents' prompts and the evaluation judge's,
+one file each under ``hanlin/prompts/builtin/<name>.txt`` (in the wheel). They are version 1
+of their prompt in every registry (seeded on first use, label ``production``), and what a
+reader falls back to when the registry cannot be read.
 
 The variables declared here are the ones Hanlin fills in: a version that needs another one
 cannot be given the label Hanlin reads (see :meth:`hanlin.prompts.library.PromptLibrary.
@@ -119,6 +119,23 @@ BUILTINS: tuple[BuiltinPrompt, ...] = (
         "agent.planner.report",
         "agents (planner mode): the final report from the subtasks' results",
         (("goal", "str", "the whole goal"), ("results", "str", "each subtask's result")),
+    ),
+    BuiltinPrompt(
+        "eval.judge.support",
+        "evaluations: does a passage support a claim (citation metrics; JSON verdict)",
+        (
+            ("premise", "str", "the cited passage"),
+            ("claim", "str", "the sentence that cites it"),
+        ),
+    ),
+    BuiltinPrompt(
+        "eval.judge.correct",
+        "evaluations: is an answer correct against the gold answers (JSON verdict)",
+        (
+            ("question", "str", "the question"),
+            ("gold", "str", "the gold answers, as a JSON list"),
+            ("answer", "str", "the answer to grade"),
+        ),
     ),
     BuiltinPrompt(
         "agent.memory.summarize",

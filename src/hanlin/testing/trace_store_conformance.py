@@ -368,3 +368,36 @@ class TraceStoreConformanceTests:
         assert store.count() == 4 and len(store.get_trace(tid(3))) == 4
         assert store.prune(older_than_ns=T0, max_spans=0) == 4
         assert store.count() == 0 and store.list_traces(TraceQuery()) == []
+
+    def test_text_search_is_the_same_before_and_after_indexing(self, store: TraceStore) -> None:
+        def say(n: int, words: str) -> list[SpanRecord]:
+            spans = chat_trace(n, n * 100)
+            spans[1].attributes = {"gen_ai.input.messages": words}
+            return spans
+
+        store.write(say(1, "the Invoice is overdue") + say(2, "发票已经逾期了") + say(3, "hello"))
+        while store.index_text(limit=2):  # in slices, as the writer does
+            pass
+        store.write(say(4, "an invoice again") + say(5, "逾期的发票"))  # not indexed yet
+
+        def found(text: str) -> list[str]:
+            return sorted(ids(store.list_traces(TraceQuery(text=text))))
+
+        assert found("invoice") == [tid(1), tid(4)]  # any case, indexed or not
+        assert found("逾期") == [tid(2), tid(5)] and found("已经逾期") == [tid(2)]
+        assert found("voice is over") == [tid(1)] and found("Invoice is under") == []
+        assert store.prune(older_than_ns=T0 + 150 * MS) == 2  # trace 1, indexed, goes
+        assert store.index_text() >= 0 and found("invoice") == [tid(4)]
+        assert found("hello") == [tid(3)] and found("zebra") == []
+
+    def test_prune_in_slices_deletes_the_oldest_traces_first(self, store: TraceStore) -> None:
+        for n in range(1, 6):
+            store.write(chat_trace(n, n * 100, model=f"m{n}"))
+        cut = T0 + 450 * MS  # traces 1-4 expired
+        assert store.prune(older_than_ns=cut, limit=3) == 6  # the three oldest, whole
+        assert ids(store.list_traces(TraceQuery())) == [tid(5), tid(4)]
+        assert store.list_traces(TraceQuery(model="m2")) == []  # its filter values went too
+        assert store.prune(older_than_ns=cut, limit=3) == 2
+        assert store.prune(older_than_ns=cut, limit=3) == 0
+        assert store.prune(max_spans=0, limit=1) == 2 and store.count() == 0
+        assert store.list_traces(TraceQuery(text="POST")) == []

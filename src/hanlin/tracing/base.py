@@ -133,9 +133,21 @@ class TraceStore(Protocol):
         ``spans="llm"`` counts model calls (chat, embeddings and rerank spans; not the answers
         and agent runs that name their model too), ``"root"`` whole traces."""
 
-    def prune(self, older_than_ns: int | None = None, max_spans: int | None = None) -> int:
+    def prune(
+        self,
+        older_than_ns: int | None = None,
+        max_spans: int | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         """Delete whole traces older than ``older_than_ns`` and then the oldest traces past
-        ``max_spans`` spans in total; returns the spans deleted."""
+        ``max_spans`` spans in total, at most the ``limit`` oldest traces per call (so one
+        call is one short transaction; call again until it returns 0); returns the spans
+        deleted."""
+
+    def index_text(self, limit: int = 2000) -> int:
+        """Background upkeep: add up to ``limit`` recently written spans to the free-text
+        index where it is built after the writes; returns how many (0: nothing left)."""
 
     def count(self) -> int:
         """Spans stored."""

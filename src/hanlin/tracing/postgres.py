@@ -1,9 +1,12 @@
 """The PostgreSQL trace store (``database_url`` set): the SQLite store's tables in the shared
-database (``trace_spans``, ``traces``, ``trace_days``, ``trace_stats_cache``: migration 30), so
-every replica records into and lists the same traces. A write locks its trace ids (transaction
-advisory locks, taken in one global order) before it rebuilds their ``traces`` rows, so
-replicas writing spans of one trace at once take turns and none rebuilds a trace from a view
-that misses another's spans."""
+database (``trace_spans``, ``traces``, ``trace_days``, ``trace_stats_cache``: migration 30;
+``trace_tags`` and the text index: migration 31), so every replica records into and lists the
+same traces. Free-text search uses a ``pg_trgm`` GIN index of the attributes where the server
+has that extension (migration 31 creates it when it can), and scans where it has not.
+
+A write locks its trace ids (transaction advisory locks, taken in one global order) before it
+rebuilds their ``traces`` rows, so replicas writing spans of one trace at once take turns and
+none rebuilds a trace from a view that misses another's spans."""
 
 from __future__ import annotations
 
@@ -30,8 +33,14 @@ _DIALECT = Dialect(
     like="ILIKE",
     attributes="attributes::text",
     any_of=lambda ids: ("= ANY(%s)", [list(ids)]),
+    pairs=lambda pairs: (
+        'SELECT s, t COLLATE "C" FROM unnest(%s::bigint[], %s::text[]) AS u(s, t)',
+        [[p[0] for p in pairs], [p[1] for p in pairs]],
+    ),
     fence=" OFFSET 0",
 )
+#: a text the index finds in more spans than this is searched by the scan (a page sooner)
+_CANDIDATES = 4000
 
 
 class PostgresTraceStore:
@@ -41,6 +50,7 @@ class PostgresTraceStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._db: Database | None = None
+        self._text_index: bool | None = None
 
     def _database(self) -> Database:
         if self._db is None:
@@ -96,17 +106,48 @@ class PostgresTraceStore:
         with self._session(write=True) as conn:
             return sql.rate(conn, _DIALECT, trace_id, rating, _clean(comment))
 
-    def prune(self, older_than_ns: int | None = None, max_spans: int | None = None) -> int:
+    def prune(
+        self,
+        older_than_ns: int | None = None,
+        max_spans: int | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         with self._session(write=True) as conn:
-            return sql.prune(conn, _DIALECT, older_than_ns, max_spans)
+            return sql.prune(conn, _DIALECT, older_than_ns, max_spans, limit)
+
+    def index_text(self, limit: int = 2000) -> int:
+        """Nothing to do: PostgreSQL keeps its text index itself."""
+        return 0
 
     # --- reads ---------------------------------------------------------------------------
 
     def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
-        text, args = sql.list_sql(query, _DIALECT)
         with self._session(write=False) as conn:
+            text, args = sql.list_sql(query, _DIALECT, lambda t: self._search(conn, t))
             rows = conn.execute(text, args).fetchall()
         return [sql.summary_of(r) for r in rows]
+
+    def _search(self, conn: psycopg.Connection[Any], text: str) -> tuple[str, list[Any]]:
+        """The text condition: through the ``pg_trgm`` index where there is one and the text
+        is rare enough (:data:`_CANDIDATES`), else the newest-first scan."""
+        if self._text_index is None:
+            found = conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'trace_spans_text'")
+            self._text_index = found.fetchone() is not None
+        pattern = f"%{sql.escape_like(sql.in_json(text))}%"
+        if self._text_index and len(text) >= 3:
+            row = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM trace_spans "
+                "WHERE attributes::text ILIKE %s LIMIT %s) c",
+                (pattern, _CANDIDATES),
+            ).fetchone()
+            if row is not None and row[0] < _CANDIDATES:
+                return (
+                    "(t.name ILIKE %s OR t.trace_id IN (SELECT s.trace_id FROM trace_spans s "
+                    "WHERE s.attributes::text ILIKE %s))",
+                    [f"%{sql.escape_like(text)}%", pattern],
+                )
+        return sql.scan_search(_DIALECT, text)
 
     def get_trace(self, trace_id: str) -> list[SpanRecord]:
         with self._session(write=False) as conn:

@@ -43,6 +43,10 @@ _BATCH = 512
 _LINGER = 0.2
 #: how often the store's retention runs, seconds
 _PRUNE_EVERY = 600.0
+#: the most traces one retention step deletes (one short transaction after a batch)
+_PRUNE_SLICE = 100
+#: the most spans added to the text index after a batch that did not fill up
+_INDEX_SLICE = 2000
 
 
 @dataclass
@@ -133,19 +137,39 @@ class QueueProcessor(SpanProcessor):
 
 
 class _StoreSink:
+    """Writes each batch, and runs retention a slice at a time: once due (every
+    :data:`_PRUNE_EVERY` s), batches are followed by deleting at most :data:`_PRUNE_SLICE` of
+    the oldest expired traces (after each batch when the writer keeps up, once a second when it
+    is busy) until none is left, so a large backlog (a first start over an
+    old store, a shorter retention) never holds the writer for minutes while the queue fills.
+    The text index is filled the same way, and only when the writer has caught up."""
+
     def __init__(self, store: TraceStore, retention_days: int, max_spans: int) -> None:
         self.store = store
         self.retention_days = retention_days
         self.max_spans = max_spans
         self._pruned = 0.0
+        self._older: int | None = None
+        self._pruning = False
+        self._sliced = 0.0
 
     def __call__(self, spans: list[ReadableSpan]) -> None:
         self.store.write([to_record(s) for s in spans])
+        if len(spans) < _BATCH:  # the queue was drained: time to index the text written
+            self.store.index_text(_INDEX_SLICE)
         now = time.time()
         if now - self._pruned > _PRUNE_EVERY:
             self._pruned = now
-            older = int((now - self.retention_days * 86400) * 1e9) if self.retention_days else None
-            self.store.prune(older_than_ns=older, max_spans=self.max_spans or None)
+            self._pruning = bool(self.retention_days or self.max_spans)
+            days = self.retention_days
+            self._older = int((now - days * 86400) * 1e9) if days else None
+        # a busy writer (full batches) deletes one slice a second, an idle one after each batch
+        if self._pruning and (len(spans) < _BATCH or now - self._sliced >= 1.0):
+            self._sliced = now
+            deleted = self.store.prune(
+                older_than_ns=self._older, max_spans=self.max_spans or None, limit=_PRUNE_SLICE
+            )
+            self._pruning = deleted > 0
 
 
 def _otlp_sink(endpoint: str, headers: dict[str, str]) -> Callable[[list[ReadableSpan]], None]:

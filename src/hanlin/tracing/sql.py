@@ -6,7 +6,13 @@ inside a transaction (``sqlite3`` and ``psycopg`` connections both have ``execut
 Besides ``spans`` and ``traces``, two small tables serve the dashboard: ``trace_days`` (a
 version per UTC day, bumped by every write and prune that changes the day) and
 ``trace_stats_cache`` (a day's computed stats and the version they were computed at), so stats
-over a month of traces recompute only the days that changed."""
+over a month of traces recompute only the days that changed.
+
+``trace_tags`` holds each trace's distinct models, knowledge bases and API keys, keyed by the
+trace's start: the list's filters probe it, and a write appends to it near the newest end.
+(Indexes on the spans' own ``model``/``kb``/``key_id`` with the random trace id second made
+every batch touch hundreds of pages scattered over the whole file: at 1M spans a write spent
+most of its time committing them.)"""
 
 from __future__ import annotations
 
@@ -51,9 +57,15 @@ class Dialect:
     like: str  # the case-insensitive LIKE
     attributes: str  # the attributes as JSON text
     any_of: Callable[[list[str]], tuple[str, list[Any]]]  # "IN (…)" / "= ANY(…)" and its args
+    #: ``[(start_ns, trace_id), …]`` -> a subquery of those pairs and its args
+    pairs: Callable[[list[tuple[int, str]]], tuple[str, list[Any]]]
     #: ends the text search's subquery: PostgreSQL must probe trace by trace, newest first,
     #: and stop at a page (" OFFSET 0"), not hash a scan of every span's JSON first
     fence: str = ""
+
+
+#: the span columns a trace is tagged with (every distinct value of any of its spans)
+TAGS = ("model", "kb", "key_id")
 
 
 def span_values(s: SpanRecord) -> tuple[Any, ...]:
@@ -174,10 +186,13 @@ def refresh(conn: Any, d: Dialect, trace_ids: list[str], span_days: Iterable[int
     The root is the span without a parent (the earliest span until it arrives); model, kb
     and key are those of the earliest span that has one."""
     ids, args = d.any_of(trace_ids)
-    old = conn.execute(
-        f"SELECT DISTINCT start_ns / {DAY_NS} FROM traces WHERE trace_id {ids}", args
-    )
-    days = {int(r[0]) for r in old.fetchall()} | set(span_days)
+    old = [
+        (int(start), str(trace_id))
+        for start, trace_id in conn.execute(
+            f"SELECT start_ns, trace_id FROM traces WHERE trace_id {ids}", args
+        ).fetchall()
+    ]
+    days = {start // DAY_NS for start, _ in old} | set(span_days)
 
     def first(column: str) -> str:
         return (
@@ -212,7 +227,29 @@ def refresh(conn: Any, d: Dialect, trace_ids: list[str], span_days: Iterable[int
             cost_cny = excluded.cost_cny""",
         args,
     )
+    _retag(conn, d, trace_ids, old)
     _bump(conn, d, days)
+
+
+def _retag(conn: Any, d: Dialect, trace_ids: list[str], old: list[tuple[int, str]]) -> None:
+    """Rebuild the ``trace_tags`` rows of ``trace_ids`` (``old``: their previous starts, where
+    their rows are) at the traces' current starts."""
+    if old:
+        pairs, pair_args = d.pairs(old)
+        conn.execute(f"DELETE FROM trace_tags WHERE (start_ns, trace_id) IN ({pairs})", pair_args)
+    ids, args = d.any_of(trace_ids)
+    selects = [
+        f"SELECT t.start_ns, t.trace_id, '{column}', s.{column} FROM {d.spans} s "
+        f"JOIN traces t ON t.trace_id = s.trace_id WHERE s.trace_id {ids} "
+        f"AND s.{column} IS NOT NULL"
+        for column in TAGS
+    ]
+    conn.execute(
+        "INSERT INTO trace_tags (start_ns, trace_id, kind, value) "
+        + " UNION ".join(selects)
+        + " ON CONFLICT DO NOTHING",
+        args * len(TAGS),
+    )
 
 
 def _bump(conn: Any, d: Dialect, days: Iterable[int]) -> None:
@@ -233,13 +270,34 @@ def rate(conn: Any, d: Dialect, trace_id: str, rating: int | None, comment: str 
     return bool(cur.rowcount > 0)
 
 
-def prune(conn: Any, d: Dialect, older_than_ns: int | None, max_spans: int | None) -> int:
+def prune(
+    conn: Any,
+    d: Dialect,
+    older_than_ns: int | None,
+    max_spans: int | None,
+    limit: int | None = None,
+) -> int:
     """Delete whole traces: those started before ``older_than_ns``, then the oldest until at
-    most ``max_spans`` spans are left; returns the spans deleted."""
+    most ``max_spans`` spans are left — at most the ``limit`` oldest traces (None: all that
+    qualify); returns the spans deleted."""
     deleted = 0
     m = d.mark
+    bound: tuple[Any, ...] | None = None
+    if limit is not None:
+        bound = conn.execute(
+            f"SELECT start_ns, trace_id FROM traces ORDER BY start_ns, trace_id LIMIT 1 OFFSET {m}",
+            (max(1, limit) - 1,),
+        ).fetchone()
+
+    def upto(where: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        if bound is None:
+            return where, args
+        return f"{where} AND (start_ns, trace_id) <= ({m}, {m})", (*args, *bound)
+
     if older_than_ns is not None:
-        deleted += _delete(conn, d, f"start_ns < {m}", (older_than_ns,))
+        deleted += _delete(conn, d, *upto(f"start_ns < {m}", (older_than_ns,)))
+        if bound is not None and bound[0] < older_than_ns:
+            return deleted  # the slice is full: no need to sum every trace's spans yet
     if max_spans is not None:
         total = int(conn.execute("SELECT coalesce(sum(spans), 0) FROM traces").fetchone()[0])
         excess = total - max(0, max_spans)
@@ -250,7 +308,8 @@ def prune(conn: Any, d: Dialect, older_than_ns: int | None, max_spans: int | Non
                 f"WHERE upto >= {m} ORDER BY start_ns, trace_id LIMIT 1",
                 (excess,),
             ).fetchone()
-            deleted += _delete(conn, d, f"(start_ns, trace_id) <= ({m}, {m})", (start, trace_id))
+            where = f"(start_ns, trace_id) <= ({m}, {m})"
+            deleted += _delete(conn, d, *upto(where, (start, trace_id)))
     return deleted
 
 
@@ -261,14 +320,20 @@ def _delete(conn: Any, d: Dialect, where: str, args: tuple[Any, ...]) -> int:
     _bump(conn, d, (int(r[0]) for r in days.fetchall()))
     cur = conn.execute(f"DELETE FROM {d.spans} WHERE {chosen}", args)
     conn.execute(f"DELETE FROM traces WHERE {where}", args)
+    conn.execute(f"DELETE FROM trace_tags WHERE {where}", args)  # the same start and id
     return int(cur.rowcount)
 
 
 # --- reads ---------------------------------------------------------------------------------
 
 
-def list_sql(query: TraceQuery, d: Dialect) -> tuple[str, list[Any]]:
-    """The list query of ``query``: ``traces`` newest first, filtered, after the cursor."""
+#: ``(text) -> the search's condition on ``traces t`` and its args``
+Search = Callable[[str], tuple[str, list[Any]]]
+
+
+def list_sql(query: TraceQuery, d: Dialect, search: Search | None = None) -> tuple[str, list[Any]]:
+    """The list query of ``query``: ``traces`` newest first, filtered, after the cursor.
+    ``search`` gives the text condition (default: :func:`scan_search`)."""
     m = d.mark
     where: list[str] = []
     args: list[Any] = []
@@ -278,11 +343,11 @@ def list_sql(query: TraceQuery, d: Dialect) -> tuple[str, list[Any]]:
     if query.until_ns is not None:
         where.append(f"t.start_ns < {m}")
         args.append(query.until_ns)
-    for column in ("model", "kb", "key_id"):
+    for column in TAGS:
         if getattr(query, column) is not None:
             where.append(
-                f"EXISTS (SELECT 1 FROM {d.spans} s WHERE s.{column} = {m} "
-                "AND s.trace_id = t.trace_id)"
+                f"EXISTS (SELECT 1 FROM trace_tags g WHERE g.start_ns = t.start_ns "
+                f"AND g.trace_id = t.trace_id AND g.kind = '{column}' AND g.value = {m})"
             )
             args.append(getattr(query, column))
     if query.status is not None:
@@ -291,13 +356,9 @@ def list_sql(query: TraceQuery, d: Dialect) -> tuple[str, list[Any]]:
         where.append(f"t.rating = {m}")
         args.append(query.rating)
     if query.text:
-        where.append(
-            f"(t.name {d.like} {m} ESCAPE '\\' OR EXISTS (SELECT 1 FROM {d.spans} s WHERE "
-            f"s.trace_id = t.trace_id AND s.{d.attributes} {d.like} {m} ESCAPE '\\'{d.fence}))"
-        )
-        # inside the JSON a quote or a backslash is escaped: look for the text as written there
-        in_json = json.dumps(query.text, ensure_ascii=False)[1:-1]
-        args += [f"%{escape_like(query.text)}%", f"%{escape_like(in_json)}%"]
+        condition, found = (search or (lambda text: scan_search(d, text)))(query.text)
+        where.append(condition)
+        args += found
     if query.before is not None:
         where.append(f"(t.start_ns, t.trace_id) < ({m}, {m})")
         args += [int(query.before[0]), str(query.before[1])]
@@ -306,6 +367,23 @@ def list_sql(query: TraceQuery, d: Dialect) -> tuple[str, list[Any]]:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY t.start_ns DESC, t.trace_id DESC LIMIT {m}"
     return sql, [*args, max(0, int(query.limit))]
+
+
+def in_json(text: str) -> str:
+    """``text`` as written inside the attributes' JSON (a quote or a backslash escaped)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def scan_search(d: Dialect, text: str) -> tuple[str, list[Any]]:
+    """The text condition without an index: the root's name, or any span's attributes, read
+    trace by trace, newest first (quick to fill a page when the text is common; reads every
+    span when it is rare)."""
+    m = d.mark
+    return (
+        f"(t.name {d.like} {m} ESCAPE '\\' OR EXISTS (SELECT 1 FROM {d.spans} s WHERE "
+        f"s.trace_id = t.trace_id AND s.{d.attributes} {d.like} {m} ESCAPE '\\'{d.fence}))",
+        [f"%{escape_like(text)}%", f"%{escape_like(in_json(text))}%"],
+    )
 
 
 def escape_like(text: str) -> str:

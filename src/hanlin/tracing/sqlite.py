@@ -1,7 +1,17 @@
 """The SQLite trace store: ``<app dir>/traces.sqlite`` in WAL mode. ``spans`` holds one row
 per span; ``traces`` one row per trace (root name, time span, status, totals, rating), rebuilt
 from its spans in the transaction of every write, so the list reads one indexed table. The
-SQL itself is shared with the PostgreSQL store (:mod:`hanlin.tracing.sql`)."""
+SQL itself is shared with the PostgreSQL store (:mod:`hanlin.tracing.sql`).
+
+Free-text search reads ``spans_text``, an FTS5 trigram index of the spans' attributes (external
+content: the text stays in ``spans``), where this SQLite has the trigram tokenizer (3.34+). The
+index narrows a search to the spans holding every three characters of the text; ``LIKE`` on
+those spans decides, so the results are those of a scan. It is filled when the writer has
+caught up (:meth:`SqliteTraceStore.index_text`), never inside a write: tokenizing a span's
+text costs as much as storing it, and a writer that falls behind drops spans. Spans not yet
+indexed are searched by a scan of just those rows. (A manual ``VACUUM`` may renumber the
+spans: then run ``INSERT INTO spans_text(spans_text) VALUES ('delete-all')`` and
+``UPDATE spans_text_upto SET upto = 0``, and the writer indexes them again.)"""
 
 from __future__ import annotations
 
@@ -29,7 +39,16 @@ _DIALECT = Dialect(
     like="LIKE",  # case-insensitive for ASCII
     attributes="attributes",
     any_of=lambda ids: (f"IN ({', '.join('?' * len(ids))})", list(ids)),
+    pairs=lambda pairs: (
+        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+        [json.dumps(pairs)],
+    ),
 )
+#: a text whose three-character pieces are in more spans than this is searched by the scan,
+#: which fills a page of such a common text sooner than checking every candidate
+_CANDIDATES = 4000
+#: the most pieces of a long text the index is asked for (any of them narrow the search)
+_PIECES = 24
 
 _INSERT_BATCH = (
     f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) SELECT "
@@ -79,7 +98,64 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        # the filters' values per trace, keyed by the trace's start (hanlin.tracing.sql)
+        "0002_trace_tags",
+        [
+            """CREATE TABLE trace_tags (
+                start_ns INTEGER NOT NULL, trace_id TEXT NOT NULL, kind TEXT NOT NULL,
+                value TEXT NOT NULL, PRIMARY KEY (start_ns, trace_id, kind, value)
+            ) WITHOUT ROWID""",
+            "INSERT INTO trace_tags "
+            + " UNION ".join(
+                f"SELECT t.start_ns, t.trace_id, '{c}', s.{c} FROM spans s "
+                f"JOIN traces t ON t.trace_id = s.trace_id WHERE s.{c} IS NOT NULL"
+                for c in sql.TAGS
+            ),
+            "DROP INDEX spans_model",
+            "DROP INDEX spans_kb",
+            "DROP INDEX spans_key",
+        ],
+    ),
 ]
+#: the text index, where this SQLite has the trigram tokenizer (applied when it does). It is
+#: filled after the writes, not in them (:meth:`SqliteTraceStore.index_text`): spans up to
+#: ``spans_text_upto.upto`` (a rowid) are in it, the newer ones are searched by a scan
+_TEXT_INDEX = (
+    "0003_spans_text",
+    [
+        "CREATE VIRTUAL TABLE spans_text USING fts5(attributes, content='spans', "
+        "content_rowid='rowid', tokenize='trigram', detail='none', columnsize=0)",
+        "CREATE TABLE spans_text_upto (upto INTEGER NOT NULL)",
+        "INSERT INTO spans_text_upto VALUES (0)",
+        "CREATE TRIGGER spans_text_delete AFTER DELETE ON spans "
+        "WHEN old.rowid <= (SELECT upto FROM spans_text_upto) BEGIN "
+        "INSERT INTO spans_text(spans_text, rowid, attributes) "
+        "VALUES ('delete', old.rowid, old.attributes); END",
+    ],
+)
+
+
+def _has_trigrams(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.OperationalError:  # no FTS5, or a SQLite before 3.34
+        return False
+    conn.execute("DROP TABLE temp.probe")
+    return True
+
+
+def _pieces(text: str) -> str | None:
+    """The FTS5 query of the spans whose attributes hold every three characters of ``text``
+    (as written in the JSON), or None for a text under three characters."""
+    needle = sql.in_json(text)
+    pieces = list(dict.fromkeys(needle[i : i + 3] for i in range(len(needle) - 2)))
+    if not pieces:
+        return None
+    if len(pieces) > _PIECES:  # spread over the whole text
+        pieces = [pieces[i * len(pieces) // _PIECES] for i in range(_PIECES)]
+    return " AND ".join('"' + p.replace('"', '""') + '"' for p in pieces)
+
 
 # SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``)
 _BUSY, _LOCKED, _CORRUPT, _NOTADB = 5, 6, 11, 26
@@ -95,6 +171,7 @@ class SqliteTraceStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._text_index = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteTraceStore:
@@ -118,7 +195,12 @@ class SqliteTraceStore:
                 # traces are diagnostics: a power cut may lose the last batch, never the file
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index inserts stay in memory
-                apply_migrations(conn, MIGRATIONS)
+                text_index = [_TEXT_INDEX] if _has_trigrams(conn) else []
+                apply_migrations(conn, [*MIGRATIONS, *text_index])
+                self._text_index = (
+                    conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spans_text'").fetchone()
+                    is not None
+                )
             except BaseException:
                 conn.close()
                 raise
@@ -194,17 +276,74 @@ class SqliteTraceStore:
         with self._session(write=True) as conn:
             return sql.rate(conn, _DIALECT, trace_id, rating, comment)
 
-    def prune(self, older_than_ns: int | None = None, max_spans: int | None = None) -> int:
+    def prune(
+        self,
+        older_than_ns: int | None = None,
+        max_spans: int | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         with self._session(write=True) as conn:
-            return sql.prune(conn, _DIALECT, older_than_ns, max_spans)
+            deleted = sql.prune(conn, _DIALECT, older_than_ns, max_spans, limit)
+            if deleted and self._text_index:  # the newest spans gone: their rowids come again
+                conn.execute(
+                    "UPDATE spans_text_upto SET upto = min(upto, "
+                    "coalesce((SELECT max(rowid) FROM spans), 0))"
+                )
+            return deleted
+
+    def index_text(self, limit: int = 2000) -> int:
+        """Add up to ``limit`` of the spans written since the last call to the text index
+        (oldest first); returns how many (0: the index is complete, or there is none). The
+        writer calls it when it has caught up; a search covers the rest by a scan."""
+        with self._session(write=True) as conn:
+            if not self._text_index:
+                return 0
+            upto = conn.execute("SELECT upto FROM spans_text_upto").fetchone()[0]
+            last, n = conn.execute(
+                "SELECT max(rowid), count(*) FROM (SELECT rowid FROM spans WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?)",
+                (upto, max(1, limit)),
+            ).fetchone()
+            if not n:
+                return 0
+            conn.execute(
+                "INSERT INTO spans_text(rowid, attributes) SELECT rowid, attributes FROM spans "
+                "WHERE rowid > ? AND rowid <= ?",
+                (upto, last),
+            )
+            conn.execute("UPDATE spans_text_upto SET upto = ?", (last,))
+            return int(n)
 
     # --- reads ---------------------------------------------------------------------------
 
     def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
-        text, args = sql.list_sql(query, _DIALECT)
         with self._session(write=False) as conn:
+            text, args = sql.list_sql(query, _DIALECT, lambda t: self._search(conn, t))
             rows = conn.execute(text, args).fetchall()
         return [sql.summary_of(r) for r in rows]
+
+    def _search(self, conn: sqlite3.Connection, text: str) -> tuple[str, list[Any]]:
+        """The text condition: the spans the index finds, checked with ``LIKE``; the scan
+        without an index, for a text under three characters, or one the index finds in more
+        than :data:`_CANDIDATES` spans."""
+        match = _pieces(text) if self._text_index else None
+        if match is not None:
+            found = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM spans_text WHERE spans_text MATCH ? LIMIT ?)",
+                (match, _CANDIDATES),
+            ).fetchone()[0]
+            if found < _CANDIDATES:
+                upto = conn.execute("SELECT upto FROM spans_text_upto").fetchone()[0]
+                pattern = f"%{sql.escape_like(sql.in_json(text))}%"
+                return (
+                    "(t.name LIKE ? ESCAPE '\\' OR t.trace_id IN (SELECT s.trace_id FROM spans s "
+                    "WHERE s.rowid IN (SELECT rowid FROM spans_text WHERE spans_text MATCH ?) "
+                    "AND s.attributes LIKE ? ESCAPE '\\' UNION ALL SELECT s.trace_id FROM spans s "
+                    "WHERE s.rowid > ? AND s.attributes LIKE ? ESCAPE '\\'))",
+                    [f"%{sql.escape_like(text)}%", match, pattern, upto, pattern],
+                )
+        return sql.scan_search(_DIALECT, text)
 
     def get_trace(self, trace_id: str) -> list[SpanRecord]:
         with self._session(write=False) as conn:
