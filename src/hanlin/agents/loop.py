@@ -53,6 +53,7 @@ from hanlin.models.types import (
 )
 from hanlin.tracing import spans
 from hanlin.tracing.records import REQUEST_MODEL, TOOL_ARGUMENTS, TOOL_NAME, TOOL_RESULT
+from hanlin.tracing.setup import capturing
 
 ApproveCallback = Callable[[ApprovalRequest], Awaitable[bool] | bool]
 AnswerFrom = Literal["model", "tool"]
@@ -243,6 +244,9 @@ class Agent:
             attrs={REQUEST_MODEL: self.model, "hanlin.agent.tools": len(self.tools)},
             parent=self.parent_span,
         )
+        if capturing():  # tool arguments and results recorded as masked as the model's calls
+            user = getattr(self.options, "user", None)
+            spans.mask_content(run.span, self.gateway.trace_detector(self.model, user))
         failed: Exception | None = None
         try:
             async with aclosing(self._steps(run, messages)) as steps:

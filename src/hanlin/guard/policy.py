@@ -145,3 +145,22 @@ def ingest_detector(settings: GuardSettings, kb: str | None = None) -> Detector:
     return detector(
         tuple(settings.recognizers), tuple(settings.entities if entities is None else entities)
     )
+
+
+def content_detector(
+    settings: GuardSettings, *, kb: str | None = None, key: str | None = None
+) -> Detector | None:
+    """What masks text recorded where no model call decides — a knowledge-base search outside
+    a masked answer or agent run: the mode in force for knowledge base ``kb`` (default: the one
+    :func:`kb_scope` set) and API key ``key``. Only ``always`` masks: nothing leaves the
+    process, so ``remote`` does not. None: recorded as it is."""
+    kb = kb if kb is not None else current_kb()
+    mode: str = settings.mask_pii
+    entities: list[str] = settings.entities
+    for rule in (settings.kbs.get(kb) if kb else None, settings.keys.get(key) if key else None):
+        if rule is not None:
+            mode = rule.mask_pii or mode
+            entities = rule.entities if rule.entities is not None else entities
+    if mode != "always":
+        return None
+    return detector(tuple(settings.recognizers), tuple(entities))

@@ -1,5 +1,7 @@
 """The span of a knowledge-base search (``search {kb}``, operation ``retrieve``): mode, k, the
-query and the hits (sources and scores) when content is captured."""
+query and the hits (sources and scores) when content is captured. The query is recorded masked
+inside a masked RAG answer or agent run, and where the guard policy for the knowledge base or
+the caller's API key is ``mask_pii = "always"``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from hanlin.access import caller as access
+from hanlin.guard.policy import content_detector
 from hanlin.tracing import spans
+from hanlin.tracing.setup import capturing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,6 +28,10 @@ def traced_search(fn: Callable[P, R]) -> Callable[P, R]:
             "hanlin.search.k": kwargs.get("k", 10),
         }
         with spans.span(f"search {kb.name}", operation="retrieve", kb=kb.name, attrs=attrs) as sp:
+            if capturing() and sp.is_recording():
+                guard = kb.settings.guard
+                key = access.current().user
+                spans.mask_content(sp, content_detector(guard, kb=kb.name, key=key))
             spans.record(sp, "hanlin.query", query)
             results: Any = fn(*args, **kwargs)
             sp.set_attribute("hanlin.search.results", len(results))

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from hanlin.access import caller as access
 from hanlin.config import Settings, load_settings
-from hanlin.errors import InvalidInputError
+from hanlin.errors import HanlinError, InvalidInputError
+from hanlin.guard.detect import Detector
 from hanlin.guard.policy import current_kb, is_user_facing
 from hanlin.models import guard_model, guarding
 from hanlin.models.base import ChatProvider
@@ -182,6 +183,18 @@ class Gateway:
 
     def resolve(self, model: str | None) -> Route:
         return self.catalog.resolve(model or self.models.default)
+
+    def trace_detector(self, model: str | None, user: str | None = None) -> Detector | None:
+        """What masks the content recorded around calls to ``model`` by ``user`` (default: the
+        caller) — a RAG answer's question, an agent's tool calls: the detector when the policy
+        masks any of its deployments (the :func:`~hanlin.guard.policy.kb_scope` rule applies),
+        else None, also for a model that does not resolve."""
+        try:
+            route = self.resolve(model)
+        except HanlinError:
+            return None
+        key = user or access.current().user or ""
+        return guarding.trace_detector(self.settings.guard, route, key, current_kb())
 
     # -- chat --------------------------------------------------------------------------------
 

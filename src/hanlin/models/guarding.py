@@ -27,6 +27,7 @@ from typing import Any
 
 from hanlin.access import caller as access
 from hanlin.config import GuardSettings
+from hanlin.guard.detect import Detector
 from hanlin.guard.masking import Masker, StreamRestorer
 from hanlin.guard.output import OutputHit, output_policy
 from hanlin.guard.policy import Decision, Target, current_kb, decide
@@ -41,7 +42,7 @@ from hanlin.models.types import (
     ToolCall,
     ToolCallDelta,
 )
-from hanlin.tracing import genai
+from hanlin.tracing import genai, spans
 from hanlin.tracing.setup import capturing
 
 MASKED = "hanlin.guard.masked"
@@ -113,21 +114,30 @@ def call_span(
     guarded = CallGuard(kb)
     shown: Sequence[Message] = msgs
     if capturing():
-        for dep in route.deployments:
-            decided = decision(settings, dep, route.name, key, kb)
-            if decided.detector is not None:
-                guarded.trace = Masker(decided.detector)
-                shown = mask_messages(guarded.trace, msgs)
-                break
+        found = trace_detector(settings, route, key, kb)
+        if found is not None:
+            shared = spans.current_masker()  # a masked RAG answer or agent run above
+            same = shared is not None and shared.detector is found
+            guarded.trace = shared if same and shared is not None else Masker(found)
+            shown = mask_messages(guarded.trace, msgs)
     return genai.call_span("chat", route.name, shown, opts), guarded
+
+
+def trace_detector(
+    settings: GuardSettings, route: Route, key: str, kb: str | None
+) -> Detector | None:
+    """The detector of the first deployment of ``route`` the policy masks for this caller
+    (what masks the content traces record around calls to it); None: none is masked."""
+    for dep in route.deployments:
+        found = decision(settings, dep, route.name, key, kb).detector
+        if found is not None:
+            return found
+    return None
 
 
 def masks_route(settings: GuardSettings, route: Route, key: str, kb: str | None) -> bool:
     """Whether the policy masks any deployment of ``route`` for this caller."""
-    return any(
-        decision(settings, dep, route.name, key, kb).detector is not None
-        for dep in route.deployments
-    )
+    return trace_detector(settings, route, key, kb) is not None
 
 
 def served(

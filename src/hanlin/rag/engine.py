@@ -17,7 +17,7 @@ from typing import Any
 from hanlin.access import caller as access
 from hanlin.config import RagSettings
 from hanlin.errors import HanlinError, InvalidInputError, StepError
-from hanlin.guard.policy import kb_scope
+from hanlin.guard.policy import content_detector, kb_scope
 from hanlin.knowledge.filters import Filter
 from hanlin.knowledge.kb import KnowledgeBase
 from hanlin.models.base_models import is_base_model
@@ -45,6 +45,7 @@ from hanlin.rag.templates import Language, Templates, detect_language
 from hanlin.text import count_tokens
 from hanlin.tracing import spans
 from hanlin.tracing.records import OUTPUT_MESSAGES, REQUEST_MODEL
+from hanlin.tracing.setup import capturing
 
 HistoryLike = Sequence[Message | dict[str, Any]]
 #: sources listed with a refusal
@@ -181,6 +182,8 @@ class RagEngine:
             kb=self.kb.name,
             attrs={"hanlin.rag.mode": run.answer_mode, REQUEST_MODEL: run.gen_model},
         )
+        if capturing():
+            self._mask_trace(run)
         spans.record(run.span, "hanlin.question", run.question)
         events = self._answer(run, k, filters)
         try:
@@ -196,6 +199,19 @@ class RagEngine:
         finally:
             await events.aclose()
         spans.finish(run.span)
+
+    def _mask_trace(self, run: _Run) -> None:
+        """The answer's trace records the question, queries and answer masked when the policy
+        masks the answering or rewriting model's route, or (no model resolves) when the mode for
+        the knowledge base and caller is ``always``."""
+        with kb_scope(self.kb.name):
+            models = {run.gen_model, self.settings.rewrite_model or run.gen_model}
+            found = [self.gateway.trace_detector(m, self.user) for m in sorted(models)]
+            if not any(found):
+                key = self.user or access.current().user
+                found = [content_detector(self.kb.settings.guard, key=key)]
+        for detector in found:
+            spans.mask_content(run.span, detector)
 
     async def _answer(
         self, run: _Run, k: int | None, filters: dict[str, Any] | Filter | None
