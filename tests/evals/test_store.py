@@ -4,6 +4,8 @@ survive a reopen, upserts, unknown names and ids, and two writers numbering vers
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from hanlin.evals.base import (
     RunInfo,
     find_run,
 )
+from hanlin.evals.owner import orphaned_runs, owner_gone, process_owner
 from hanlin.evals.postgres import PostgresEvalStore
 from hanlin.evals.sqlite import SqliteEvalStore
 
@@ -143,3 +146,35 @@ def test_two_writers_importing_one_name_number_versions_without_gaps(
     assert sorted(refs, key=lambda r: int(r.split("@")[1])) == [f"race@{n}" for n in range(1, 13)]
     for s in stores:
         s.close()
+
+
+def test_an_orphaned_run_is_taken_over_by_one_claimant(backend: tuple[str, str]) -> None:
+    """A run whose owner is gone is orphaned; of several processes claiming it with what
+    they read, exactly one wins (a conditional UPDATE on both backends)."""
+    store = _open(*backend)
+    store.put_dataset("qa", examples("one?"), "qa.jsonl")
+    mine = store.create_run(
+        RunInfo(
+            id="r-mine", name="n", dataset="qa@1", target="m", config={"owner": process_owner()}
+        )
+    )
+    gone = store.create_run(
+        RunInfo(id="r-gone", name="n", dataset="qa@1", target="m", config={"owner": "h:1:x"})
+    )
+    # a pid that cannot exist on this host, then one that does, under another token
+    dead = f"{socket.gethostname()}:999999999:abcd"
+    alive_other_token = f"{socket.gethostname()}:{os.getpid()}:other"
+    assert owner_gone(dead, mine.updated_at) and owner_gone(alive_other_token, mine.updated_at)
+    assert not owner_gone(process_owner(), mine.updated_at)
+    assert not owner_gone(None, mine.updated_at)  # no owner: only once nothing moved for long
+    assert owner_gone("elsewhere:1:x", mine.updated_at - 10_000)
+    store.update_run(gone.id, config={"owner": dead})
+    found = orphaned_runs(store)
+    assert [r.id for r in found] == ["r-gone"]
+    run = found[0]
+    wins = [store.claim_run(run.id, f"claimant-{i}", run.updated_at) for i in range(3)]
+    assert wins == [True, False, False]
+    assert store.run(run.id).config["owner"] == "claimant-0"
+    store.update_run(run.id, status="interrupted")
+    fresh = store.run(run.id)
+    assert not store.claim_run(run.id, "late", fresh.updated_at)  # only running runs

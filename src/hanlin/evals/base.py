@@ -170,6 +170,11 @@ class EvalStore(Protocol):
         config: dict[str, Any] | None = None,
     ) -> RunInfo: ...
 
+    def claim_run(self, run_id: str, owner: str, seen: float) -> bool:
+        """Record ``owner`` as the process running ``run_id``, only if the run is still
+        ``running`` with ``updated_at == seen`` (atomic: one taker wins)."""
+        ...
+
     def put_result(self, run_id: str, result: ExampleResult) -> None:
         """Record one example's result (replacing an earlier one for the same example)."""
         ...

@@ -20,6 +20,7 @@ from hanlin.evals.datasets import LoadedDataset, load_dataset
 from hanlin.evals.imports import report_of
 from hanlin.evals.judge import Judge
 from hanlin.evals.metrics import METRICS, select_metrics
+from hanlin.evals.owner import process_owner
 from hanlin.evals.scorer import aggregate, score
 from hanlin.evals.targets import ANSWER_PROMPT, Output, Target, open_target
 from hanlin.models.gateway import Gateway
@@ -177,7 +178,9 @@ def execute(
     run = plan.run
     examples = plan.dataset.examples[: run.total]
     finished = {r.example_id for r in store.results(run.id) if r.error is None}
-    store.update_run(run.id, status="running")
+    # this process runs it now: another one finds it orphaned only once this one is gone
+    owned = store.run(run.id).config | {"owner": process_owner()}
+    store.update_run(run.id, status="running", config=owned)
     done = sum(ex.id in finished for ex in examples)
     if progress:
         progress(done, len(examples), "")

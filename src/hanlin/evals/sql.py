@@ -259,6 +259,25 @@ class SqlEvalStore:
             )
         return self.run(run_id)
 
+    def claim_run(self, run_id: str, owner: str, seen: float) -> bool:
+        """Make ``owner`` the process running ``run_id`` if the run is still ``running`` and
+        unchanged since it was read (``updated_at == seen``): one conditional UPDATE, so of
+        several processes taking over a run left by a dead one exactly one wins."""
+        with self._write() as conn:
+            row = self._exec(
+                conn, "SELECT config FROM eval_runs WHERE id = ? AND status = 'running'", (run_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            config = _json(json.loads(row[0]) | {"owner": owner})
+            changed = self._exec(
+                conn,
+                "UPDATE eval_runs SET config = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'running' AND updated_at = ?",
+                (config, time.time(), run_id, seen),
+            ).rowcount
+        return bool(changed)
+
     def put_result(self, run_id: str, result: ExampleResult) -> None:
         with self._write() as conn:
             self._exec(

@@ -98,9 +98,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.jobs.bind(asyncio.get_running_loop())
         app.state.workflow_runs.start()  # resume the runs a stopped process left running
+        resuming = asyncio.create_task(app.state.eval_runs.resume_on_start(state.gateway))
         try:
             yield
         finally:
+            await asyncio.wait({resuming})
             await app.state.workflow_runs.aclose()
             await asyncio.to_thread(state.jobs.join, 10.0)
             await asyncio.to_thread(app.state.eval_runs.join, 10.0)

@@ -12,6 +12,7 @@ answered or cancelled later. Workflows are named, never read from a path a clien
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ from hanlin.flows.catalog import (
 )
 from hanlin.flows.events import FlowEvent, NodeFinishedEvent, RunPausedEvent, event_dict
 from hanlin.flows.palette import submitted_ports
+from hanlin.flows.schedule import schedule_rows
 from hanlin.models.types import Usage
 from hanlin.server import sse
 from hanlin.server.auth import scope
@@ -326,8 +328,11 @@ async def show_workflow(
         False, description="an invalid workflow answers with its definition and problems"
     ),
     state: ServerState = Depends(get_state),
+    runs: WorkflowRuns = Depends(workflow_runs),
     caller: Principal = Depends(scope("workflows")),
 ) -> dict[str, Any]:
+    """``triggers``: each schedule trigger with its next fire and its last one (time, outcome,
+    run), as ``hanlin workflow show`` lists them."""
     try:
         wf = await asyncio.to_thread(named_workflow, name, state.settings)
     except WorkflowInvalidError as exc:
@@ -353,6 +358,7 @@ async def show_workflow(
         "definition": wf.spec.to_data(),
         "yaml": wf.to_yaml(),
         "layout": await asyncio.to_thread(read_layout, name, state.settings),
+        "triggers": await asyncio.to_thread(schedule_rows, wf, runs.engine.store, time.time()),
     }
 
 
