@@ -26,22 +26,7 @@ FLAKY = str(Path(__file__).parents[1] / "agents" / "mcp" / "flaky_server.py")
 
 
 def _json(content: dict[str, Any]) -> Reply:
-    return Reply(
-        json={
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": json.dumps(content)},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-        }
-    )
+    return Reply.chat(json.dumps(content), prompt_tokens=9, completion_tokens=3)
 
 
 def model(body: dict[str, Any]) -> Reply:

@@ -258,22 +258,7 @@ def _stream_reply() -> Reply:
 
 
 def _json_reply(content: str) -> Reply:
-    return Reply(
-        json={
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-        }
-    )
+    return Reply.chat(content, prompt_tokens=3, completion_tokens=3)
 
 
 @pytest.mark.slow

@@ -19,22 +19,7 @@ CHAT = "/v1/chat/completions"
 
 
 def reply(content: str) -> Reply:
-    return Reply(
-        json={
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        }
-    )
+    return Reply.chat(content, prompt_tokens=5, completion_tokens=2)
 
 
 @pytest.fixture()

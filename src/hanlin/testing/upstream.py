@@ -45,6 +45,30 @@ class Reply:
     chunk_delay: float = 0.0
     reset_after: int | None = None
 
+    @classmethod
+    def chat(cls, content: str, *, prompt_tokens: int = 5, completion_tokens: int = 2) -> Reply:
+        """A chat completion answering ``content``, shaped as OpenAI returns one."""
+        return cls(
+            json={
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
+
 
 class _Reset(Exception):
     """Raised inside the app to make the server drop the connection mid-body."""
