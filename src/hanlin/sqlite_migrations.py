@@ -38,6 +38,20 @@ def apply_migrations(
         conn.execute("COMMIT")
 
 
+def _wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch a new file to WAL. Several connections opening one new file at once may each be
+    told "database is locked" at once (the switch does not wait on the busy timeout): retry."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteFile:
     """One small SQLite file of the app directory, the base of its stores: opened on first use
     (WAL, a 30 s busy timeout, foreign keys, :attr:`migrations` applied), one connection behind a
@@ -60,7 +74,7 @@ class SqliteFile:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             if self.synchronous:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
